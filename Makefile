@@ -1,0 +1,51 @@
+# swift-finetune: `make test` and `make run` work on a fresh Debian machine with only the Swift toolchain.
+SHELL := /bin/bash
+APT_PACKAGES := libopenblas-dev libopenmpi-dev openmpi-bin libjson-c-dev libarchive-dev libyaml-dev pkg-config zstd
+SWIFT ?= swift
+PYTHON ?= python3
+RELEASE_BIN := .build/release
+# OpenMPI refuses to start as root unless told; CI machines run as root. Only the test/bench harness sets this.
+export OMPI_ALLOW_RUN_AS_ROOT := 1
+export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
+
+.PHONY: setup build release test bench bench-peers fixtures run clean
+
+# Installs only what is missing, so a second run does nothing.
+setup:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "setup: installing$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	else echo "setup: system packages present"; fi
+
+build: setup
+	$(SWIFT) build
+
+release: setup
+	$(SWIFT) build -c release
+
+test: setup
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+# Benchmarks print their figures beside references measured in the same run (sgemm peak, peers).
+bench: release
+	$(RELEASE_BIN)/Benchmarks $(BENCH_ARGS)
+
+# Optional: PyTorch and HF tokenizers on the same inputs (needs `pip install -r Scripts/reference/requirements.txt`).
+bench-peers:
+	$(PYTHON) Benchmarks/peers/run_all.py
+
+# Regenerates Tests/Fixtures from Scripts/reference (pinned versions, CPU only).
+fixtures:
+	$(PYTHON) -m pip install -q -r Scripts/reference/requirements.txt
+	cd Scripts/reference && for g in gen_*.py; do echo "== $$g"; $(PYTHON) $$g || exit 1; done
+
+run: release
+	$(RELEASE_BIN)/swift-finetune Recipes/quickstart.yaml
+
+clean:
+	rm -rf .build

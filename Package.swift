@@ -1,0 +1,46 @@
+// swift-tools-version:6.0
+// The only dependencies are the Swift toolchain and C libraries from Debian (see `make setup`).
+import PackageDescription
+
+let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+
+let package = Package(
+    name: "swift-finetune",
+    products: [
+        .library(name: "SwiftFinetune", targets: ["SwiftFinetune"]),
+        .executable(name: "swift-finetune", targets: ["swift-finetune"]),
+    ],
+    targets: [
+        // System libraries, found through pkg-config.
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CJSONC", pkgConfig: "json-c", providers: [.apt(["libjson-c-dev"])]),
+        .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
+        .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
+        .systemLibrary(name: "COpenMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
+        // OpenMPI's predefined handles (MPI_COMM_WORLD, MPI_FLOAT, ...) are macros over extern structs,
+        // which Swift cannot import; this C target hands them out as functions.
+        .target(name: "CMPI", dependencies: ["COpenMPI"]),
+
+        .target(name: "Tensors", swiftSettings: optimize),
+        .target(name: "Kernels", dependencies: ["Tensors", "COpenBLAS"], swiftSettings: optimize),
+        .target(name: "Formats", dependencies: ["CJSONC", "CYAML", "CArchive"], swiftSettings: optimize),
+        .target(name: "SafeTensors", dependencies: ["Tensors", "Formats"], swiftSettings: optimize),
+        .target(name: "Tokenizers", dependencies: ["Formats"], swiftSettings: optimize),
+        .target(name: "Models", dependencies: ["Tensors", "Kernels", "SafeTensors", "Formats"], swiftSettings: optimize),
+        .target(name: "Distributed", dependencies: ["CMPI", "Tensors"], swiftSettings: optimize),
+        .target(name: "Engine", dependencies: ["Models", "Distributed", "Kernels", "Tensors", "SafeTensors", "Formats"], swiftSettings: optimize),
+        .target(name: "Trainer", dependencies: ["Engine", "Models", "Tokenizers", "Formats", "SafeTensors"], swiftSettings: optimize),
+        .target(name: "Recipes", dependencies: ["Trainer", "Engine", "Formats"], swiftSettings: optimize),
+        .target(name: "SwiftFinetune", dependencies: ["Tensors", "Kernels", "Formats", "SafeTensors", "Tokenizers", "Models", "Distributed", "Engine", "Trainer", "Recipes"], swiftSettings: optimize),
+        .executableTarget(name: "swift-finetune", dependencies: ["SwiftFinetune"], swiftSettings: optimize),
+        .executableTarget(name: "Benchmarks", dependencies: ["SwiftFinetune"], path: "Benchmarks/Sources", swiftSettings: optimize),
+
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
+        .testTarget(name: "FormatsTests", dependencies: ["Formats"]),
+        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "SafeTensors"]),
+        .testTarget(name: "CLITests", dependencies: ["SwiftFinetune"]),
+    ]
+)

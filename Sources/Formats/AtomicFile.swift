@@ -1,0 +1,56 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public enum AtomicFileError: Error, CustomStringConvertible {
+    case io(path: String, operation: String, errno: Int32)
+
+    public var description: String {
+        switch self {
+        case .io(let path, let operation, let code):
+            return "\(path): \(operation) failed: \(String(cString: strerror(code)))"
+        }
+    }
+}
+
+/// Writes that never leave a half-written file where a user's file was: data goes to a temporary
+/// file beside the target, is fsynced, then renamed over it, and the folder is fsynced.
+public enum AtomicFile {
+    public static func write(_ data: Data, to path: String) throws {
+        let tmp = path + ".tmp-\(getpid())"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw AtomicFileError.io(path: tmp, operation: "open", errno: errno) }
+        var ok = false
+        defer { if !ok { unlink(tmp) } }
+        try data.withUnsafeBytes { raw in
+            var done = 0
+            while done < raw.count {
+                let n = Glibc.write(fd, raw.baseAddress! + done, raw.count - done)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    let e = errno
+                    close(fd)
+                    throw AtomicFileError.io(path: tmp, operation: "write", errno: e)
+                }
+                done += n
+            }
+        }
+        if fsync(fd) != 0 { let e = errno; close(fd); throw AtomicFileError.io(path: tmp, operation: "fsync", errno: e) }
+        close(fd)
+        try rename(tmp, to: path)
+        ok = true
+    }
+
+    public static func rename(_ from: String, to: String) throws {
+        guard Glibc.rename(from, to) == 0 else { throw AtomicFileError.io(path: to, operation: "rename", errno: errno) }
+        syncDirectory(of: to)
+    }
+
+    /// Makes a rename durable. Failure is ignored: some filesystems refuse fsync on directories.
+    public static func syncDirectory(of path: String) {
+        let dir = (path as NSString).deletingLastPathComponent
+        let fd = open(dir.isEmpty ? "." : dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 { _ = fsync(fd); close(fd) }
+    }
+}

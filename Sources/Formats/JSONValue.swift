@@ -1,0 +1,184 @@
+import CJSONC
+import Foundation
+
+/// A parsed JSON document. Objects keep their keys in document order (json-c preserves it), which
+/// matters when a file is read, changed and written back for a person to diff.
+public enum JSONValue: Equatable, Sendable {
+    case null
+    case bool(Bool)
+    case int(Int64)
+    case double(Double)
+    case string(String)
+    case array([JSONValue])
+    case object(JSONObject)
+
+    public subscript(key: String) -> JSONValue? {
+        if case .object(let o) = self { return o[key] }
+        return nil
+    }
+
+    public var stringValue: String? { if case .string(let s) = self { return s }; return nil }
+    public var boolValue: Bool? { if case .bool(let b) = self { return b }; return nil }
+    public var arrayValue: [JSONValue]? { if case .array(let a) = self { return a }; return nil }
+    public var objectValue: JSONObject? { if case .object(let o) = self { return o }; return nil }
+    public var isNull: Bool { if case .null = self { return true }; return false }
+
+    /// Integers, and doubles that hold an integer exactly.
+    public var intValue: Int? {
+        switch self {
+        case .int(let i): return Int(i)
+        case .double(let d) where d.rounded() == d && abs(d) < 9.0e15: return Int(d)
+        default: return nil
+        }
+    }
+
+    public var doubleValue: Double? {
+        switch self {
+        case .int(let i): return Double(i)
+        case .double(let d): return d
+        default: return nil
+        }
+    }
+
+    /// A short name of the kind of value, for error messages.
+    public var kindName: String {
+        switch self {
+        case .null: return "null"
+        case .bool: return "a boolean"
+        case .int: return "an integer"
+        case .double: return "a number"
+        case .string: return "a string"
+        case .array: return "an array"
+        case .object: return "an object"
+        }
+    }
+}
+
+/// An insertion-ordered string-keyed map.
+public struct JSONObject: Equatable, Sendable, Sequence {
+    public private(set) var keys: [String] = []
+    private var values: [String: JSONValue] = [:]
+
+    public init() {}
+    public init(_ pairs: [(String, JSONValue)]) { for (k, v) in pairs { self[k] = v } }
+
+    public subscript(key: String) -> JSONValue? {
+        get { values[key] }
+        set {
+            if let newValue {
+                if values.updateValue(newValue, forKey: key) == nil { keys.append(key) }
+            } else if values.removeValue(forKey: key) != nil {
+                keys.removeAll { $0 == key }
+            }
+        }
+    }
+
+    public var count: Int { keys.count }
+
+    public func makeIterator() -> AnyIterator<(key: String, value: JSONValue)> {
+        var i = 0
+        return AnyIterator {
+            guard i < keys.count else { return nil }
+            defer { i += 1 }
+            return (keys[i], values[keys[i]]!)
+        }
+    }
+
+    public static func == (a: JSONObject, b: JSONObject) -> Bool { a.values == b.values }
+}
+
+public enum JSONError: Error, CustomStringConvertible {
+    case parse(source: String, message: String)
+    case unreadable(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .parse(let source, let message): return "\(source): invalid JSON: \(message)"
+        case .unreadable(let path, let reason): return "\(path): cannot read: \(reason)"
+        }
+    }
+}
+
+extension JSONValue {
+    /// Parses `bytes` with json-c. `source` names the file (or stream) in errors.
+    public static func parse(bytes: UnsafeRawBufferPointer, source: String) throws -> JSONValue {
+        guard let tok = json_tokener_new_ex(JSON_TOKENER_DEFAULT_DEPTH) else {
+            throw JSONError.parse(source: source, message: "out of memory")
+        }
+        defer { json_tokener_free(tok) }
+        json_tokener_set_flags(tok, Int32(JSON_TOKENER_STRICT))
+        guard bytes.count < Int(Int32.max) else {
+            throw JSONError.parse(source: source, message: "document larger than 2 GiB")
+        }
+        let base = bytes.baseAddress?.assumingMemoryBound(to: CChar.self)
+        let empty: [CChar] = [0]
+        let obj = empty.withUnsafeBufferPointer { e in
+            json_tokener_parse_ex(tok, base ?? e.baseAddress!, Int32(bytes.count))
+        }
+        let err = json_tokener_get_error(tok)
+        if err != json_tokener_success || obj == nil && bytes.count == 0 {
+            let message = bytes.count == 0 ? "empty document" : String(cString: json_tokener_error_desc(err))
+            let offset = json_tokener_get_parse_end(tok)
+            throw JSONError.parse(source: source, message: "\(message) at byte \(offset)")
+        }
+        let end = Int(json_tokener_get_parse_end(tok))
+        if end < bytes.count {
+            let rest = UnsafeRawBufferPointer(rebasing: bytes[end...])
+            if rest.contains(where: { !($0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09) }) {
+                json_object_put(obj)
+                throw JSONError.parse(source: source, message: "trailing characters after the document at byte \(end)")
+            }
+        }
+        defer { json_object_put(obj) }
+        return convert(obj)
+    }
+
+    public static func parse(_ text: String, source: String = "<string>") throws -> JSONValue {
+        var copy = text
+        return try copy.withUTF8 { try parse(bytes: UnsafeRawBufferPointer($0), source: source) }
+    }
+
+    public static func parse(data: Data, source: String) throws -> JSONValue {
+        try data.withUnsafeBytes { try parse(bytes: $0, source: source) }
+    }
+
+    public static func read(path: String) throws -> JSONValue {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw JSONError.unreadable(path: path, reason: FileManager.default.fileExists(atPath: path) ? "permission denied" : "no such file")
+        }
+        return try parse(data: data, source: path)
+    }
+
+    private static func convert(_ obj: OpaquePointer?) -> JSONValue {
+        guard let obj else { return .null }
+        switch json_object_get_type(obj) {
+        case json_type_null: return .null
+        case json_type_boolean: return .bool(json_object_get_boolean(obj) != 0)
+        case json_type_int: return .int(json_object_get_int64(obj))
+        case json_type_double: return .double(json_object_get_double(obj))
+        case json_type_string:
+            let len = Int(json_object_get_string_len(obj))
+            let ptr = json_object_get_string(obj)!
+            return .string(ptr.withMemoryRebound(to: UInt8.self, capacity: len) {
+                String(decoding: UnsafeBufferPointer(start: $0, count: len), as: UTF8.self)
+            })
+        case json_type_array:
+            let n = json_object_array_length(obj)
+            var items: [JSONValue] = []
+            items.reserveCapacity(n)
+            for i in 0..<n { items.append(convert(json_object_array_get_idx(obj, i))) }
+            return .array(items)
+        case json_type_object:
+            var result = JSONObject()
+            var it = json_object_iter_begin(obj)
+            var end = json_object_iter_end(obj)
+            while json_object_iter_equal(&it, &end) == 0 {
+                let key = String(cString: json_object_iter_peek_name(&it))
+                result[key] = convert(json_object_iter_peek_value(&it))
+                json_object_iter_next(&it)
+            }
+            return .object(result)
+        default: return .null
+        }
+    }
+}

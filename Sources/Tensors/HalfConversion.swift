@@ -1,0 +1,146 @@
+/// f32 ⇄ bf16/f16 conversions, bit-identical to PyTorch (c10::BFloat16 and c10::Half):
+/// round to nearest, ties to even; bf16 NaN → 0x7FC0; f16 NaN → 0x7E00 with its sign; f16
+/// overflow (|x| ≥ 65520) → ±inf; f16 subnormals rounded exactly.
+/// Each has a plain scalar reference and a SIMD path over whole buffers; tests hold them together.
+public enum HalfConversion {
+    // MARK: scalar references
+
+    @inlinable
+    public static func bf16Bits(_ x: Float) -> UInt16 {
+        if x.isNaN { return 0x7FC0 }
+        let u = x.bitPattern
+        return UInt16(truncatingIfNeeded: (u &+ ((u >> 16) & 1) &+ 0x7FFF) >> 16)
+    }
+
+    @inlinable
+    public static func float(bf16 bits: UInt16) -> Float { Float(bitPattern: UInt32(bits) << 16) }
+
+    @inlinable
+    public static func f16Bits(_ x: Float) -> UInt16 {
+        var u = x.bitPattern
+        let sign = u & 0x8000_0000
+        u ^= sign
+        var o: UInt32
+        if u >= 0x4780_0000 {  // ≥ 65536 (and inf/NaN): values in [65520, 65536) overflow below
+            o = u > 0x7F80_0000 ? 0x7E00 : 0x7C00
+        } else if u < 0x3880_0000 {  // below the smallest normal f16 (2^-14): subnormal or zero
+            // Adding 0.5 aligns the f16 subnormal grid with the f32 mantissa's last bits, so the FPU's
+            // own round-to-nearest-even does the rounding.
+            let f = Float(bitPattern: u) + Float(bitPattern: 0x3F00_0000)
+            o = f.bitPattern &- 0x3F00_0000
+        } else {
+            let mantOdd = (u >> 13) & 1
+            u = u &+ 0xC800_0FFF  // rebias exponent (15 - 127) << 23, plus the rounding bias 0xFFF
+            u = u &+ mantOdd
+            o = u >> 13
+        }
+        return UInt16(truncatingIfNeeded: o | (sign >> 16))
+    }
+
+    @inlinable
+    public static func float(f16 bits: UInt16) -> Float {
+        let sign = UInt32(bits & 0x8000) << 16
+        let exp = UInt32(bits >> 10) & 0x1F
+        let mant = UInt32(bits) & 0x3FF
+        if exp == 0 {
+            // Subnormal: mant × 2^-24, exact in f32.
+            let f = Float(mant) * Float(bitPattern: 0x3380_0000)
+            return Float(bitPattern: f.bitPattern | sign)
+        }
+        if exp == 0x1F { return Float(bitPattern: sign | 0x7F80_0000 | (mant << 13)) }
+        return Float(bitPattern: sign | ((exp + 112) << 23) | (mant << 13))
+    }
+
+    // MARK: buffers
+
+    public static func toBF16(_ src: UnsafeBufferPointer<Float>, _ dst: UnsafeMutableBufferPointer<UInt16>) {
+        precondition(dst.count >= src.count)
+        let n = src.count
+        var i = 0
+        let s = UnsafeRawPointer(src.baseAddress!)
+        let d = UnsafeMutableRawPointer(dst.baseAddress!)
+        while i + 8 <= n {
+            let u = s.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<UInt32>.self)
+            let rounded = (u &+ ((u &>> 16) & 1) &+ 0x7FFF) &>> 16
+            // NaN: exponent all ones and a non-zero mantissa.
+            let isNaN = (u & 0x7FFF_FFFF) .> 0x7F80_0000
+            let out = SIMD8<UInt16>(truncatingIfNeeded: rounded.replacing(with: 0x7FC0, where: isNaN))
+            d.storeBytes(of: out, toByteOffset: i * 2, as: SIMD8<UInt16>.self)
+            i += 8
+        }
+        while i < n { dst[i] = bf16Bits(src[i]); i += 1 }
+    }
+
+    public static func fromBF16(_ src: UnsafeBufferPointer<UInt16>, _ dst: UnsafeMutableBufferPointer<Float>) {
+        precondition(dst.count >= src.count)
+        let n = src.count
+        var i = 0
+        let s = UnsafeRawPointer(src.baseAddress!)
+        let d = UnsafeMutableRawPointer(dst.baseAddress!)
+        while i + 8 <= n {
+            let h = s.loadUnaligned(fromByteOffset: i * 2, as: SIMD8<UInt16>.self)
+            d.storeBytes(of: SIMD8<UInt32>(truncatingIfNeeded: h) &<< 16, toByteOffset: i * 4, as: SIMD8<UInt32>.self)
+            i += 8
+        }
+        while i < n { dst[i] = float(bf16: src[i]); i += 1 }
+    }
+
+    public static func toF16(_ src: UnsafeBufferPointer<Float>, _ dst: UnsafeMutableBufferPointer<UInt16>) {
+        precondition(dst.count >= src.count)
+        let n = src.count
+        var i = 0
+        let s = UnsafeRawPointer(src.baseAddress!)
+        let d = UnsafeMutableRawPointer(dst.baseAddress!)
+        while i + 8 <= n {
+            let x = s.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<UInt32>.self)
+            let sign = x & 0x8000_0000
+            let u = x ^ sign
+            // The three cases of the scalar reference, computed for all lanes and selected by mask.
+            let nanOrInf = SIMD8<UInt32>(repeating: 0x7C00).replacing(with: 0x7E00, where: u .> 0x7F80_0000)
+            let sub = SIMD8<Float>(bitPattern: u) + SIMD8<Float>(repeating: 0.5)
+            let subBits = SIMD8<UInt32>(bitPattern: sub) &- 0x3F00_0000
+            let normal = (u &+ 0xC800_0FFF &+ ((u &>> 13) & 1)) &>> 13
+            var o = normal.replacing(with: subBits, where: u .< 0x3880_0000)
+            o.replace(with: nanOrInf, where: u .>= 0x4780_0000)
+            let out = SIMD8<UInt16>(truncatingIfNeeded: o | (sign &>> 16))
+            d.storeBytes(of: out, toByteOffset: i * 2, as: SIMD8<UInt16>.self)
+            i += 8
+        }
+        while i < n { dst[i] = f16Bits(src[i]); i += 1 }
+    }
+
+    public static func fromF16(_ src: UnsafeBufferPointer<UInt16>, _ dst: UnsafeMutableBufferPointer<Float>) {
+        precondition(dst.count >= src.count)
+        let n = src.count
+        var i = 0
+        let s = UnsafeRawPointer(src.baseAddress!)
+        let d = UnsafeMutableRawPointer(dst.baseAddress!)
+        while i + 8 <= n {
+            let h = SIMD8<UInt32>(truncatingIfNeeded: s.loadUnaligned(fromByteOffset: i * 2, as: SIMD8<UInt16>.self))
+            let sign = (h & 0x8000) &<< 16
+            let exp = (h &>> 10) & 0x1F
+            let mant = h & 0x3FF
+            let normal = sign | ((exp &+ 112) &<< 23) | (mant &<< 13)
+            let special = sign | 0x7F80_0000 | (mant &<< 13)
+            let subF = SIMD8<Float>(mant) * SIMD8<Float>(repeating: Float(bitPattern: 0x3380_0000))
+            let sub = SIMD8<UInt32>(bitPattern: subF) | sign
+            var o = normal.replacing(with: special, where: exp .== 0x1F)
+            o.replace(with: sub, where: exp .== 0)
+            d.storeBytes(of: o, toByteOffset: i * 4, as: SIMD8<UInt32>.self)
+            i += 8
+        }
+        while i < n { dst[i] = float(f16: src[i]); i += 1 }
+    }
+}
+
+extension SIMD8 where Scalar == Float {
+    @inlinable init(bitPattern u: SIMD8<UInt32>) {
+        self = unsafeBitCast(u, to: SIMD8<Float>.self)
+    }
+}
+
+extension SIMD8 where Scalar == UInt32 {
+    @inlinable init(bitPattern f: SIMD8<Float>) {
+        self = unsafeBitCast(f, to: SIMD8<UInt32>.self)
+    }
+}

@@ -1,0 +1,2 @@
+import SwiftFinetune
+print("swift-finetune")
