@@ -42,7 +42,7 @@ public final class FlatBuffer: @unchecked Sendable {
     public func store(_ src: UnsafeBufferPointer<Float>, at offset: Int) {
         precondition(offset + src.count <= count)
         switch dtype {
-        case .f32: UnsafeMutableBufferPointer(rebasing: floats[offset..<offset + src.count]).update(fromContentsOf: src)
+        case .f32: _ = UnsafeMutableBufferPointer(rebasing: floats[offset..<offset + src.count]).update(fromContentsOf: src)
         case .bf16: HalfConversion.toBF16(src, UnsafeMutableBufferPointer(rebasing: halves[offset..<offset + src.count]))
         case .f16: HalfConversion.toF16(src, UnsafeMutableBufferPointer(rebasing: halves[offset..<offset + src.count]))
         default: preconditionFailure("store into a \(dtype) buffer")
@@ -53,7 +53,7 @@ public final class FlatBuffer: @unchecked Sendable {
     public func load(into dst: UnsafeMutableBufferPointer<Float>, from offset: Int) {
         precondition(offset + dst.count <= count)
         switch dtype {
-        case .f32: dst.update(fromContentsOf: UnsafeBufferPointer(rebasing: floats[offset..<offset + dst.count]))
+        case .f32: _ = dst.update(fromContentsOf: UnsafeBufferPointer(rebasing: floats[offset..<offset + dst.count]))
         case .bf16: HalfConversion.fromBF16(UnsafeBufferPointer(rebasing: halves[offset..<offset + dst.count]), dst)
         case .f16: HalfConversion.fromF16(UnsafeBufferPointer(rebasing: halves[offset..<offset + dst.count]), dst)
         default: preconditionFailure("load from a \(dtype) buffer")
