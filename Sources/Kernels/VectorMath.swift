@@ -16,6 +16,7 @@ public enum VectorMath {
         let lo = F8(repeating: -87.33654)
         var v = x.replacing(with: hi, where: x .> hi)
         v.replace(with: lo, where: v .< lo)
+        v.replace(with: 0, where: x .!= x)  // NaN lanes must not reach the Int32 conversion
         let n = (v * 1.44269504088896341).rounded(.toNearestOrEven)
         // Cody–Waite: ln2 split in two so r keeps its low bits.
         var r = v - n * 0.693359375

@@ -1,0 +1,120 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One independent attention span: query rows `qStart..<qStart+qLen` attend causally to key/value
+/// rows `kvStart..<kvStart+past+qLen`, query i seeing keys up to past+i. A packed training row is
+/// several spans (attention never crosses an example), a padded batch is one span per row, and
+/// incremental decoding is one span whose keys come from the KV cache (`past` cached tokens).
+public struct AttentionSpan: Sendable, Equatable {
+    public var qStart: Int
+    public var qLen: Int
+    public var kvStart: Int
+    public var past: Int
+
+    public init(qStart: Int, qLen: Int, kvStart: Int? = nil, past: Int = 0) {
+        self.qStart = qStart
+        self.qLen = qLen
+        self.kvStart = kvStart ?? qStart
+        self.past = past
+    }
+
+    public var kLen: Int { past + qLen }
+}
+
+public struct AttentionShape: Sendable {
+    public let heads: Int
+    public let kvHeads: Int
+    public let headDim: Int
+    public init(heads: Int, kvHeads: Int, headDim: Int) {
+        self.heads = heads
+        self.kvHeads = kvHeads
+        self.headDim = headDim
+    }
+    public var qDim: Int { heads * headDim }
+    public var kvDim: Int { kvHeads * headDim }
+    /// GQA: each KV head serves a contiguous group of query heads.
+    public func kvHead(of h: Int) -> Int { h / (heads / kvHeads) }
+    public var scale: Float { 1 / Float(headDim).squareRoot() }
+
+    /// Floats of attention probabilities the spans produce (what backward keeps).
+    public func probsCount(_ spans: [AttentionSpan]) -> Int { spans.reduce(0) { $0 + heads * $1.qLen * $1.kLen } }
+}
+
+public enum Attention {
+    /// out[N, heads·hd] = softmax(q·kᵀ·scale, causal per span)·v for q[N, heads·hd], k/v[rows, kvHeads·hd].
+    /// `probs`, when given, receives each (span, head)'s [qLen, kLen] probability block in order
+    /// (span-major, then head): backward needs them.
+    public static func forward(out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>?,
+                               q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                               spans: [AttentionSpan], shape: AttentionShape) {
+        let maxBlock = spans.map { $0.qLen * $0.kLen }.max() ?? 0
+        let scratch = probs == nil ? UnsafeMutablePointer<Float>.allocate(capacity: max(maxBlock, 1)) : nil
+        defer { scratch?.deallocate() }
+        var offset = 0
+        for span in spans {
+            for h in 0..<shape.heads {
+                let p = probs.map { $0 + offset } ?? scratch!
+                offset += span.qLen * span.kLen
+                head(out: out, p: p, q: q, k: k, v: v, span: span, h: h, shape: shape)
+            }
+        }
+    }
+
+    private static func head(out: UnsafeMutablePointer<Float>, p: UnsafeMutablePointer<Float>,
+                             q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                             span: AttentionSpan, h: Int, shape: AttentionShape) {
+        let hd = shape.headDim, g = shape.kvHead(of: h)
+        let qh = q + span.qStart * shape.qDim + h * hd
+        let kh = k + span.kvStart * shape.kvDim + g * hd
+        let vh = v + span.kvStart * shape.kvDim + g * hd
+        let (qLen, kLen, past) = (span.qLen, span.kLen, span.past)
+        // scores[qLen, kLen] = scale · Q·Kᵀ (the masked upper triangle is computed and then overwritten).
+        Matmul.gemm(transA: false, transB: true, M: qLen, N: kLen, K: hd, alpha: shape.scale,
+                    A: qh, lda: shape.qDim, B: kh, ldb: shape.kvDim, C: p, ldc: kLen)
+        Parallel.forEachChunk(qLen, minPerThread: 64) { rows in
+            for i in rows {
+                let row = p + i * kLen
+                let visible = past + i + 1
+                let m = VectorMath.max(row, visible)
+                let s = VectorMath.expShiftSum(row, visible, shift: m)
+                VectorMath.scale(row, visible, by: 1 / s)
+                if visible < kLen { (row + visible).update(repeating: 0, count: kLen - visible) }
+            }
+        }
+        Matmul.gemm(transA: false, transB: false, M: qLen, N: hd, K: kLen,
+                    A: p, lda: kLen, B: vh, ldb: shape.kvDim, C: out + span.qStart * shape.qDim + h * hd, ldc: shape.qDim)
+    }
+
+    /// The plain definition in f64, one score at a time.
+    public static func forwardReference(out: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>,
+                                        k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                                        spans: [AttentionSpan], shape: AttentionShape) {
+        let hd = shape.headDim
+        for span in spans {
+            for h in 0..<shape.heads {
+                let g = shape.kvHead(of: h)
+                for i in 0..<span.qLen {
+                    let qi = q + (span.qStart + i) * shape.qDim + h * hd
+                    let visible = span.past + i + 1
+                    var scores = [Double](repeating: 0, count: visible)
+                    for j in 0..<visible {
+                        let kj = k + (span.kvStart + j) * shape.kvDim + g * hd
+                        var s: Double = 0
+                        for d in 0..<hd { s += Double(qi[d]) * Double(kj[d]) }
+                        scores[j] = s * Double(shape.scale)
+                    }
+                    let m = scores.max()!
+                    let e = scores.map { exp($0 - m) }
+                    let z = e.reduce(0, +)
+                    let o = out + (span.qStart + i) * shape.qDim + h * hd
+                    for d in 0..<hd {
+                        var acc: Double = 0
+                        for j in 0..<visible { acc += e[j] / z * Double(v[(span.kvStart + j) * shape.kvDim + g * hd + d]) }
+                        o[d] = Float(acc)
+                    }
+                }
+            }
+        }
+    }
+}

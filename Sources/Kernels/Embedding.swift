@@ -1,0 +1,22 @@
+/// Token and learned position embeddings, and the residual add.
+public enum Embedding {
+    /// out[N, C] = table[tokens[n]].
+    public static func forward(out: UnsafeMutablePointer<Float>, tokens: [Int32], table: UnsafePointer<Float>, C: Int) {
+        for (n, t) in tokens.enumerated() { (out + n * C).update(from: table + Int(t) * C, count: C) }
+    }
+
+    /// out[N, C] += table[positions[n]] (GPT-2's wpe).
+    public static func addPositions(out: UnsafeMutablePointer<Float>, positions: [Int32], table: UnsafePointer<Float>, C: Int) {
+        for (n, p) in positions.enumerated() { Residual.add(out + n * C, table + Int(p) * C, count: C) }
+    }
+}
+
+public enum Residual {
+    /// x[i] += y[i].
+    @inline(__always)
+    public static func add(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, count n: Int) {
+        var i = 0
+        while i + 8 <= n { VectorMath.store(VectorMath.load(x + i) + VectorMath.load(y + i), x + i); i += 8 }
+        while i < n { x[i] += y[i]; i += 1 }
+    }
+}

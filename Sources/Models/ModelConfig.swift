@@ -1,0 +1,120 @@
+import Formats
+import Kernels
+import Tensors
+
+/// The architecture-independent description every kernel call is planned from. Each architecture file
+/// decodes its own config.json into this (Llama.swift, GPT2.swift); `raw` keeps the file's other keys so
+/// an exported config.json carries everything the user's had.
+public struct TransformerConfig: Sendable {
+    public enum Norm: Sendable { case rms, layer }
+    public enum Activation: String, Sendable { case silu, geluNew = "gelu_new" }
+    public enum Positions: Sendable { case rotary(theta: Float, scaling: RotaryEmbedding.Scaling), learned(max: Int) }
+
+    public var modelType: String
+    public var vocabSize: Int
+    public var hiddenSize: Int
+    public var intermediateSize: Int
+    public var numLayers: Int
+    public var numHeads: Int
+    public var numKVHeads: Int
+    public var headDim: Int
+    public var maxPositions: Int
+    public var norm: Norm
+    public var normEps: Float
+    public var activation: Activation
+    public var positions: Positions
+    public var tieWordEmbeddings: Bool
+    /// Bias on q/k/v (Qwen2 always; Llama when attention_bias) and on o_proj (Llama attention_bias only).
+    public var qkvBias: Bool
+    public var outputBias: Bool
+    public var mlpBias: Bool
+    public var bosTokenId: Int?
+    public var eosTokenIds: [Int]
+    public var torchDtype: DType?
+    public var raw: JSONObject
+
+    public var attentionShape: AttentionShape { AttentionShape(heads: numHeads, kvHeads: numKVHeads, headDim: headDim) }
+}
+
+public enum ModelConfigError: Error, CustomStringConvertible {
+    case unsupportedModelType(file: String, found: String?, supported: [String])
+    case invalid(file: String, key: String, message: String)
+    case unsupported(file: String, key: String, message: String)
+
+    public var description: String {
+        switch self {
+        case .unsupportedModelType(let file, let found, let supported):
+            let what = found.map { "model_type '\($0)' is not supported" } ?? "no model_type key"
+            return "\(file): \(what); supported: \(supported.joined(separator: ", "))"
+        case .invalid(let file, let key, let message): return "\(file): \(key): \(message)"
+        case .unsupported(let file, let key, let message): return "\(file): \(key): \(message) is not supported"
+        }
+    }
+}
+
+/// Architectures by config.json `model_type`.
+public enum ModelRegistry {
+    public typealias Parser = (_ json: JSONValue, _ source: String) throws -> TransformerConfig
+
+    nonisolated(unsafe) static var parsers: [String: Parser] = [
+        "llama": LlamaFamily.parse,
+        "mistral": LlamaFamily.parse,
+        "qwen2": LlamaFamily.parse,
+        "gpt2": GPT2Family.parse,
+    ]
+
+    public static var supportedTypes: [String] { parsers.keys.sorted() }
+
+    public static func config(json: JSONValue, source: String) throws -> TransformerConfig {
+        let type = json["model_type"]?.stringValue
+        guard let type, let parse = parsers[type] else {
+            throw ModelConfigError.unsupportedModelType(file: source, found: type, supported: supportedTypes)
+        }
+        return try parse(json, source)
+    }
+
+    public static func config(path: String) throws -> TransformerConfig {
+        try config(json: JSONValue.read(path: path), source: path)
+    }
+
+    /// The parameter table of an architecture: Hugging Face names, shapes and layer groups.
+    public static func layout(for config: TransformerConfig) -> ParameterLayout {
+        config.modelType == "gpt2" ? GPT2Family.layout(config) : LlamaFamily.layout(config)
+    }
+}
+
+extension TransformerConfig {
+    /// Checks the invariants the kernels rely on, naming the key at fault.
+    func validated(source: String) throws -> TransformerConfig {
+        func check(_ ok: Bool, _ key: String, _ message: String) throws {
+            if !ok { throw ModelConfigError.invalid(file: source, key: key, message: message) }
+        }
+        try check(vocabSize > 0, "vocab_size", "must be positive, got \(vocabSize)")
+        try check(hiddenSize > 0, "hidden_size", "must be positive, got \(hiddenSize)")
+        try check(numLayers > 0, "num_hidden_layers", "must be positive, got \(numLayers)")
+        try check(numHeads > 0, "num_attention_heads", "must be positive, got \(numHeads)")
+        try check(numKVHeads > 0 && numHeads % numKVHeads == 0, "num_key_value_heads",
+                  "must divide num_attention_heads (\(numHeads)), got \(numKVHeads)")
+        try check(headDim > 0 && headDim % 2 == 0, "head_dim", "must be a positive even number, got \(headDim)")
+        try check(intermediateSize > 0, "intermediate_size", "must be positive, got \(intermediateSize)")
+        return self
+    }
+
+    /// config.json in the transformers-4 layout (`torch_dtype`, top-level `rope_theta`/`rope_scaling`),
+    /// which transformers 4 and 5 both read; every other key of the original file is kept.
+    public func transformers4JSON(dtype: DType) -> JSONValue {
+        var o = raw
+        o["dtype"] = nil
+        o["torch_dtype"] = .string(dtype.torchName)
+        if let rp = o["rope_parameters"]?.objectValue {
+            o["rope_parameters"] = nil
+            if let theta = rp["rope_theta"] { o["rope_theta"] = theta }
+            var scaling = rp
+            scaling["rope_theta"] = nil
+            let type = scaling["rope_type"]?.stringValue ?? "default"
+            o["rope_scaling"] = type == "default" ? .null : .object(scaling)
+        }
+        if o["transformers_version"] == nil { o["transformers_version"] = .string("4.57.1") }
+        return .object(o)
+    }
+}

@@ -1,0 +1,88 @@
+import Tensors
+
+/// Where weights come from: a safetensors file, a sharded checkpoint, or a test's dictionary.
+/// Reading converts the stored dtype (f32, bf16, f16) to f32.
+public protocol TensorSource {
+    var sourceName: String { get }
+    var tensorNames: [String] { get }
+    func tensorShape(_ name: String) -> [Int]?
+    func readTensor(_ name: String, into: UnsafeMutableBufferPointer<Float>) throws
+}
+
+public struct WeightLoadingError: Error, CustomStringConvertible {
+    public let source: String
+    public var missing: [String] = []
+    public var unexpected: [String] = []
+    public var misshaped: [(name: String, expected: [Int], found: [Int])] = []
+
+    public var isEmpty: Bool { missing.isEmpty && unexpected.isEmpty && misshaped.isEmpty }
+
+    public var description: String {
+        var lines = ["\(source): the weights do not match the model's config.json"]
+        func list(_ names: [String]) -> String {
+            names.count <= 12 ? names.joined(separator: ", ") : names.prefix(12).joined(separator: ", ") + ", … (\(names.count) in all)"
+        }
+        if !missing.isEmpty { lines.append("  missing \(missing.count): \(list(missing))") }
+        if !unexpected.isEmpty { lines.append("  unexpected \(unexpected.count): \(list(unexpected))") }
+        for m in misshaped.prefix(12) { lines.append("  \(m.name): expected shape \(m.expected), found \(m.found)") }
+        if misshaped.count > 12 { lines.append("  … \(misshaped.count) mis-shaped in all") }
+        return lines.joined(separator: "\n")
+    }
+}
+
+public enum WeightLoader {
+    /// Fills `params` (f32, laid out by `layout`) from `source`. Strict: every expected tensor present with
+    /// its exact shape, nothing unknown; all faults are reported together. A tied LM head saved anyway
+    /// is accepted and ignored, as transformers does.
+    public static func load(into params: FlatBuffer, layout: ParameterLayout, config: TransformerConfig,
+                            from source: TensorSource) throws {
+        var report = WeightLoadingError(source: source.sourceName)
+        var found = Set<String>()
+        var plan: [(file: String, entry: ParameterLayout.Entry)] = []
+        for fileName in source.tensorNames {
+            let name: String?
+            if config.modelType == "gpt2" { name = GPT2Family.canonicalName(fileName) } else { name = fileName }
+            guard let name else { continue }
+            if name == "lm_head.weight", config.tieWordEmbeddings { continue }
+            guard let entry = layout[name] else { report.unexpected.append(fileName); continue }
+            let shape = source.tensorShape(fileName) ?? []
+            if shape != entry.shape {
+                report.misshaped.append((fileName, entry.shape, shape))
+                found.insert(name)
+                continue
+            }
+            found.insert(name)
+            plan.append((fileName, entry))
+        }
+        report.missing = layout.entries.map(\.name).filter { !found.contains($0) }
+        guard report.isEmpty else { throw report }
+        for (file, entry) in plan {
+            try source.readTensor(file, into: params.floats(entry.range))
+        }
+    }
+}
+
+/// Tensors held in memory, by name: for tests and for building models from code.
+public struct InMemoryTensors: TensorSource {
+    public var sourceName: String
+    public var tensors: [String: (shape: [Int], values: [Float])]
+    public var order: [String]
+
+    public init(sourceName: String = "<memory>") {
+        self.sourceName = sourceName
+        tensors = [:]
+        order = []
+    }
+
+    public mutating func add(_ name: String, shape: [Int], values: [Float]) {
+        if tensors[name] == nil { order.append(name) }
+        tensors[name] = (shape, values)
+    }
+
+    public var tensorNames: [String] { order }
+    public func tensorShape(_ name: String) -> [Int]? { tensors[name]?.shape }
+    public func readTensor(_ name: String, into dst: UnsafeMutableBufferPointer<Float>) throws {
+        guard let t = tensors[name] else { throw WeightLoadingError(source: sourceName, missing: [name]) }
+        _ = dst.update(fromContentsOf: t.values)
+    }
+}
