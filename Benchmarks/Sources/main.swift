@@ -1,1 +1,19 @@
-print("benchmarks")
+import Foundation
+import SwiftFinetune
+
+// `make bench` [BENCH_ARGS="forward tokenizer ..."]: each section prints its figure beside references
+// measured in this same run (the sgemm peak; peers when `Benchmarks/peers/` ran first).
+let args = Set(CommandLine.arguments.dropFirst())
+func wanted(_ name: String) -> Bool { args.isEmpty || args.contains(name) }
+
+Parallel.setThreads(ProcessInfo.processInfo.activeProcessorCount)
+print("swift-finetune benchmarks: \(ProcessInfo.processInfo.activeProcessorCount) cores, \(Parallel.threads) threads")
+let peak = SgemmPeak.measure()
+Measure.line("OpenBLAS sgemm 2048³ (the MFU reference)", "\(Measure.fmt(peak)) GFLOP/s (median of 5)")
+
+do {
+    if wanted("forward") { try ForwardBenchmark.run(peak: peak) }
+} catch {
+    FileHandle.standardError.write(Data("benchmark failed: \(error)\n".utf8))
+    exit(1)
+}

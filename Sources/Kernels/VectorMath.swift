@@ -9,15 +9,19 @@ public typealias F8 = SIMD8<Float>
 public enum VectorMath {
     /// e^x for 8 lanes: range reduction x = n·ln2 + r, a degree-6 polynomial for e^r on |r| ≤ ln2/2,
     /// scaled by 2^n through the exponent bits. Relative error ≈ 2 ulp; inputs below −87.3 give 0
-    /// (as expf underflows), above 88.7 give +inf.
+    /// (where expf goes subnormal), above 88.376 give +inf (2^n must stay a normal float).
     @inline(__always)
     public static func exp(_ x: F8) -> F8 {
-        let hi = F8(repeating: 88.72283)
+        let hi = F8(repeating: 88.3762626647949)
         let lo = F8(repeating: -87.33654)
         var v = x.replacing(with: hi, where: x .> hi)
         v.replace(with: lo, where: v .< lo)
         v.replace(with: 0, where: x .!= x)  // NaN lanes must not reach the Int32 conversion
-        let n = (v * 1.44269504088896341).rounded(.toNearestOrEven)
+        // Adding 1.5·2²³ rounds to the nearest integer in the FPU and leaves that integer in the low
+        // mantissa bits, which avoids Swift's per-lane checked Float→Int conversion.
+        let magic = F8(repeating: 12_582_912)
+        let t = v * 1.44269504088896341 + magic
+        let n = t - magic
         // Cody–Waite: ln2 split in two so r keeps its low bits.
         var r = v - n * 0.693359375
         r = r + n * 2.12194440e-4
@@ -29,8 +33,8 @@ public enum VectorMath {
         p = p * r + 5.0000001201e-1
         let r2 = r * r
         let er = p * r2 + r + 1
-        let ni = SIMD8<Int32>(n)
-        let scale = unsafeBitCast((ni &+ 127) &<< 23, to: F8.self)
+        let bits = unsafeBitCast(t, to: SIMD8<UInt32>.self) &- 0x4B40_0000  // n as a two's-complement integer
+        let scale = unsafeBitCast((bits &+ 127) &<< 23, to: F8.self)
         var out = er * scale
         out.replace(with: .infinity, where: x .> hi)
         out.replace(with: 0, where: x .< lo)
