@@ -1,0 +1,40 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A read-only memory map of a whole file. Tensors are views into it, so nothing is read from disk
+/// until touched and the page cache is shared between processes opening the same checkpoint.
+final class MappedFile: @unchecked Sendable {
+    let path: String
+    let size: Int
+    private let base: UnsafeMutableRawPointer?
+
+    init(path: String) throws {
+        self.path = path
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw SafeTensorsError.io(path: path, operation: "open", errno: errno) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw SafeTensorsError.io(path: path, operation: "stat", errno: errno) }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw SafeTensorsError.notARegularFile(path: path) }
+        size = Int(st.st_size)
+        if size == 0 {
+            base = nil  // mmap refuses length 0; an empty file is reported as truncated by the parser
+            return
+        }
+        let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
+        guard let p, p != MAP_FAILED else { throw SafeTensorsError.io(path: path, operation: "mmap", errno: errno) }
+        base = p
+    }
+
+    deinit {
+        if let base { munmap(base, size) }
+    }
+
+    var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: size) }
+
+    func slice(_ range: Range<Int>) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(rebasing: bytes[range])
+    }
+}
