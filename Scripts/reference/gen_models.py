@@ -24,8 +24,9 @@ OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "Test
 torch.set_num_threads(1)
 torch.use_deterministic_algorithms(True)
 
-COMMON = dict(vocab_size=96, hidden_size=48, intermediate_size=80, num_hidden_layers=2,
-              num_attention_heads=6, num_key_value_heads=2, max_position_embeddings=64, initializer_range=0.2)
+# head_dim 16 and 20 so the SIMD paths (8 lanes) and their scalar tails both run.
+COMMON = dict(vocab_size=96, hidden_size=64, intermediate_size=88, num_hidden_layers=2,
+              num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64, initializer_range=0.2)
 
 
 def perturb(model, seed):
@@ -96,16 +97,16 @@ def main():
               "original_max_position_embeddings": 16}
     build("llama_gqa_llama3rope", LlamaConfig(**COMMON, rope_parameters={"rope_theta": 500000.0, **llama3},
                                               tie_word_embeddings=False), LlamaForCausalLM, 10)
-    build("llama_tied_linear_bias_v4", LlamaConfig(**{**COMMON, "num_key_value_heads": 3}, head_dim=10,
+    build("llama_tied_linear_bias_v4", LlamaConfig(**{**COMMON, "hidden_size": 60, "num_attention_heads": 6, "num_key_value_heads": 3}, head_dim=20,
                                                    attention_bias=True, mlp_bias=True, tie_word_embeddings=True,
                                                    rope_parameters={"rope_type": "linear", "factor": 2.0,
                                                                     "rope_theta": 10000.0}),
           LlamaForCausalLM, 20, v4_layout=True)
     build("mistral_sharded", MistralConfig(**COMMON, tie_word_embeddings=False, sliding_window=None),
-          MistralForCausalLM, 30, shard="60KB")
+          MistralForCausalLM, 30, shard="80KB")
     build("qwen2_bias_tied", Qwen2Config(**COMMON, tie_word_embeddings=True), Qwen2ForCausalLM, 40)
     build("llama_bf16", LlamaConfig(**COMMON, tie_word_embeddings=False), LlamaForCausalLM, 50, dtype=torch.bfloat16)
-    build("gpt2", GPT2Config(vocab_size=96, n_embd=48, n_layer=2, n_head=6, n_positions=64, initializer_range=0.2,
+    build("gpt2", GPT2Config(vocab_size=96, n_embd=64, n_layer=2, n_head=4, n_positions=64, initializer_range=0.2,
                              attn_pdrop=0.0, embd_pdrop=0.0, resid_pdrop=0.0, bos_token_id=0, eos_token_id=0), GPT2LMHeadModel, 60)
 
 

@@ -2,7 +2,7 @@ import Tensors
 
 /// Where weights come from: a safetensors file, a sharded checkpoint, or a test's dictionary.
 /// Reading converts the stored dtype (f32, bf16, f16) to f32.
-public protocol TensorSource {
+public protocol WeightSource {
     var sourceName: String { get }
     var tensorNames: [String] { get }
     func tensorShape(_ name: String) -> [Int]?
@@ -35,7 +35,7 @@ public enum WeightLoader {
     /// its exact shape, nothing unknown; all faults are reported together. A tied LM head saved anyway
     /// is accepted and ignored, as transformers does.
     public static func load(into params: FlatBuffer, layout: ParameterLayout, config: TransformerConfig,
-                            from source: TensorSource) throws {
+                            from source: WeightSource) throws {
         var report = WeightLoadingError(source: source.sourceName)
         var found = Set<String>()
         var plan: [(file: String, entry: ParameterLayout.Entry)] = []
@@ -63,7 +63,7 @@ public enum WeightLoader {
 }
 
 /// Tensors held in memory, by name: for tests and for building models from code.
-public struct InMemoryTensors: TensorSource {
+public struct InMemoryTensors: WeightSource {
     public var sourceName: String
     public var tensors: [String: (shape: [Int], values: [Float])]
     public var order: [String]

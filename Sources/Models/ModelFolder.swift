@@ -1,0 +1,61 @@
+import Foundation
+import Formats
+import SafeTensors
+import Tensors
+
+extension CheckpointReader: WeightSource {
+    public var sourceName: String { indexPath ?? files.first?.path ?? "checkpoint" }
+    public var tensorNames: [String] { names }
+    public func tensorShape(_ name: String) -> [Int]? { info(name)?.shape }
+    public func readTensor(_ name: String, into dst: UnsafeMutableBufferPointer<Float>) throws {
+        try readFloats(name, into: dst)
+    }
+}
+
+public enum ModelFolderError: Error, CustomStringConvertible {
+    case notAFolder(String)
+    case missingFile(folder: String, file: String)
+
+    public var description: String {
+        switch self {
+        case .notAFolder(let p): return "\(p): not a model folder (expected a directory with config.json and model.safetensors)"
+        case .missingFile(let folder, let file): return "\(folder): no \(file)"
+        }
+    }
+}
+
+extension TransformerModel {
+    /// Loads a Hugging Face model folder: config.json and model.safetensors (or shards + index), any of
+    /// f32/bf16/f16, into f32 parameters.
+    public static func load(directory: String) throws -> TransformerModel {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
+            throw ModelFolderError.notAFolder(directory)
+        }
+        let configPath = (directory as NSString).appendingPathComponent("config.json")
+        guard FileManager.default.fileExists(atPath: configPath) else {
+            throw ModelFolderError.missingFile(folder: directory, file: "config.json")
+        }
+        let config = try ModelRegistry.config(path: configPath)
+        let model = TransformerModel(config: config)
+        let reader = try CheckpointReader(path: directory)
+        try WeightLoader.load(into: model.params, layout: model.layout, config: config, from: reader)
+        return model
+    }
+
+    /// Writes a Hugging Face model folder: config.json in the transformers-4 layout and the weights in
+    /// `dtype`, in state-dict order, sharded above `maxShardSize` bytes exactly as save_pretrained shards.
+    /// Files are written atomically; a tied LM head is not saved.
+    public func save(directory: String, dtype: DType = .f32, maxShardSize: Int = ShardSize.transformersDefault) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var writer = SafeTensorsWriter()
+        let params = self.params
+        for e in layout.entries {
+            try writer.add(e.name, dtype: dtype, shape: e.shape, source: .floatProducer(count: e.count) { emit in
+                try emit(UnsafeBufferPointer(params.floats(e.range)))
+            })
+        }
+        try writer.writeCheckpoint(to: directory, maxShardSize: maxShardSize, totalParameters: parameterCount)
+        try config.transformers4JSON(dtype: dtype).write(to: (directory as NSString).appendingPathComponent("config.json"))
+    }
+}
