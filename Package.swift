@@ -35,7 +35,7 @@ let package = Package(
         .executableTarget(name: "swift-finetune", dependencies: ["SwiftFinetune"], swiftSettings: optimize),
         .executableTarget(name: "Benchmarks", dependencies: ["SwiftFinetune"], path: "Benchmarks/Sources", swiftSettings: optimize),
 
-        .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors", "SafeTensors"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),

@@ -1,13 +1,15 @@
-/// f32 ⇄ bf16/f16 conversions, bit-identical to PyTorch (c10::BFloat16 and c10::Half):
-/// round to nearest, ties to even; bf16 NaN → 0x7FC0; f16 NaN → 0x7E00 with its sign; f16
-/// overflow (|x| ≥ 65520) → ±inf; f16 subnormals rounded exactly.
+/// f32 ⇄ bf16/f16 conversions, bit-identical to what `tensor.to(torch.bfloat16 / torch.float16)` gives
+/// on an x86 CPU (ATen's vectorised path, which writes the bytes of every checkpoint saved from
+/// PyTorch): round to nearest, ties to even; f16 overflow (|x| ≥ 65520) → ±inf; f16 subnormals rounded
+/// exactly. NaN differs from c10's scalar conversion: bf16 NaN → 0xFFFF (ATen's vector constant, not
+/// c10's 0x7FC0), f16 NaN keeps its sign and top payload bits with the quiet bit set (F16C's rule).
 /// Each has a plain scalar reference and a SIMD path over whole buffers; tests hold them together.
 public enum HalfConversion {
     // MARK: scalar references
 
     @inlinable
     public static func bf16Bits(_ x: Float) -> UInt16 {
-        if x.isNaN { return 0x7FC0 }
+        if x.isNaN { return 0xFFFF }
         let u = x.bitPattern
         return UInt16(truncatingIfNeeded: (u &+ ((u >> 16) & 1) &+ 0x7FFF) >> 16)
     }
@@ -22,7 +24,7 @@ public enum HalfConversion {
         u ^= sign
         var o: UInt32
         if u >= 0x4780_0000 {  // ≥ 65536 (and inf/NaN): values in [65520, 65536) overflow below
-            o = u > 0x7F80_0000 ? 0x7E00 : 0x7C00
+            o = u > 0x7F80_0000 ? 0x7E00 | ((u >> 13) & 0x3FF) : 0x7C00
         } else if u < 0x3880_0000 {  // below the smallest normal f16 (2^-14): subnormal or zero
             // Adding 0.5 aligns the f16 subnormal grid with the f32 mantissa's last bits, so the FPU's
             // own round-to-nearest-even does the rounding.
@@ -64,7 +66,7 @@ public enum HalfConversion {
             let rounded = (u &+ ((u &>> 16) & 1) &+ 0x7FFF) &>> 16
             // NaN: exponent all ones and a non-zero mantissa.
             let isNaN = (u & 0x7FFF_FFFF) .> 0x7F80_0000
-            let out = SIMD8<UInt16>(truncatingIfNeeded: rounded.replacing(with: 0x7FC0, where: isNaN))
+            let out = SIMD8<UInt16>(truncatingIfNeeded: rounded.replacing(with: 0xFFFF, where: isNaN))
             d.storeBytes(of: out, toByteOffset: i * 2, as: SIMD8<UInt16>.self)
             i += 8
         }
@@ -96,7 +98,7 @@ public enum HalfConversion {
             let sign = x & 0x8000_0000
             let u = x ^ sign
             // The three cases of the scalar reference, computed for all lanes and selected by mask.
-            let nanOrInf = SIMD8<UInt32>(repeating: 0x7C00).replacing(with: 0x7E00, where: u .> 0x7F80_0000)
+            let nanOrInf = SIMD8<UInt32>(repeating: 0x7C00).replacing(with: 0x7E00 | ((u &>> 13) & 0x3FF), where: u .> 0x7F80_0000)
             let sub = SIMD8<Float>(bitPattern: u) + SIMD8<Float>(repeating: 0.5)
             let subBits = SIMD8<UInt32>(bitPattern: sub) &- 0x3F00_0000
             let normal = (u &+ 0xC800_0FFF &+ ((u &>> 13) & 1)) &>> 13
