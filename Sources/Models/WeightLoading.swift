@@ -36,6 +36,14 @@ public enum WeightLoader {
     /// is accepted and ignored, as transformers does.
     public static func load(into params: FlatBuffer, layout: ParameterLayout, config: TransformerConfig,
                             from source: WeightSource) throws {
+        for (file, entry) in try validate(layout: layout, config: config, from: source) {
+            try source.readTensor(file, into: params.floats(entry.range))
+        }
+    }
+
+    /// Checks names and shapes without reading data; returns (name in the file, layout entry) pairs.
+    public static func validate(layout: ParameterLayout, config: TransformerConfig,
+                                from source: WeightSource) throws -> [(file: String, entry: ParameterLayout.Entry)] {
         var report = WeightLoadingError(source: source.sourceName)
         var found = Set<String>()
         var plan: [(file: String, entry: ParameterLayout.Entry)] = []
@@ -56,9 +64,7 @@ public enum WeightLoader {
         }
         report.missing = layout.entries.map(\.name).filter { !found.contains($0) }
         guard report.isEmpty else { throw report }
-        for (file, entry) in plan {
-            try source.readTensor(file, into: params.floats(entry.range))
-        }
+        return plan
     }
 }
 

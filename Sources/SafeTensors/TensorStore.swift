@@ -1,3 +1,4 @@
+import Formats
 import Foundation
 import Tensors
 
@@ -82,9 +83,9 @@ extension TensorStore {
         var byDType: [DType: Int] = [:]
         for t in infos { byDType[t.dtype, default: 0] += t.elementCount }
         let dataBytes = infos.reduce(0) { $0 + $1.byteCount }
-        var lines = ["\(title): \(infos.count) tensors, \(Self.grouped(parameterCount)) parameters, \(Self.grouped(dataBytes)) bytes of data"]
+        var lines = ["\(title): \(infos.count) tensors, \(groupedDigits(parameterCount)) parameters, \(groupedDigits(dataBytes)) bytes of data"]
         let mix = byDType.sorted { $0.key.safetensorsRank > $1.key.safetensorsRank }
-            .map { "\($0.key.rawValue) \(Self.grouped($0.value))" }
+            .map { "\($0.key.rawValue) \(groupedDigits($0.value))" }
         if !mix.isEmpty { lines.append("parameters by dtype: " + mix.joined(separator: ", ")) }
         let shapes = infos.map { "[" + $0.shape.map(String.init).joined(separator: ", ") + "]" }
         let shapeWidth = shapes.map(\.count).max() ?? 0
@@ -93,17 +94,6 @@ extension TensorStore {
             lines.append("  \(dtype) \(shape.padding(toLength: shapeWidth, withPad: " ", startingAt: 0))  \(t.name)")
         }
         return lines.joined(separator: "\n")
-    }
-
-    /// 1234567 → "1,234,567".
-    static func grouped(_ n: Int) -> String {
-        let digits = String(n.magnitude)
-        var out = ""
-        for (i, c) in digits.enumerated() {
-            if i > 0 && (digits.count - i) % 3 == 0 { out.append(",") }
-            out.append(c)
-        }
-        return n < 0 ? "-" + out : out
     }
 }
 

@@ -1,2 +1,39 @@
+import Foundation
 import SwiftFinetune
-print("swift-finetune")
+
+// swift-finetune: the command line over the SwiftFinetune library. Each command lives in its own file.
+let usage = """
+usage:
+  swift-finetune RECIPE.yaml [key.path=value ...]      train (also under mpirun -np N)
+  swift-finetune validate RECIPE.yaml                   report every problem in a recipe at once
+  swift-finetune generate --model DIR --prompt TEXT [--chat] [--max-new-tokens N] [--temperature T --top-p P --seed S]
+  swift-finetune eval --model DIR --data FILE           loss and perplexity
+  swift-finetune tokenize --model DIR [--text TEXT]     token ids as JSON (stdin when --text is absent)
+  swift-finetune export CHECKPOINT_DIR OUT_DIR [--dtype bf16|f32] [--merge-lora]
+  swift-finetune inspect PATH                           what a model, checkpoint or safetensors file holds
+  swift-finetune estimate-memory RECIPE.yaml [--nproc N]
+"""
+
+func runCommand(_ argv: [String]) throws {
+    guard let first = argv.first else {
+        print(usage)
+        return
+    }
+    let rest = Array(argv.dropFirst())
+    switch first {
+    case "help", "--help", "-h": print(usage)
+    case "inspect": try InspectCommand.run(rest)
+    default:
+        if first.hasSuffix(".yaml") || first.hasSuffix(".yml") {
+            throw CLIError.failed("training from a recipe is not available yet in this build (\(first))")
+        }
+        throw CLIError.usage(first, "unknown command '\(first)'")
+    }
+}
+
+do {
+    try runCommand(Array(CommandLine.arguments.dropFirst()))
+} catch {
+    FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+    exit(1)
+}

@@ -109,6 +109,6 @@ final class ReaderFixtureTests: XCTestCase {
         XCTAssertTrue(s.contains("metadata: format=pt"), s)
         XCTAssertTrue(s.contains("BF16  [4, 2]"), s)
         XCTAssertTrue(s.contains("model.embed_tokens.weight"), s)
-        XCTAssertEqual(SafeTensorsFile.grouped(1_234_567), "1,234,567")
+        XCTAssertEqual(groupedDigits(1_234_567), "1,234,567")
     }
 }

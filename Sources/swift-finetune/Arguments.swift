@@ -1,0 +1,80 @@
+/// A small argument reader: positionals, `--flag`, `--key value` and `--key=value`. Every option a
+/// command does not know is an error naming it (no silent typos).
+struct Arguments {
+    private(set) var positionals: [String] = []
+    private var options: [String: String] = [:]
+    private var flags: Set<String> = []
+    private var consumed: Set<String> = []
+    let command: String
+
+    init(command: String, _ args: [String], flagNames: Set<String>) throws {
+        self.command = command
+        var i = 0
+        while i < args.count {
+            let a = args[i]
+            if a.hasPrefix("--") && a.count > 2 {
+                let body = String(a.dropFirst(2))
+                if let eq = body.firstIndex(of: "=") {
+                    options[String(body[..<eq])] = String(body[body.index(after: eq)...])
+                } else if flagNames.contains(body) {
+                    flags.insert(body)
+                } else {
+                    guard i + 1 < args.count else { throw CLIError.usage(command, "--\(body) needs a value") }
+                    options[body] = args[i + 1]
+                    i += 1
+                }
+            } else {
+                positionals.append(a)
+            }
+            i += 1
+        }
+    }
+
+    mutating func flag(_ name: String) -> Bool {
+        consumed.insert(name)
+        return flags.contains(name)
+    }
+
+    mutating func string(_ name: String) -> String? {
+        consumed.insert(name)
+        return options[name]
+    }
+
+    mutating func required(_ name: String) throws -> String {
+        guard let v = string(name) else { throw CLIError.usage(command, "--\(name) is required") }
+        return v
+    }
+
+    mutating func int(_ name: String) throws -> Int? {
+        guard let s = string(name) else { return nil }
+        guard let v = Int(s) else { throw CLIError.usage(command, "--\(name) expects an integer, got '\(s)'") }
+        return v
+    }
+
+    mutating func double(_ name: String) throws -> Double? {
+        guard let s = string(name) else { return nil }
+        guard let v = Double(s) else { throw CLIError.usage(command, "--\(name) expects a number, got '\(s)'") }
+        return v
+    }
+
+    /// Call after reading every option: anything left is a mistake of the user's.
+    func finish(positionals expected: ClosedRange<Int>) throws {
+        let unknown = Set(options.keys).union(flags).subtracting(consumed).sorted()
+        if let first = unknown.first { throw CLIError.usage(command, "unknown option --\(first)") }
+        if !expected.contains(positionals.count) {
+            throw CLIError.usage(command, "expected \(expected.lowerBound == expected.upperBound ? "\(expected.lowerBound)" : "\(expected.lowerBound)–\(expected.upperBound)") argument(s), got \(positionals.count)")
+        }
+    }
+}
+
+enum CLIError: Error, CustomStringConvertible {
+    case usage(String, String)
+    case failed(String)
+
+    var description: String {
+        switch self {
+        case .usage(let command, let message): return "\(command): \(message)\nrun 'swift-finetune help' for usage"
+        case .failed(let message): return message
+        }
+    }
+}
