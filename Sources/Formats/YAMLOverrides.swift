@@ -38,6 +38,7 @@ extension YAMLNode {
     }
 
     private static func overrideValue(_ text: String, mark: YAMLMark) throws -> YAMLNode {
+        if text.allSatisfy(\.isWhitespace) { return YAMLNode(.null, mark: mark) }  // `key=` clears a value
         do {
             return try YAMLParser.parse(text, source: mark.source).remarked(mark)
         } catch let error as YAMLError {
@@ -186,9 +187,13 @@ private struct ReferenceResolver {
             return nil
         }
         let chain = visiting + [path]
-        if chain.contains(where: { $0.starts(with: refPath) }) {
-            let names = (chain.map { $0.joined(separator: ".") } + [ref]).joined(separator: " -> ")
-            report(node.mark, path, "reference cycle: \(names)")
+        if let start = chain.firstIndex(where: { $0.starts(with: refPath) }) {
+            // Told from the node being reported: it refers to ref, which leads back to it.
+            let here = path.joined(separator: ".")
+            let names = chain[start] == refPath
+                ? ([here] + chain[start..<(chain.count - 1)].map { $0.joined(separator: ".") } + [here])
+                : [here, ref]
+            report(node.mark, path, "reference cycle: \(names.joined(separator: " -> "))")
             return nil
         }
         var current = root
