@@ -61,14 +61,12 @@ public final class ArchiveReader: ByteSource {
             archive_read_support_format_all(a)
             if mode == .automatic && kind == .automatic { archive_read_support_format_raw(a) }
         }
+        // From here on a throw runs deinit, which frees the handle.
         guard FileManager.default.fileExists(atPath: path) else {
-            archive_read_free(a)
             throw ArchiveError.open(path: path, reason: "no such file")
         }
         if archive_read_open_filename(a, path, 1 << 16) != ARCHIVE_OK {
-            let reason = Self.message(a)
-            archive_read_free(a)
-            throw ArchiveError.open(path: path, reason: reason)
+            throw ArchiveError.open(path: path, reason: Self.message(a))
         }
     }
 
