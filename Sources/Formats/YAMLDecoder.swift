@@ -195,7 +195,7 @@ struct NodeDecoder: Decoder {
             }
             // A type's own check failing on a placeholder is a consequence of a problem already reported.
             if !(error is AlreadyReported), state.problems.count == problemsBefore { recordForeign(error, node: node, path: path) }
-            if let p = try placeholder(type, path: path) { return p }
+            if let p = try placeholder(type, path: path, structs: !muted) { return p }
             throw AlreadyReported()
         }
     }
@@ -222,9 +222,11 @@ struct NodeDecoder: Decoder {
     }
 
     /// A stand-in for a value that could not be decoded, so decoding of the siblings can go on.
-    func placeholder<T: Decodable>(_ type: T.Type, path: [CodingKey]) throws -> T? {
+    func placeholder<T: Decodable>(_ type: T.Type, path: [CodingKey], structs: Bool = true) throws -> T? {
         if let p = scalarPlaceholder(type) { return p }
         if let e = T.self as? any (CaseIterable & RawRepresentable).Type, let first = enumCases(e).first?.value as? T { return first }
+        // A stand-in that itself failed would be retried at the same path forever.
+        if !structs { return nil }
         let empty = YAMLNode(.mapping([]), mark: node.mark)
         return try? child(empty, path, muted: true).decodeValue(type, node: empty, path: path)
     }

@@ -165,4 +165,44 @@ final class YAMLDecoderTests: XCTestCase {
         let viaJSON = try JSONValueDecoder(source: "r.yaml").decode(Recipe.self, from: node.jsonValue)
         XCTAssertEqual(viaJSON.training.learning_rate, 2e-5)
     }
+
+    func testNonIterableEnumErrorStopsOnlyItsBranch() {
+        enum Plain: String, Decodable { case a, b }
+        struct S: Decodable { var kind: Plain; var n: Int }
+        struct Top: Decodable { var s: S; var other: Int }
+        let (v, problems) = decode(Top.self, "s: {kind: c, n: 1, stray: 0}\nother: x\n")
+        XCTAssertNil(v)
+        // No stand-in exists for a non-CaseIterable enum, so decoding of its parents stops there
+        // ('other' is not reached; CaseIterable enums do not have this limit). Mappings whose
+        // decoding stopped early are not checked for unknown keys, so 'stray' is not claimed.
+        XCTAssertEqual(problems, ["r.yaml:1:11: s.kind: Cannot initialize Plain from invalid String value c"])
+    }
+
+    func testLoadFromFileWithOverridesKeepsResolvedTree() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("yaml-load-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("recipe.yaml").path
+        try Data((good + "\ntags: {run: \"lr-${training.learning_rate}\"}\n").utf8).write(to: URL(fileURLWithPath: path))
+        let result = YAMLLoader.load(Recipe.self, path: path, overrides: ["training.learning_rate=1e-4", "lora.r=4"])
+        let recipe = try result.get()
+        XCTAssertEqual(recipe.training.learning_rate, 1e-4)
+        XCTAssertEqual(recipe.lora?.r, 4)
+        XCTAssertEqual(recipe.tags?["run"], "lr-0.0001")
+        let saved = try YAMLEmitter.emit(try XCTUnwrap(result.node))
+        XCTAssertEqual(try YAMLDecoder().decode(Recipe.self, from: YAMLParser.parse(saved, source: "saved.yaml")), recipe)
+        let missing = YAMLLoader.load(Recipe.self, path: dir.appendingPathComponent("nope.yaml").path)
+        XCTAssertEqual(missing.problems.map(\.description), ["\(dir.appendingPathComponent("nope.yaml").path): no such file"])
+        XCTAssertThrowsError(try missing.get())
+    }
+
+    func testMissingSectionWithNestedRequiredStructsStillLetsSiblingsBeChecked() {
+        struct Inner: Decodable { var x: Int }
+        struct Middle: Decodable { var inner: Inner; var name: String }
+        struct Top: Decodable { var middle: Middle; var n: Int; var m: Int }
+        let (_, problems) = decode(Top.self, "n: one\nm: two\n")
+        XCTAssertEqual(problems, ["r.yaml:1:1: middle: missing required key 'middle' (in the mapping starting at line 1)",
+                                  "r.yaml:1:4: n: expected an integer, found the string 'one'",
+                                  "r.yaml:2:4: m: expected an integer, found the string 'two'"])
+    }
 }
