@@ -275,3 +275,189 @@ extension UInt32: YAMLEmptyValue { static var yamlEmpty: UInt32 { 0 } }
 extension Array: YAMLEmptyValue { static var yamlEmpty: Array { [] }; static var isScalar: Bool { false } }
 extension Dictionary: YAMLEmptyValue { static var yamlEmpty: Dictionary { [:] }; static var isScalar: Bool { false } }
 extension Optional: YAMLEmptyValue { static var yamlEmpty: Optional { nil }; static var isScalar: Bool { false } }
+
+/// The containers behind `YAMLDecoder`. They record problems in the shared state and hand out
+/// placeholders instead of throwing, so one decoding pass finds every problem of a document.
+struct KeyedNodeContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
+    let decoder: NodeDecoder
+    let entries: [YAMLEntry]
+    let tracked: TrackedMapping?
+
+    var codingPath: [CodingKey] { decoder.codingPath }
+    var allKeys: [Key] { entries.compactMap { Key(stringValue: $0.key) } }
+
+    private func entry(_ key: Key) -> YAMLNode? {
+        tracked?.accessed.insert(key.stringValue)
+        return entries.first { $0.key == key.stringValue }?.value
+    }
+
+    private func missing(_ key: Key) {
+        let node = decoder.node
+        let place = node.mark.isOverride ? "" : " (in the mapping starting at line \(node.mark.line))"
+        decoder.record(node.mark, codingPath + [key], "missing required key '\(key.stringValue)'\(place)")
+    }
+
+    func contains(_ key: Key) -> Bool { entry(key) != nil }
+
+    func decodeNil(forKey key: Key) throws -> Bool { entry(key)?.isNull ?? true }
+
+    func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
+        let path = codingPath + [key]
+        guard let value = entry(key) else {
+            missing(key)
+            if let p = try decoder.placeholder(type, path: path) { return p }
+            tracked?.aborted = true
+            throw AlreadyReported()
+        }
+        do {
+            return try decoder.decodeValue(type, node: value, path: path)
+        } catch {
+            tracked?.aborted = true
+            throw error
+        }
+    }
+
+    func decodeIfPresent<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T? {
+        guard let value = entry(key), !value.isNull else { return nil }
+        do {
+            return try decoder.decodeValue(type, node: value, path: codingPath + [key])
+        } catch is AlreadyReported {
+            return nil
+        }
+    }
+
+    private func nestedDecoder(_ key: Key) -> NodeDecoder {
+        guard let value = entry(key) else {
+            missing(key)
+            return decoder.child(YAMLNode(.mapping([]), mark: decoder.node.mark), codingPath + [key], muted: true)
+        }
+        return decoder.child(value, codingPath + [key])
+    }
+
+    func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws -> KeyedDecodingContainer<NestedKey> {
+        try nestedDecoder(key).container(keyedBy: type)
+    }
+
+    func nestedUnkeyedContainer(forKey key: Key) throws -> UnkeyedDecodingContainer {
+        try nestedDecoder(key).unkeyedContainer()
+    }
+
+    func superDecoder() throws -> Decoder { decoder }
+    func superDecoder(forKey key: Key) throws -> Decoder { nestedDecoder(key) }
+}
+
+struct UnkeyedNodeContainer: UnkeyedDecodingContainer {
+    let decoder: NodeDecoder
+    let items: [YAMLNode]
+    var currentIndex = 0
+
+    init(decoder: NodeDecoder, items: [YAMLNode]) {
+        self.decoder = decoder
+        self.items = items
+    }
+
+    var codingPath: [CodingKey] { decoder.codingPath }
+    var count: Int? { items.count }
+    var isAtEnd: Bool { currentIndex >= items.count }
+
+    private mutating func next() throws -> (YAMLNode, [CodingKey]) {
+        guard !isAtEnd else {
+            decoder.record(decoder.node.mark, codingPath, "expected more items, the list has only \(items.count)")
+            throw AlreadyReported()
+        }
+        defer { currentIndex += 1 }
+        return (items[currentIndex], codingPath + [PathKey(intValue: currentIndex)])
+    }
+
+    mutating func decodeNil() throws -> Bool {
+        if !isAtEnd, items[currentIndex].isNull { currentIndex += 1; return true }
+        return false
+    }
+
+    mutating func decode<T: Decodable>(_ type: T.Type) throws -> T {
+        let (node, path) = try next()
+        return try decoder.decodeValue(type, node: node, path: path)
+    }
+
+    mutating func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type) throws -> KeyedDecodingContainer<NestedKey> {
+        let (node, path) = try next()
+        return try decoder.child(node, path).container(keyedBy: type)
+    }
+
+    mutating func nestedUnkeyedContainer() throws -> UnkeyedDecodingContainer {
+        let (node, path) = try next()
+        return try decoder.child(node, path).unkeyedContainer()
+    }
+
+    mutating func superDecoder() throws -> Decoder {
+        let (node, path) = try next()
+        return decoder.child(node, path)
+    }
+}
+
+struct SingleNodeContainer: SingleValueDecodingContainer {
+    let decoder: NodeDecoder
+    var codingPath: [CodingKey] { decoder.codingPath }
+
+    func decodeNil() -> Bool { decoder.node.isNull }
+
+    func decode<T: Decodable>(_ type: T.Type) throws -> T {
+        try decoder.decodeValue(type, node: decoder.node, path: codingPath)
+    }
+}
+
+/// What loading a recipe-like YAML file produced: the typed value when there were no problems,
+/// the resolved tree (overrides applied, references replaced) to save beside a checkpoint, and
+/// every problem found, ordered by file position with command-line overrides last.
+public struct YAMLLoadResult<T> {
+    public var value: T?
+    public var node: YAMLNode?
+    public var problems: [YAMLProblem]
+
+    /// The value, or a `YAMLError` listing every problem.
+    public func get() throws -> T {
+        guard let value, problems.isEmpty else { throw YAMLError(problems) }
+        return value
+    }
+}
+
+/// The one call a config reader needs: parse → overrides → `${...}` references → strict decode.
+public enum YAMLLoader {
+    public static func load<T: Decodable>(_ type: T.Type, path: String, overrides: [String] = [],
+                                          decoder: YAMLDecoder = YAMLDecoder()) -> YAMLLoadResult<T> {
+        do {
+            return load(type, node: try YAMLParser.read(path: path), overrides: overrides, decoder: decoder)
+        } catch {
+            return YAMLLoadResult(value: nil, node: nil, problems: problems(of: error))
+        }
+    }
+
+    public static func load<T: Decodable>(_ type: T.Type, text: String, source: String = "<string>", overrides: [String] = [],
+                                          decoder: YAMLDecoder = YAMLDecoder()) -> YAMLLoadResult<T> {
+        do {
+            return load(type, node: try YAMLParser.parse(text, source: source), overrides: overrides, decoder: decoder)
+        } catch {
+            return YAMLLoadResult(value: nil, node: nil, problems: problems(of: error))
+        }
+    }
+
+    /// Later stages still run when an earlier one found problems, so one run reports them all.
+    public static func load<T: Decodable>(_ type: T.Type, node parsed: YAMLNode, overrides: [String] = [],
+                                          decoder: YAMLDecoder = YAMLDecoder()) -> YAMLLoadResult<T> {
+        var node = parsed
+        var found: [YAMLProblem] = []
+        do { try node.applyOverrides(overrides) } catch { found += problems(of: error) }
+        do { node = try node.resolvingReferences() } catch { found += problems(of: error) }
+        let (value, decodeProblems) = decoder.decodeCollectingErrors(type, from: node)
+        // A value whose reference failed is still the "${...}" text; its type mismatch is noise.
+        let broken = Set(found.compactMap(\.mark))
+        found += decodeProblems.filter { $0.mark.map { !broken.contains($0) } ?? true }
+        let all = sortedByPosition(found)
+        return YAMLLoadResult(value: all.isEmpty ? value : nil, node: node, problems: all)
+    }
+
+    private static func problems(of error: Error) -> [YAMLProblem] {
+        if let e = error as? YAMLError { return e.problems }
+        return [YAMLProblem(mark: nil, path: "", message: "\(error)")]
+    }
+}
