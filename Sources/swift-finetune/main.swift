@@ -24,6 +24,7 @@ func runCommand(_ argv: [String]) throws {
     case "help", "--help", "-h": print(usage)
     case "inspect": try InspectCommand.run(rest)
     case "export": try ExportCommand.run(rest)
+    case "validate": try ValidateCommand.run(rest)
     default:
         if first.hasSuffix(".yaml") || first.hasSuffix(".yml") {
             throw CLIError.failed("training from a recipe is not available yet in this build (\(first))")
