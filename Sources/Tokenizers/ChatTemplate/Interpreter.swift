@@ -96,9 +96,8 @@ struct Interpreter {
             _ = try render(loop.otherwise, scope: scope, into: &out)
             return
         }
-        let outerDepth: Int
-        if case .loop(let outer)? = scope.lookup("loop") { outerDepth = outer.depth0 + 1 } else { outerDepth = 0 }
-        let state = LoopState(items: items, depth0: outerDepth)
+        // `loop.depth` counts recursion of `recursive` loops only (unsupported), so it is always 1 here.
+        let state = LoopState(items: items, depth0: 0)
         for (index, item) in items.enumerated() {
             state.index0 = index
             let s = Scope(parent: scope)
