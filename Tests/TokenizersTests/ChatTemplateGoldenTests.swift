@@ -92,7 +92,7 @@ final class ChatTemplateGoldenTests: XCTestCase {
                 failures.append(failure)
             }
         }
-        XCTAssertEqual(cases.count, 64, "the fixture's case count changed; update this test deliberately")
+        XCTAssertEqual(cases.count, 92, "the fixture's case count changed; update this test deliberately")
         XCTAssert(failures.isEmpty, "\(failures.count)/\(cases.count) features differ:\n" + failures.joined(separator: "\n"))
     }
 }
