@@ -97,24 +97,7 @@ enum Methods {
         case "splitlines":
             return method(name) { a in
                 let keep = (try a.bind(["keepends"], function: name)[0])?.truthy ?? false
-                var lines: [String] = [], current = String.UnicodeScalarView()
-                let chars = PythonText.scalars(s)
-                var i = 0
-                while i < chars.count {
-                    let c = chars[i]
-                    if [0x0A, 0x0B, 0x0C, 0x0D, 0x1C, 0x1D, 0x1E, 0x85, 0x2028, 0x2029].contains(c.value) {
-                        var end = String.UnicodeScalarView([c])
-                        if c == "\r", i + 1 < chars.count, chars[i + 1] == "\n" { end.append("\n"); i += 1 }
-                        if keep { current.append(contentsOf: end) }
-                        lines.append(String(current))
-                        current = String.UnicodeScalarView()
-                    } else {
-                        current.append(c)
-                    }
-                    i += 1
-                }
-                if !current.isEmpty { lines.append(String(current)) }
-                return .list(lines.map { .string($0) })
+                return .list(PythonText.splitLines(s, keepEnds: keep).map { .string($0) })
             }
         case "startswith", "endswith":
             return method(name) { a in

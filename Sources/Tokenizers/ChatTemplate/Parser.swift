@@ -71,14 +71,14 @@ struct Parser {
 
     /// Parses until a `{% name %}` tag whose name is in `ends`; returns the body and that name (its tag
     /// opener consumed, the rest of the tag not).
-    private mutating func statements(until ends: Set<String>, innermost: String? = nil) throws -> ([Node], String?) {
+    private mutating func statements(until ends: [String], innermost: String? = nil) throws -> ([Node], String?) {
         var body: [Node] = []
         while true {
             let t = current
             switch t.kind {
             case .eof:
                 if ends.isEmpty { return (body, nil) }
-                let wanted = ends.sorted().map { "'\($0)'" }.joined(separator: " or ")
+                let wanted = ends.map { "'\($0)'" }.joined(separator: " or ")
                 throw syntax(
                     "Unexpected end of template. Jinja was looking for the following tags: \(wanted). "
                         + "The innermost block that needs to be closed is '\(innermost ?? "")'.", line: t.line)

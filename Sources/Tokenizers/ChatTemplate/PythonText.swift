@@ -211,4 +211,28 @@ enum PythonText {
         }
         return out
     }
+
+    /// `str.splitlines(keepends)`: every Unicode line boundary Python knows, `\r\n` as one.
+    static func splitLines(_ s: String, keepEnds: Bool) -> [String] {
+        var lines: [String] = [], current = String.UnicodeScalarView()
+        let chars = scalars(s)
+        var i = 0
+        while i < chars.count {
+            let c = chars[i]
+            if [0x0A, 0x0B, 0x0C, 0x0D, 0x1C, 0x1D, 0x1E, 0x85, 0x2028, 0x2029].contains(c.value) {
+                if keepEnds { current.append(c) }
+                if c == "\r", i + 1 < chars.count, chars[i + 1] == "\n" {
+                    if keepEnds { current.append("\n") }
+                    i += 1
+                }
+                lines.append(String(current))
+                current = String.UnicodeScalarView()
+            } else {
+                current.append(c)
+            }
+            i += 1
+        }
+        if !current.isEmpty { lines.append(String(current)) }
+        return lines
+    }
 }
