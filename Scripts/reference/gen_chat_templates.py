@@ -254,6 +254,12 @@ FEATURES = [
     ("error_raise_in_macro", "{% macro check(x) %}{% if x < 0 %}{{ raise_exception('negative: ' ~ x) }}{% endif %}{% endmacro %}{{ check(1) }}{{ check(-1) }}", {}),
     ("error_none_concat", "{{ 'a' + none }}", {}),
     ("error_int_overflow_is_fine_in_python", "{{ 2 ** 62 }}", {}),
+    ("error_none_attribute", "{{ x.y.z }}", {"x": {"y": None}}),
+    ("error_list_element", "{{ messages[0].content }}", {}),
+    ("error_namespace_attribute", "{% set ns = namespace(a=1) %}{{ ns.b.c }}", {}),
+    ("error_loop_attribute", "{% for i in [1] %}{{ loop.nothing.x }}{% endfor %}", {}),
+    ("error_string_method_missing", "{{ 'abc'.nomethod() }}", {}),
+    ("error_break_outside_loop", "a\n{% break %}", {}),
     ("error_items_non_mapping", "{{ [1]|items|list }}", {}),
 ]
 

@@ -98,7 +98,7 @@ enum Operators {
             let chars = PythonText.scalars(s)
             return .string(PythonText.string(try indices(chars.count).map { chars[$0] }))
         default:
-            return .undefined(Undefined(message: "'\(b.typeName) object' has no element slice"))
+            return .undefined(Undefined(message: "\(Undefined.objectTypeRepr(b)) has no element slice"))
         }
     }
 

@@ -3,6 +3,9 @@
 struct Parser {
     private var tokens: [Token]
     private var i = 0
+    /// How many `for` bodies enclose the current statement (a macro body starts again at zero), so that a
+    /// stray `break` fails at parse time as it does in jinja2.
+    private var loopDepth = 0
 
     static func parse(_ source: String) throws -> [Node] {
         var parser = Parser(tokens: try Lexer.tokenize(source))
@@ -131,6 +134,7 @@ struct Parser {
             let body = try blockBody(ending: "endwith", innermost: "with")
             return Node(kind: .scope(assignments: assignments, body: body), line: line)
         case "break", "continue":
+            if loopDepth == 0 { throw syntax("'\(keyword)' outside loop", line: line) }
             try expectBlockEnd()
             return Node(kind: keyword == "break" ? .breakLoop : .continueLoop, line: line)
         case "generation":
@@ -179,7 +183,9 @@ struct Parser {
         if skipName("if") { filter = try expression() }
         if isName("recursive") { throw syntax("recursive for loops are not supported", line: current.line) }
         try expectBlockEnd()
+        loopDepth += 1
         let (body, end) = try statements(until: ["endfor", "else"], innermost: "for")
+        loopDepth -= 1
         var otherwise: [Node] = []
         try expectBlockEnd()
         if end == "else" { otherwise = try blockBody(ending: "endfor", innermost: "for") }
@@ -211,7 +217,10 @@ struct Parser {
             parameters.append((p, skipOp("=") ? try expression() : nil))
         }
         try expectBlockEnd()
+        let enclosingLoops = loopDepth
+        loopDepth = 0
         let body = try blockBody(ending: "endmacro", innermost: "macro")
+        loopDepth = enclosingLoops
         return Node(kind: .macro(MacroDefinition(name: name, parameters: parameters, body: body)), line: line)
     }
 

@@ -85,11 +85,24 @@ struct Undefined {
     var unsafe = false
 
     static func name(_ name: String) -> Undefined { Undefined(message: "'\(name)' is undefined") }
+    /// jinja2's message for a failed lookup: `'dict object' has no attribute 'x'` for names,
+    /// `list object has no element 0` (no quotes, as jinja2 writes it) for anything else.
     static func attribute(of owner: Value, _ attribute: Value) -> Undefined {
         if case .string(let s) = attribute {
-            return Undefined(message: "'\(owner.typeName) object' has no attribute \(PythonText.repr(.string(s)))")
+            return Undefined(message: "\(PythonText.stringRepr(objectTypeRepr(owner))) has no attribute \(PythonText.stringRepr(s))")
         }
-        return Undefined(message: "'\(owner.typeName) object' has no element \(PythonText.repr(attribute))")
+        return Undefined(message: "\(objectTypeRepr(owner)) has no element \(PythonText.repr(attribute))")
+    }
+
+    /// jinja2's `object_type_repr`: `None`, `<builtin type> object`, or the class's full module path.
+    static func objectTypeRepr(_ v: Value) -> String {
+        switch v {
+        case .none: return "None"
+        case .namespace: return "transformers.utils.chat_template_utils.TemplateNamespace object"
+        case .loop: return "jinja2.runtime.LoopContext object"
+        case .function(let f) where f.isMacro: return "jinja2.runtime.Macro object"
+        default: return "\(v.typeName) object"
+        }
     }
 }
 
