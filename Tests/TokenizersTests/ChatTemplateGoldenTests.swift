@@ -56,23 +56,25 @@ final class ChatTemplateGoldenTests: XCTestCase {
         return nil
     }
 
-    func testChatTemplateCasesMatchTransformers() throws {
-        let cases = try loadCases("cases.json")
+    /// Renders every case of `directory/cases.json` with `directory/templates/<template>.jinja`.
+    func checkChatCases(in directory: URL) throws -> (cases: Int, raised: Int, failures: [String]) {
+        let doc = try JSONValue.read(path: directory.appendingPathComponent("cases.json").path)
+        let cases = try XCTUnwrap(doc["cases"]?.arrayValue)
         var templates: [String: ChatTemplate] = [:]
         var failures: [String] = []
-        var raisedCount = 0
+        var raised = 0
         for c in cases {
             let name = c["name"]?.stringValue ?? "?"
             let templateName = try XCTUnwrap(c["template"]?.stringValue)
             if templates[templateName] == nil {
-                let path = Self.fixtures.appendingPathComponent("templates/\(templateName).jinja").path
+                let path = directory.appendingPathComponent("templates/\(templateName).jinja").path
                 templates[templateName] = try ChatTemplate(source: String(contentsOfFile: path, encoding: .utf8))
             }
             let template = templates[templateName]!
             let messages = (c["messages"]?.arrayValue ?? []).map { m -> TemplateObject in
                 TemplateObject((m.objectValue ?? JSONObject()).map { ($0.key, TemplateValue($0.value)) })
             }
-            if c["error"]?["type"]?.stringValue == "TemplateError" { raisedCount += 1 }
+            if c["error"]?["type"]?.stringValue == "TemplateError" { raised += 1 }
             if let failure = check(name, c, {
                 try template.render(messages: messages, addGenerationPrompt: c["add_generation_prompt"]?.boolValue ?? false,
                                     bosToken: c["bos_token"]?.stringValue, eosToken: c["eos_token"]?.stringValue,
@@ -81,9 +83,14 @@ final class ChatTemplateGoldenTests: XCTestCase {
                 failures.append(failure)
             }
         }
-        XCTAssertEqual(cases.count, 266, "the fixture's case count changed; update this test deliberately")
-        XCTAssertGreaterThan(raisedCount, 20, "raise_exception cases must be among the goldens")
-        XCTAssert(failures.isEmpty, "\(failures.count)/\(cases.count) cases differ:\n" + failures.prefix(8).joined(separator: "\n"))
+        return (cases.count, raised, failures)
+    }
+
+    func testChatTemplateCasesMatchTransformers() throws {
+        let (count, raised, failures) = try checkChatCases(in: Self.fixtures)
+        XCTAssertEqual(count, 266, "the fixture's case count changed; update this test deliberately")
+        XCTAssertGreaterThan(raised, 20, "raise_exception cases must be among the goldens")
+        XCTAssert(failures.isEmpty, "\(failures.count)/\(count) cases differ:\n" + failures.prefix(8).joined(separator: "\n"))
     }
 
     func testFeatureCasesMatchJinja2() throws {

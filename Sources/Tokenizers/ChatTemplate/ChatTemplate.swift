@@ -54,6 +54,10 @@ public struct ChatTemplate {
     }
 }
 
+/// The parsed tree is never mutated after `init`, and its literals are plain values (no namespaces or
+/// closures), so one template can render on several threads at once.
+extension ChatTemplate: @unchecked Sendable {}
+
 /// What went wrong, with the template line it happened on.
 public enum ChatTemplateError: Error, CustomStringConvertible, Equatable {
     /// The template does not parse (or uses a filter, test or tag this interpreter does not have).
