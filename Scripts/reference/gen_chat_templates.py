@@ -231,6 +231,8 @@ FEATURES = [
     ("join_non_strings", "{{ [1, none, true, 2.5]|join('|') }} {{ ['a', 'b']|join(attribute=0) }}", {}),
     ("default_on_attribute_chain", "{{ d.a|default('x') }} {{ d.b.c|default('y') if d.b is defined else 'nob' }} {{ (d.missing or 'fallback') }}", {"d": {"a": None}}),
     ("tojson_nested_indent", "{{ tools|tojson(indent=4) }}", {"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}, "required": []}}}]}),
+    ("macro_varargs_kwargs", "{% macro m(a) %}{{ a }}{{ varargs }}{{ kwargs }}{% endmacro %}{{ m(1, 2, k=3) }}|{{ m(1) }}|{% macro n(a) %}[{{ a }}]{% endmacro %}{{ n() }}", {}),
+    ("macro_sees_later_top_level_set", "{% macro m() %}[{{ x }}]{% endmacro %}{{ m() }}{% set x = 1 %}{{ m() }}{% for i in [7] %}{% set y = 5 %}{% macro k() %}{{ y }}{{ i }}{% endmacro %}{{ k() }}{% endfor %}", {}),
     # Errors: the golden records jinja2's exception type and message.
     ("error_raise_exception", "{% if true %}\n{{ raise_exception('Custom failure: ' ~ 42) }}\n{% endif %}", {}),
     ("error_undefined_attribute", "{{ d.missing.deeper }}", {"d": {}}),
@@ -260,6 +262,7 @@ FEATURES = [
     ("error_loop_attribute", "{% for i in [1] %}{{ loop.nothing.x }}{% endfor %}", {}),
     ("error_string_method_missing", "{{ 'abc'.nomethod() }}", {}),
     ("error_break_outside_loop", "a\n{% break %}", {}),
+    ("error_macro_too_many_args", "{% macro m(a) %}{{ a }}{% endmacro %}{{ m(1, 2) }}", {}),
     ("error_items_non_mapping", "{{ [1]|items|list }}", {}),
 ]
 

@@ -93,77 +93,18 @@ public enum ChatTemplateError: Error, CustomStringConvertible, Equatable {
 /// that never runs; this walk does the same.
 enum Validation {
     static func check(_ nodes: [Node]) throws {
-        for node in nodes { try check(node) }
-    }
-
-    private static func check(_ node: Node) throws {
-        switch node.kind {
-        case .text, .breakLoop, .continueLoop: break
-        case .output(let e): try check(e)
-        case .conditional(let branches, let otherwise):
-            for (c, body) in branches { try check(c); try check(body) }
-            try check(otherwise)
-        case .loop(let l):
-            try check(l.iterable)
-            if let f = l.filter { try check(f) }
-            try check(l.body)
-            try check(l.otherwise)
-        case .assign(_, let e): try check(e)
-        case .assignBlock(_, let body, let filters), .filterBlock(let body, let filters):
-            try check(body)
-            for (name, args, line) in filters {
-                try checkName(name, in: Filters.names, kind: "filter", line: line)
-                try check(args)
+        try SyntaxWalk.walk(nodes, { e in
+            switch e.kind {
+            case .filter(_, let name, _): try checkName(name, in: Filters.names, kind: "filter", line: e.line)
+            case .test(_, let name, _): try checkName(name, in: Tests.names, kind: "test", line: e.line)
+            default: break
             }
-        case .macro(let m):
-            for (_, d) in m.parameters { if let d { try check(d) } }
-            try check(m.body)
-        case .scope(let assignments, let body):
-            for (_, e) in assignments { try check(e) }
-            try check(body)
-        case .group(let body): try check(body)
-        }
+        }, blockFilter: { name, line in try checkName(name, in: Filters.names, kind: "filter", line: line) })
     }
 
     private static func checkName(_ name: String, in known: Set<String>, kind: String, line: Int) throws {
         guard known.contains(name) else {
             throw ChatTemplateError.syntax(line: line, message: "No \(kind) named '\(name)'.")
-        }
-    }
-
-    private static func check(_ args: CallArguments) throws {
-        for e in args.positional { try check(e) }
-        for (_, e) in args.keywords { try check(e) }
-        if let s = args.star { try check(s) }
-        if let s = args.doubleStar { try check(s) }
-    }
-
-    private static func check(_ e: Expr) throws {
-        switch e.kind {
-        case .literal, .name: break
-        case .list(let items), .tuple(let items): for i in items { try check(i) }
-        case .dict(let pairs): for (k, v) in pairs { try check(k); try check(v) }
-        case .attribute(let b, _): try check(b)
-        case .item(let b, let k): try check(b); try check(k)
-        case .slice(let b, let s, let t, let u):
-            try check(b)
-            for x in [s, t, u] { if let x { try check(x) } }
-        case .call(let f, let args): try check(f); try check(args)
-        case .filter(let b, let name, let args):
-            try checkName(name, in: Filters.names, kind: "filter", line: e.line)
-            try check(b)
-            try check(args)
-        case .test(let b, let name, let args):
-            try checkName(name, in: Tests.names, kind: "test", line: e.line)
-            try check(b)
-            try check(args)
-        case .not(let x), .negate(let x), .plus(let x): try check(x)
-        case .binary(_, let a, let b), .and(let a, let b), .or(let a, let b): try check(a); try check(b)
-        case .compare(let a, let ops): try check(a); for (_, x) in ops { try check(x) }
-        case .conditional(let c, let t, let o):
-            try check(c)
-            try check(t)
-            if let o { try check(o) }
         }
     }
 }

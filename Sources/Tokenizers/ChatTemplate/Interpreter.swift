@@ -139,7 +139,7 @@ struct Interpreter {
         Function(name: m.name, isMacro: true) { args, kwargs in
             guard depth < 200 else { throw TemplateFailure("RecursionError", "maximum macro recursion depth exceeded") }
             let s = Scope(parent: closure)
-            if args.count > m.parameters.count {
+            if args.count > m.parameters.count && !m.catchesVarargs {
                 throw TemplateFailure("TypeError", "macro '\(m.name)' takes not more than \(m.parameters.count) argument(s)")
             }
             var inner = self
@@ -155,9 +155,15 @@ struct Interpreter {
                     s.variables[name] = .undefined(Undefined(message: "parameter '\(name)' was not provided"))
                 }
             }
-            if let extra = kwargs.first(where: { kw in !m.parameters.contains { $0.0 == kw.0 } }) {
-                throw TemplateFailure("TypeError", "macro '\(m.name)' takes no keyword argument '\(extra.0)'")
+            var extraKeywords = ValueDict()
+            for (key, value) in kwargs where !m.parameters.contains(where: { $0.0 == key }) {
+                guard m.catchesKwargs else {
+                    throw TemplateFailure("TypeError", "macro '\(m.name)' takes no keyword argument '\(key)'")
+                }
+                extraKeywords[.string(key)] = value
             }
+            if m.catchesVarargs { s.variables["varargs"] = .tuple(Array(args.dropFirst(m.parameters.count))) }
+            if m.catchesKwargs { s.variables["kwargs"] = .dict(extraKeywords) }
             var text = ""
             _ = try inner.render(m.body, scope: s, into: &text)
             return .string(text)

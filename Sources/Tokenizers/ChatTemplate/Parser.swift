@@ -221,7 +221,12 @@ struct Parser {
         loopDepth = 0
         let body = try blockBody(ending: "endmacro", innermost: "macro")
         loopDepth = enclosingLoops
-        return Node(kind: .macro(MacroDefinition(name: name, parameters: parameters, body: body)), line: line)
+        var macro = MacroDefinition(name: name, parameters: parameters, body: body)
+        try SyntaxWalk.walk(body) { e in
+            if case .name("varargs") = e.kind { macro.catchesVarargs = true }
+            if case .name("kwargs") = e.kind { macro.catchesKwargs = true }
+        }
+        return Node(kind: .macro(macro), line: line)
     }
 
     /// `| name(args) | name ...` after `filter` or a block `set`.
