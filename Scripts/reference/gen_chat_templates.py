@@ -1,8 +1,11 @@
 """Golden renders of chat templates through transformers' own machinery (jinja2 sandbox with
 trim_blocks/lstrip_blocks, its tojson, raise_exception, strftime_now).
 
-Writes ../../Tests/Fixtures/chat_templates/:
-  templates/<name>.jinja   the template sources
+Reads ../../Tests/Fixtures/chat_templates/templates/<name>.jinja: templates in the styles of public
+Hugging Face models (ChatML, Qwen2.5, Qwen3, SmolLM2, Llama-3, Llama-3.1/3.2, Llama-2, Mistral v0.1/v0.3,
+Gemma, Gemma-3, Phi-3, Zephyr), written from their published tokenizer_config.json files as faithfully as
+memory allows; the golden is whatever jinja2 renders for them, so small differences do not matter.
+Writes beside them:
   cases.json               {template, messages, add_generation_prompt, bos/eos, extra} -> text or error
   features.json            small templates exercising one interpreter feature each -> text or error
 Run from Scripts/reference/ as `python3 gen_chat_templates.py`. Deterministic: no clock is read by any
@@ -19,7 +22,22 @@ from tokenizers.models import WordLevel
 from transformers import PreTrainedTokenizerFast
 from transformers.utils.chat_template_utils import render_jinja_template
 
-from chat_template_sources import TEMPLATES
+# name -> (bos_token, eos_token), as each family's tokenizer_config.json sets them.
+SPECIAL_TOKENS = {
+    "chatml": (None, "<|im_end|>"),
+    "qwen2_5": (None, "<|im_end|>"),
+    "qwen3": (None, "<|im_end|>"),
+    "smollm2": (None, "<|im_end|>"),
+    "llama3": ("<|begin_of_text|>", "<|eot_id|>"),
+    "llama3_1": ("<|begin_of_text|>", "<|eot_id|>"),
+    "llama2": ("<s>", "</s>"),
+    "mistral_v1": ("<s>", "</s>"),
+    "mistral_v3": ("<s>", "</s>"),
+    "gemma": ("<bos>", "<eos>"),
+    "gemma3": ("<bos>", "<eos>"),
+    "phi3": ("<s>", "<|endoftext|>"),
+    "zephyr": ("<s>", "</s>"),
+}
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../Tests/Fixtures/chat_templates")
 
@@ -131,7 +149,9 @@ def outcome(fn):
 
 def chat_cases():
     cases = []
-    for name, (template, bos, eos) in TEMPLATES.items():
+    for name, (bos, eos) in SPECIAL_TOKENS.items():
+        with open(os.path.join(OUT, "templates", name + ".jinja"), encoding="utf-8", newline="") as f:
+            template = f.read()
         tok = tokenizer(bos, eos)
         for conv_name, messages in CONVERSATIONS.items():
             extras = EXTRAS.get((name, conv_name), [{}])
@@ -280,10 +300,6 @@ def feature_cases():
 
 
 def main():
-    os.makedirs(os.path.join(OUT, "templates"), exist_ok=True)
-    for name, (template, _, _) in TEMPLATES.items():
-        with open(os.path.join(OUT, "templates", name + ".jinja"), "w", encoding="utf-8", newline="") as f:
-            f.write(template)
     for filename, cases in (("cases.json", chat_cases()), ("features.json", feature_cases())):
         with open(os.path.join(OUT, filename), "w", encoding="utf-8") as f:
             json.dump({"cases": cases}, f, ensure_ascii=False, indent=1)
