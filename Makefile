@@ -33,6 +33,8 @@ test: setup
 
 # Benchmarks print their figures beside references measured in the same run (sgemm peak, peers).
 bench: release
+	@if $(PYTHON) -c "import torch, transformers, tokenizers" 2>/dev/null; then $(PYTHON) Benchmarks/peers/run_all.py; \
+	else echo "peers skipped: PyTorch/tokenizers not installed (pip install -r Scripts/reference/requirements.txt)"; fi
 	$(RELEASE_BIN)/Benchmarks $(BENCH_ARGS)
 
 # Optional: PyTorch and HF tokenizers on the same inputs (needs `pip install -r Scripts/reference/requirements.txt`).
