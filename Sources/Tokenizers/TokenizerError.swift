@@ -4,7 +4,7 @@ import Formats
 /// with several checkpoints on disk knows which one to fix.
 public enum TokenizerError: Error, CustomStringConvertible, Equatable {
     /// A component's "type" is not one this implementation knows.
-    case unknownComponent(file: String, stage: String, type: String)
+    case unknownComponent(file: String, path: String, stage: String, type: String)
     /// A required field is missing or has the wrong JSON kind.
     case invalidField(file: String, path: String, expected: String, found: String)
     /// A regex pattern uses syntax that cannot be translated.
@@ -18,8 +18,8 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
 
     public var description: String {
         switch self {
-        case .unknownComponent(let file, let stage, let type):
-            return "\(file): unknown \(stage) type '\(type)'"
+        case .unknownComponent(let file, let path, let stage, let type):
+            return "\(file): \(path): unknown \(stage) type '\(type)'"
         case .invalidField(let file, let path, let expected, let found):
             return "\(file): \(path): expected \(expected), found \(found)"
         case .unsupportedPattern(let file, let pattern, let reason):
@@ -60,7 +60,7 @@ struct ComponentReader {
     }
 
     func unknown(_ stage: String) throws -> Never {
-        throw TokenizerError.unknownComponent(file: file, stage: stage, type: (try? type(stage: stage)) ?? "?")
+        throw TokenizerError.unknownComponent(file: file, path: path, stage: stage, type: (try? type(stage: stage)) ?? "?")
     }
 
     func fail(_ key: String, _ expected: String) -> TokenizerError {
