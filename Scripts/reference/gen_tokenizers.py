@@ -340,7 +340,9 @@ def goldens(name, out, special):
         cases.append(dict(text=text, ids=ids, ids_no_special=ids_plain,
                           decoded=hf.decode(ids), decoded_skip_special=hf.decode(ids, skip_special_tokens=True),
                           tokens=hf.convert_ids_to_tokens(ids)))
-    info = dict(family=name, bos_token_id=hf.bos_token_id, eos_token_id=hf.eos_token_id,
+    texts = edge_cases(special)
+    pairs = [dict(a=texts[i], b=texts[i + 7], ids=hf(texts[i], texts[i + 7])["input_ids"]) for i in range(0, 50, 4)]
+    info = dict(family=name, pairs=pairs, bos_token_id=hf.bos_token_id, eos_token_id=hf.eos_token_id,
                 pad_token_id=hf.pad_token_id, vocab_size=len(hf), model_vocab_size=raw.get_vocab_size(False),
                 add_bos_token=hf.add_bos_token, add_eos_token=hf.add_eos_token, model_max_length=hf.model_max_length,
                 bos_token=hf.bos_token, eos_token=hf.eos_token, chat_template=hf.chat_template, cases=cases)

@@ -46,6 +46,10 @@ final class GoldenTests: XCTestCase {
             XCTAssertGreaterThanOrEqual(cases.count, 60)
             _ = checkCases(tokenizer, cases, name: family, decodeSkip: true)
             total += cases.count
+            for p in golden["pairs"]!.arrayValue! {
+                let a = p["a"]!.stringValue!, b = p["b"]!.stringValue!
+                XCTAssertEqual(tokenizer.encode(a, pair: b), Self.ints(p["ids"]), "\(family) pair \(a.debugDescription) + \(b.debugDescription)")
+            }
             XCTAssertEqual(tokenizer.bosTokenId, golden["bos_token_id"]?.intValue, family)
             XCTAssertEqual(tokenizer.eosTokenId, golden["eos_token_id"]?.intValue, family)
             XCTAssertEqual(tokenizer.padTokenId, golden["pad_token_id"]?.intValue, family)
