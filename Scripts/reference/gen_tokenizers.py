@@ -418,7 +418,31 @@ def component_pipelines(lines):
                     normalizers.Sequence([normalizers.Replace(Regex(r"[0-9]+"), "<num>"), normalizers.Replace("a", "A"),
                                           normalizers.Strip(left=True, right=False)]))
     out["replace_regex_string"] = rep
+    added = wordlevel(pre_tokenizers.WhitespaceSplit(), normalizers.Lowercase())
+    added.add_tokens([AddedToken("<mask>", lstrip=True, special=False, normalized=False),
+                      AddedToken("[r]", rstrip=True, normalized=True),
+                      AddedToken("hello", single_word=True, normalized=True),
+                      AddedToken("Wor", normalized=False),
+                      AddedToken("ld", normalized=True, single_word=False)])
+    added.add_special_tokens([AddedToken("<sep>", lstrip=True, rstrip=True)])
+    out["added_tokens_options"] = added
     return out
+
+
+ADDED_TOKEN_TEXTS = ["a <mask> b", "a   <mask>b", "<mask>", "x [R]   y", "[r]z", "hello world", "helloworld", "say hello",
+                     "HELLO there", "_hello_", "World wOrLd Wor", "old gold", "a <sep> b", "a<sep>b", "  <sep>  ",
+                     "<mask><mask>  <mask>", "hello<mask>hello"]
+
+
+def legacy_pipelines(gpt2_dir, metaspace_json):
+    """tokenizer.json forms older tokenizers versions wrote: merges as "a b" strings, Metaspace with
+    add_prefix_space instead of prepend_scheme."""
+    d = json.load(open(os.path.join(gpt2_dir, "tokenizer.json"), encoding="utf-8"))
+    d["model"]["merges"] = [" ".join(m) for m in d["model"]["merges"]]
+    m = json.loads(metaspace_json)
+    m["pre_tokenizer"] = {"type": "Metaspace", "replacement": "\u2581", "add_prefix_space": True}
+    m["decoder"] = {"type": "Metaspace", "replacement": "\u2581", "add_prefix_space": True}
+    return {"legacy_merges_gpt2": json.dumps(d, ensure_ascii=False), "legacy_metaspace_add_prefix_space": json.dumps(m, ensure_ascii=False)}
 
 
 def main():
@@ -441,10 +465,19 @@ def main():
         shutil.rmtree(comp_dir)
     os.makedirs(comp_dir)
     specials = ["[CLS]", "[SEP]"]
-    for name, tok in component_pipelines(lines).items():
-        tok.save(os.path.join(comp_dir, f"{name}.tokenizer.json"))
+    pipelines = component_pipelines(lines)
+    pipelines.update(legacy_pipelines(os.path.join(SHIP, "gpt2"), pipelines["metaspace_never_nosplit"].to_str()))
+    for name, tok in pipelines.items():
+        path = os.path.join(comp_dir, f"{name}.tokenizer.json")
+        if isinstance(tok, str):
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(tok)
+            tok = Tokenizer.from_file(path)
+        else:
+            tok.save(path)
         cases = []
-        for text in edge_cases(specials):
+        texts = edge_cases(specials) + (ADDED_TOKEN_TEXTS if name == "added_tokens_options" else [])
+        for text in texts:
             cases.append(dict(text=text, ids=tok.encode(text).ids,
                               ids_no_special=tok.encode(text, add_special_tokens=False).ids,
                               decoded=tok.decode(tok.encode(text).ids, skip_special_tokens=False)))
