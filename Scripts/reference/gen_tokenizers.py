@@ -429,6 +429,51 @@ def component_pipelines(lines):
     return out
 
 
+PRECOMPILED_RULES = {
+    "ﬁ": "fi", "①": "1", "²": "2", "\u3000": " ", "\u00a0": " ", "\u200b": "", "ẞ": "ß", "e\u0301": "é",
+    "a\u0308": "ä", "t": "t", "n": "n", "Ω": "Ω", "™": "TM", "…": "...", "\ufb03": "ffi",
+    **{chr(0xFF21 + i): chr(0x41 + i) for i in range(26)},
+}
+
+
+def build_charsmap(rules):
+    """A SentencePiece `precompiled_charsmap` (darts-clone double array + NUL-terminated replacement pool)
+    for `rules`, so the Precompiled normalizer can be tested without the sentencepiece package. Identity rules
+    for "t" and "n" make graphemes such as "t\u0336" hit HF's shortest-prefix quirk (the mark is dropped)."""
+    pool = b""
+    value = {}
+    for key in sorted(rules):
+        value[key] = len(pool)
+        pool += rules[key].encode("utf-8") + b"\0"
+    root = {}
+    for key in rules:
+        node = root
+        for b in key.encode("utf-8"):
+            node = node.setdefault(b, {})
+        node[None] = key
+    units = {0: 0}
+    queue = [(0, root)]
+    base_hint = 256
+    while queue:
+        pos, node = queue.pop(0)
+        labels = sorted(k for k in node if k is not None)
+        slots_needed = lambda b: [b ^ c for c in labels] + ([b] if None in node else [])
+        base = base_hint
+        while any(s in units for s in slots_needed(base)):
+            base += 1
+        units[pos] |= (pos ^ base) << 10
+        if None in node:
+            units[base] = value[node[None]] | (1 << 31)
+        for c in labels:
+            child = node[c]
+            units[base ^ c] = c | ((1 << 8) if None in child else 0)
+            queue.append((base ^ c, child))
+    size = ((max(units) >> 8) + 2) * 256
+    array = [units.get(i, 0) for i in range(size)]
+    trie = b"".join(u.to_bytes(4, "little") for u in array)
+    return len(trie).to_bytes(4, "little") + trie + pool
+
+
 ADDED_TOKEN_TEXTS = ["a <mask> b", "a   <mask>b", "<mask>", "x [R]   y", "[r]z", "hello world", "helloworld", "say hello",
                      "HELLO there", "_hello_", "World wOrLd Wor", "old gold", "a <sep> b", "a<sep>b", "  <sep>  ",
                      "<mask><mask>  <mask>", "hello<mask>hello"]
@@ -467,6 +512,10 @@ def main():
     specials = ["[CLS]", "[SEP]"]
     pipelines = component_pipelines(lines)
     pipelines.update(legacy_pipelines(os.path.join(SHIP, "gpt2"), pipelines["metaspace_never_nosplit"].to_str()))
+    precompiled = Tokenizer.from_file(os.path.join(SHIP, "unigram", "tokenizer.json"))
+    precompiled.normalizer = normalizers.Sequence([normalizers.Precompiled(build_charsmap(PRECOMPILED_RULES)),
+                                                   normalizers.Replace(Regex(" {2,}"), " ")])
+    pipelines["precompiled_unigram"] = precompiled
     for name, tok in pipelines.items():
         path = os.path.join(comp_dir, f"{name}.tokenizer.json")
         if isinstance(tok, str):
@@ -477,6 +526,9 @@ def main():
             tok.save(path)
         cases = []
         texts = edge_cases(specials) + (ADDED_TOKEN_TEXTS if name == "added_tokens_options" else [])
+        if name == "precompiled_unigram":
+            texts += ["ﬁne ① ² Ｈｅｌｌｏ\u3000world", "t\u0336e\u0337 n\u0303o", "e\u0301 a\u0308 e\u0301\u0301", "™…\ufb03",
+                      "Ω\u200bx", "n\u0303\u0303\u0303\u0303"]
         for text in texts:
             cases.append(dict(text=text, ids=tok.encode(text).ids,
                               ids_no_special=tok.encode(text, add_special_tokens=False).ids,

@@ -10,32 +10,42 @@ protocol TokenizerModel: AnyObject, Sendable {
     var typeName: String { get }
 }
 
+/// Vocabulary keys are the tokens' Unicode scalars: Swift `String` equality and hashing follow canonical
+/// equivalence ("n\u{303}" == "ñ"), while HF compares bytes, so String keys would find tokens HF does not.
+typealias TokenKey = [UInt32]
+
 /// Reads a `{"token": id}` vocabulary object.
-func readVocab(_ r: ComponentReader) throws -> (ids: [String: Int], tokens: [String?]) {
+func readVocab(_ r: ComponentReader) throws -> (ids: [TokenKey: Int], tokens: [String?]) {
     let object = try r.object("vocab")
-    var ids: [String: Int] = [:]
+    var ids: [TokenKey: Int] = [:]
     ids.reserveCapacity(object.count)
     var maxId = -1
     for (token, v) in object {
         guard let id = v.intValue, id >= 0 else { throw TokenizerError.invalidField(file: r.file, path: r.path + ".vocab." + token, expected: "a non-negative integer id", found: v.kindName) }
-        ids[token] = id
+        ids[scalars(token)] = id
         maxId = max(maxId, id)
     }
     var tokens = [String?](repeating: nil, count: maxId + 1)
-    for (t, id) in ids { tokens[id] = t }
+    for (t, id) in ids { tokens[id] = string(t) }
+    if tokens.contains(where: { $0 == nil }), r.path == "tokenizer.model", let exact = ExactVocabulary.read(path: r.file),
+       exact.count > ids.count {
+        ids = exact
+        tokens = [String?](repeating: nil, count: (exact.values.max() ?? -1) + 1)
+        for (t, id) in ids where id >= 0 { tokens[id] = string(t) }
+    }
     return (ids, tokens)
 }
 
 /// Byte-pair encoding: start from characters (or `<0xNN>` byte tokens), then repeatedly apply the
 /// lowest-ranked merge, leftmost first, exactly as HF's `Word::merge_all` priority queue does.
 final class BPEModel: TokenizerModel, @unchecked Sendable {
-    let vocab: [String: Int]
+    let vocab: [TokenKey: Int]
     let tokens: [String?]
     /// (left id << 32 | right id) → (rank, merged id).
     let merges: [UInt64: (rank: Int32, id: Int32)]
     let unkId: Int?
-    let continuingSubwordPrefix: String?
-    let endOfWordSuffix: String?
+    let continuingSubwordPrefix: TokenKey?
+    let endOfWordSuffix: TokenKey?
     let fuseUnk: Bool
     let byteFallback: Bool
     let ignoreMerges: Bool
@@ -54,13 +64,13 @@ final class BPEModel: TokenizerModel, @unchecked Sendable {
         self.vocab = vocab
         self.tokens = tokens
         let unk = try r.string("unk_token", default: nil)
-        unkId = unk.flatMap { vocab[$0] }
-        continuingSubwordPrefix = try r.string("continuing_subword_prefix", default: nil)
-        endOfWordSuffix = try r.string("end_of_word_suffix", default: nil)
+        unkId = unk.flatMap { vocab[scalars($0)] }
+        continuingSubwordPrefix = try r.string("continuing_subword_prefix", default: nil).map(scalars)
+        endOfWordSuffix = try r.string("end_of_word_suffix", default: nil).map(scalars)
         fuseUnk = try r.bool("fuse_unk", default: false)
         byteFallback = try r.bool("byte_fallback", default: false)
         ignoreMerges = try r.bool("ignore_merges", default: false)
-        let prefixLength = continuingSubwordPrefix?.count ?? 0
+        let prefixLength = continuingSubwordPrefix?.count ?? 0  // in scalars
         var merges: [UInt64: (rank: Int32, id: Int32)] = [:]
         let list = try r.array("merges")
         merges.reserveCapacity(list.count)
@@ -75,12 +85,12 @@ final class BPEModel: TokenizerModel, @unchecked Sendable {
             } else {
                 throw TokenizerError.invalidField(file: r.file, path: "\(r.path).merges[\(rank)]", expected: "a pair of strings", found: m.kindName)
             }
-            guard let a = vocab[pair.0], let b = vocab[pair.1] else {
+            guard let a = vocab[scalars(pair.0)], let b = vocab[scalars(pair.1)] else {
                 throw TokenizerError.inconsistentModel(file: r.file, message: "\(r.path).merges[\(rank)]: \(pair) uses a token missing from the vocabulary")
             }
-            let merged = pair.0 + String(pair.1.dropFirst(prefixLength))
+            let merged = scalars(pair.0) + scalars(pair.1).dropFirst(prefixLength)
             guard let id = vocab[merged] else {
-                throw TokenizerError.inconsistentModel(file: r.file, message: "\(r.path).merges[\(rank)]: merged token \(merged.debugDescription) is missing from the vocabulary")
+                throw TokenizerError.inconsistentModel(file: r.file, message: "\(r.path).merges[\(rank)]: merged token \(string(merged).debugDescription) is missing from the vocabulary")
             }
             let key = UInt64(a) << 32 | UInt64(b)
             if merges[key] == nil { merges[key] = (Int32(rank), Int32(id)) }
@@ -89,18 +99,18 @@ final class BPEModel: TokenizerModel, @unchecked Sendable {
         singleScalarIds = []
         if continuingSubwordPrefix == nil && endOfWordSuffix == nil {
             singleScalarIds = [Int32](repeating: -1, count: 512)
-            for (t, id) in vocab where t.unicodeScalars.count == 1 {
-                let v = Int(t.unicodeScalars.first!.value)
+            for (t, id) in vocab where t.count == 1 {
+                let v = Int(t[0])
                 if v < 512 { singleScalarIds[v] = Int32(id) }
             }
         }
         if byteFallback {
-            let ids = (0..<256).map { vocab[String(format: "<0x%02X>", $0)] }
+            let ids = (0..<256).map { vocab[scalars(String(format: "<0x%02X>", $0))] }
             if ids.allSatisfy({ $0 != nil }) { byteFallbackIds = ids.map { $0! } }
         }
     }
 
-    func tokenToId(_ token: String) -> Int? { vocab[token] }
+    func tokenToId(_ token: String) -> Int? { vocab[scalars(token)] }
     func idToToken(_ id: Int) -> String? { id >= 0 && id < tokens.count ? tokens[id] : nil }
 
     func tokenize(_ word: [UInt32]) -> [Int] {
@@ -118,7 +128,7 @@ final class BPEModel: TokenizerModel, @unchecked Sendable {
     }
 
     private func tokenizeUncached(_ word: [UInt32]) -> [Int] {
-        if ignoreMerges, let id = vocab[string(word)] { return [id] }
+        if ignoreMerges, let id = vocab[word] { return [id] }
         var symbols = initialSymbols(word)
         if symbols.count > 1 { mergeAll(&symbols) }
         return symbols
@@ -134,7 +144,7 @@ final class BPEModel: TokenizerModel, @unchecked Sendable {
                 out.append(Int(singleScalarIds[Int(v)]))
                 continue
             }
-            var s = string([v])
+            var s: TokenKey = [v]
             if i > 0, let p = continuingSubwordPrefix { s = p + s }
             if i == word.count - 1, let x = endOfWordSuffix { s += x }
             if let id = vocab[s] {
@@ -143,7 +153,7 @@ final class BPEModel: TokenizerModel, @unchecked Sendable {
                 continue
             }
             if let bytes = byteFallbackIds {
-                for b in s.utf8 { out.append(bytes[Int(b)]) }
+                for b in string(s).utf8 { out.append(bytes[Int(b)]) }
                 continue
             }
             if let unk = unkId {

@@ -147,7 +147,9 @@ func makeNormalizer(_ r: ComponentReader) throws -> Normalizer {
     case "Sequence":
         return SequenceNormalizer(steps: try r.elements("normalizers").map(makeNormalizer))
     case "Precompiled":
-        throw TokenizerError.unsupported(file: r.file, what: "\(r.path): Precompiled normalizer (SentencePiece charsmap)")
+        guard let b64 = try r.string("precompiled_charsmap", default: nil) else { return SequenceNormalizer(steps: []) }
+        guard let data = Data(base64Encoded: b64) else { throw r.fail("precompiled_charsmap", "base64 data") }
+        return try PrecompiledNormalizer(charsmap: Array(data), file: r.file, path: r.path)
     default:
         try r.unknown("normalizer")
     }

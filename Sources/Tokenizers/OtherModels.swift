@@ -3,10 +3,10 @@ import Formats
 
 /// BERT's greedy longest-match-first subword model.
 final class WordPieceModel: TokenizerModel, @unchecked Sendable {
-    let vocab: [String: Int]
+    let vocab: [TokenKey: Int]
     let tokens: [String?]
     let unkId: Int
-    let prefix: String
+    let prefix: TokenKey
     let maxInputCharsPerWord: Int
     var vocabSize: Int { tokens.count }
     var typeName: String { "WordPiece" }
@@ -14,13 +14,13 @@ final class WordPieceModel: TokenizerModel, @unchecked Sendable {
     init(_ r: ComponentReader) throws {
         (vocab, tokens) = try readVocab(r)
         let unk = try r.string("unk_token", default: "[UNK]")!
-        guard let id = vocab[unk] else { throw TokenizerError.inconsistentModel(file: r.file, message: "\(r.path): unk_token \(unk.debugDescription) is not in the vocabulary") }
+        guard let id = vocab[scalars(unk)] else { throw TokenizerError.inconsistentModel(file: r.file, message: "\(r.path): unk_token \(unk.debugDescription) is not in the vocabulary") }
         unkId = id
-        prefix = try r.string("continuing_subword_prefix", default: "##")!
+        prefix = scalars(try r.string("continuing_subword_prefix", default: "##")!)
         maxInputCharsPerWord = try r.int("max_input_chars_per_word", default: 100)!
     }
 
-    func tokenToId(_ token: String) -> Int? { vocab[token] }
+    func tokenToId(_ token: String) -> Int? { vocab[scalars(token)] }
     func idToToken(_ id: Int) -> String? { id >= 0 && id < tokens.count ? tokens[id] : nil }
 
     func tokenize(_ word: [UInt32]) -> [Int] {
@@ -32,7 +32,7 @@ final class WordPieceModel: TokenizerModel, @unchecked Sendable {
             var end = word.count
             var found: Int? = nil
             while start < end {
-                var piece = string(Array(word[start..<end]))
+                var piece = Array(word[start..<end])
                 if start > 0 { piece = prefix + piece }
                 if let id = vocab[piece] { found = id; break }
                 end -= 1
@@ -47,7 +47,7 @@ final class WordPieceModel: TokenizerModel, @unchecked Sendable {
 
 /// A plain word → id table.
 final class WordLevelModel: TokenizerModel, @unchecked Sendable {
-    let vocab: [String: Int]
+    let vocab: [TokenKey: Int]
     let tokens: [String?]
     let unkId: Int?
     var vocabSize: Int { tokens.count }
@@ -57,15 +57,15 @@ final class WordLevelModel: TokenizerModel, @unchecked Sendable {
         let (vocab, tokens) = try readVocab(r)
         self.vocab = vocab
         self.tokens = tokens
-        unkId = try r.string("unk_token", default: nil).flatMap { vocab[$0] }
+        unkId = try r.string("unk_token", default: nil).flatMap { vocab[scalars($0)] }
     }
 
-    func tokenToId(_ token: String) -> Int? { vocab[token] }
+    func tokenToId(_ token: String) -> Int? { vocab[scalars(token)] }
     func idToToken(_ id: Int) -> String? { id >= 0 && id < tokens.count ? tokens[id] : nil }
 
     func tokenize(_ word: [UInt32]) -> [Int] {
         if word.isEmpty { return [] }
-        if let id = vocab[string(word)] { return [id] }
+        if let id = vocab[word] { return [id] }
         return unkId.map { [$0] } ?? []
     }
 }
@@ -74,7 +74,7 @@ final class WordLevelModel: TokenizerModel, @unchecked Sendable {
 /// Scalars no piece covers become `unk` (scored min − 10, consecutive ones fused) or, with `byte_fallback`,
 /// their `<0xNN>` byte tokens.
 final class UnigramModel: TokenizerModel, @unchecked Sendable {
-    let vocab: [String: Int]
+    let vocab: [TokenKey: Int]
     let tokens: [String]
     let scores: [Double]
     let unkId: Int?
@@ -85,7 +85,7 @@ final class UnigramModel: TokenizerModel, @unchecked Sendable {
     var typeName: String { "Unigram" }
 
     init(_ r: ComponentReader) throws {
-        var vocab: [String: Int] = [:]
+        var vocab: [TokenKey: Int] = [:]
         var tokens: [String] = []
         var scores: [Double] = []
         var longest = 1
@@ -93,7 +93,7 @@ final class UnigramModel: TokenizerModel, @unchecked Sendable {
             guard let pair = e.arrayValue, pair.count == 2, let piece = pair[0].stringValue, let score = pair[1].doubleValue else {
                 throw TokenizerError.invalidField(file: r.file, path: "\(r.path).vocab[\(i)]", expected: "[piece, score]", found: e.kindName)
             }
-            if vocab[piece] == nil { vocab[piece] = i }
+            if vocab[scalars(piece)] == nil { vocab[scalars(piece)] = i }
             tokens.append(piece)
             scores.append(score)
             longest = max(longest, piece.unicodeScalars.count)
@@ -107,7 +107,7 @@ final class UnigramModel: TokenizerModel, @unchecked Sendable {
         unkScore = (scores.min() ?? 0) - 10.0
     }
 
-    func tokenToId(_ token: String) -> Int? { vocab[token] }
+    func tokenToId(_ token: String) -> Int? { vocab[scalars(token)] }
     func idToToken(_ id: Int) -> String? { id >= 0 && id < tokens.count ? tokens[id] : nil }
 
     func tokenize(_ word: [UInt32]) -> [Int] {
@@ -120,10 +120,10 @@ final class UnigramModel: TokenizerModel, @unchecked Sendable {
         for start in 0..<n {
             let base = bestScore[start]
             var hasSingle = false
-            var piece = String.UnicodeScalarView()
+            var piece: TokenKey = []
             for end in (start + 1)...min(n, start + maxPieceScalars) {
-                piece.append(Unicode.Scalar(word[end - 1]) ?? "\u{FFFD}")
-                guard let id = vocab[String(piece)] else { continue }
+                piece.append(word[end - 1])
+                guard let id = vocab[piece] else { continue }
                 let candidate = base + scores[id]
                 if bestStart[end] < 0 || candidate > bestScore[end] {
                     bestScore[end] = candidate; bestStart[end] = start; bestId[end] = id
@@ -156,10 +156,10 @@ final class UnigramModel: TokenizerModel, @unchecked Sendable {
         var out: [Int] = []
         for (range, id) in pieces.reversed() {
             if let id { out.append(id); continue }
-            let text = string(Array(word[range]))
-            if let id = vocab[text] { out.append(id); continue }
+            let piece = Array(word[range])
+            if let id = vocab[piece] { out.append(id); continue }
             if byteFallback {
-                let ids = text.utf8.map { vocab[String(format: "<0x%02X>", $0)] }
+                let ids = string(piece).utf8.map { vocab[scalars(String(format: "<0x%02X>", $0))] }
                 if ids.allSatisfy({ $0 != nil }) { out.append(contentsOf: ids.map { $0! }); continue }
             }
             if let unk = unkId { out.append(unk) }
