@@ -14,25 +14,27 @@ protocol TokenizerModel: AnyObject, Sendable {
 /// equivalence ("n\u{303}" == "ñ"), while HF compares bytes, so String keys would find tokens HF does not.
 typealias TokenKey = [UInt32]
 
-/// Reads a `{"token": id}` vocabulary object.
-func readVocab(_ r: ComponentReader) throws -> (ids: [TokenKey: Int], tokens: [String?]) {
-    let object = try r.object("vocab")
-    var ids: [TokenKey: Int] = [:]
-    ids.reserveCapacity(object.count)
+/// Reads a `{"token": id}` vocabulary object, or takes the one json-c already read.
+func readVocab(_ r: ComponentReader, preloaded: [TokenKey: Int]? = nil) throws -> (ids: [TokenKey: Int], tokens: [String?]) {
+    var ids: [TokenKey: Int]
+    if let preloaded {
+        ids = preloaded
+    } else {
+        let object = try r.object("vocab")
+        ids = [:]
+        ids.reserveCapacity(object.count)
+        for (token, v) in object {
+            guard let id = v.intValue else { throw TokenizerError.invalidField(file: r.file, path: r.path + ".vocab." + token, expected: "an integer id", found: v.kindName) }
+            ids[scalars(token)] = id
+        }
+    }
     var maxId = -1
-    for (token, v) in object {
-        guard let id = v.intValue, id >= 0 else { throw TokenizerError.invalidField(file: r.file, path: r.path + ".vocab." + token, expected: "a non-negative integer id", found: v.kindName) }
-        ids[scalars(token)] = id
+    for (t, id) in ids {
+        guard id >= 0 else { throw TokenizerError.invalidField(file: r.file, path: r.path + ".vocab." + string(t), expected: "a non-negative id", found: "\(id)") }
         maxId = max(maxId, id)
     }
     var tokens = [String?](repeating: nil, count: maxId + 1)
     for (t, id) in ids { tokens[id] = string(t) }
-    if tokens.contains(where: { $0 == nil }), r.path == "tokenizer.model", let exact = ExactVocabulary.read(path: r.file),
-       exact.count > ids.count {
-        ids = exact
-        tokens = [String?](repeating: nil, count: (exact.values.max() ?? -1) + 1)
-        for (t, id) in ids where id >= 0 { tokens[id] = string(t) }
-    }
     return (ids, tokens)
 }
 
@@ -59,8 +61,8 @@ final class BPEModel: TokenizerModel, @unchecked Sendable {
     var vocabSize: Int { tokens.count }
     var typeName: String { "BPE" }
 
-    init(_ r: ComponentReader) throws {
-        let (vocab, tokens) = try readVocab(r)
+    init(_ r: ComponentReader, preloaded: PreloadedModelTables? = nil) throws {
+        let (vocab, tokens) = try readVocab(r, preloaded: preloaded?.vocab)
         self.vocab = vocab
         self.tokens = tokens
         let unk = try r.string("unk_token", default: nil)
@@ -71,24 +73,32 @@ final class BPEModel: TokenizerModel, @unchecked Sendable {
         byteFallback = try r.bool("byte_fallback", default: false)
         ignoreMerges = try r.bool("ignore_merges", default: false)
         let prefixLength = continuingSubwordPrefix?.count ?? 0  // in scalars
+        var pairs: [(TokenKey, TokenKey)]
+        if let preloadedMerges = preloaded?.merges {
+            pairs = preloadedMerges
+        } else {
+            let list = try r.array("merges")
+            pairs = []
+            pairs.reserveCapacity(list.count)
+            for (rank, m) in list.enumerated() {
+                if let s = m.stringValue {
+                    let parts = s.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
+                    guard parts.count == 2 else { throw TokenizerError.invalidField(file: r.file, path: "\(r.path).merges[\(rank)]", expected: "\"left right\"", found: s.debugDescription) }
+                    pairs.append((scalars(String(parts[0])), scalars(String(parts[1]))))
+                } else if let a = m.arrayValue, a.count == 2, let x = a[0].stringValue, let y = a[1].stringValue {
+                    pairs.append((scalars(x), scalars(y)))
+                } else {
+                    throw TokenizerError.invalidField(file: r.file, path: "\(r.path).merges[\(rank)]", expected: "a pair of strings", found: m.kindName)
+                }
+            }
+        }
         var merges: [UInt64: (rank: Int32, id: Int32)] = [:]
-        let list = try r.array("merges")
-        merges.reserveCapacity(list.count)
-        for (rank, m) in list.enumerated() {
-            let pair: (String, String)
-            if let s = m.stringValue {
-                let parts = s.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
-                guard parts.count == 2 else { throw TokenizerError.invalidField(file: r.file, path: "\(r.path).merges[\(rank)]", expected: "\"left right\"", found: s.debugDescription) }
-                pair = (String(parts[0]), String(parts[1]))
-            } else if let a = m.arrayValue, a.count == 2, let x = a[0].stringValue, let y = a[1].stringValue {
-                pair = (x, y)
-            } else {
-                throw TokenizerError.invalidField(file: r.file, path: "\(r.path).merges[\(rank)]", expected: "a pair of strings", found: m.kindName)
+        merges.reserveCapacity(pairs.count)
+        for (rank, pair) in pairs.enumerated() {
+            guard let a = vocab[pair.0], let b = vocab[pair.1] else {
+                throw TokenizerError.inconsistentModel(file: r.file, message: "\(r.path).merges[\(rank)]: (\(string(pair.0).debugDescription), \(string(pair.1).debugDescription)) uses a token missing from the vocabulary")
             }
-            guard let a = vocab[scalars(pair.0)], let b = vocab[scalars(pair.1)] else {
-                throw TokenizerError.inconsistentModel(file: r.file, message: "\(r.path).merges[\(rank)]: \(pair) uses a token missing from the vocabulary")
-            }
-            let merged = scalars(pair.0) + scalars(pair.1).dropFirst(prefixLength)
+            let merged = pair.0 + pair.1.dropFirst(prefixLength)
             guard let id = vocab[merged] else {
                 throw TokenizerError.inconsistentModel(file: r.file, message: "\(r.path).merges[\(rank)]: merged token \(string(merged).debugDescription) is missing from the vocabulary")
             }

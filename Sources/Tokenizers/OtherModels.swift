@@ -11,8 +11,8 @@ final class WordPieceModel: TokenizerModel, @unchecked Sendable {
     var vocabSize: Int { tokens.count }
     var typeName: String { "WordPiece" }
 
-    init(_ r: ComponentReader) throws {
-        (vocab, tokens) = try readVocab(r)
+    init(_ r: ComponentReader, preloaded: PreloadedModelTables? = nil) throws {
+        (vocab, tokens) = try readVocab(r, preloaded: preloaded?.vocab)
         let unk = try r.string("unk_token", default: "[UNK]")!
         guard let id = vocab[scalars(unk)] else { throw TokenizerError.inconsistentModel(file: r.file, message: "\(r.path): unk_token \(unk.debugDescription) is not in the vocabulary") }
         unkId = id
@@ -53,8 +53,8 @@ final class WordLevelModel: TokenizerModel, @unchecked Sendable {
     var vocabSize: Int { tokens.count }
     var typeName: String { "WordLevel" }
 
-    init(_ r: ComponentReader) throws {
-        let (vocab, tokens) = try readVocab(r)
+    init(_ r: ComponentReader, preloaded: PreloadedModelTables? = nil) throws {
+        let (vocab, tokens) = try readVocab(r, preloaded: preloaded?.vocab)
         self.vocab = vocab
         self.tokens = tokens
         unkId = try r.string("unk_token", default: nil).flatMap { vocab[scalars($0)] }
@@ -168,13 +168,13 @@ final class UnigramModel: TokenizerModel, @unchecked Sendable {
     }
 }
 
-func makeModel(_ r: ComponentReader) throws -> TokenizerModel {
+func makeModel(_ r: ComponentReader, preloaded: PreloadedModelTables? = nil) throws -> TokenizerModel {
     // Files written by old tokenizers versions omit the model type; the fields then tell which it is.
-    let type = r.value["type"]?.stringValue ?? (r.value["merges"] != nil ? "BPE" : r.value["vocab"]?.arrayValue != nil ? "Unigram" : r.value["continuing_subword_prefix"] != nil ? "WordPiece" : "WordLevel")
+    let type = r.value["type"]?.stringValue ?? (r.value["merges"] != nil || preloaded?.merges != nil ? "BPE" : r.value["vocab"]?.arrayValue != nil ? "Unigram" : r.value["continuing_subword_prefix"] != nil ? "WordPiece" : "WordLevel")
     switch type {
-    case "BPE": return try BPEModel(r)
-    case "WordPiece": return try WordPieceModel(r)
-    case "WordLevel": return try WordLevelModel(r)
+    case "BPE": return try BPEModel(r, preloaded: preloaded)
+    case "WordPiece": return try WordPieceModel(r, preloaded: preloaded)
+    case "WordLevel": return try WordLevelModel(r, preloaded: preloaded)
     case "Unigram": return try UnigramModel(r)
     default: try r.unknown("model")
     }

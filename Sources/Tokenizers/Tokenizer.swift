@@ -25,17 +25,28 @@ public final class Tokenizer: @unchecked Sendable {
     /// Reads `tokenizer.json`, plus `tokenizer_config.json` and `chat_template.jinja` when present.
     public static func load(directory: String) throws -> Tokenizer {
         let path = URL(fileURLWithPath: directory).appendingPathComponent("tokenizer.json").path
+        let config = try TokenizerConfig.load(directory: directory)
+        if let (json, tables) = try TokenizerFileReader.read(path: path) {
+            return try Tokenizer(json: json, config: config, source: path, preloaded: tables)
+        }
+        // json-c could not read it: go through JSONValue for a message that says where and why.
         let json: JSONValue
         do {
             json = try JSONValue.read(path: path)
         } catch {
             throw TokenizerError.malformed(file: path, message: "\(error)")
         }
-        return try Tokenizer(json: json, config: try TokenizerConfig.load(directory: directory), source: path)
+        return try Tokenizer(json: json, config: config, source: path)
     }
 
     /// Builds the pipeline from a parsed `tokenizer.json`; `source` names the file in errors.
-    public init(json: JSONValue, config: TokenizerConfig?, source: String) throws {
+    /// Prefer `load(directory:)`: `JSONValue` objects merge canonically equivalent keys, so a vocabulary with
+    /// both "é" and "e\u{301}" is only read exactly from the file.
+    public convenience init(json: JSONValue, config: TokenizerConfig?, source: String) throws {
+        try self.init(json: json, config: config, source: source, preloaded: nil)
+    }
+
+    init(json: JSONValue, config: TokenizerConfig?, source: String, preloaded: PreloadedModelTables?) throws {
         guard json.objectValue != nil else {
             throw TokenizerError.malformed(file: source, message: "expected a JSON object at the top level, found \(json.kindName)")
         }
@@ -45,7 +56,7 @@ public final class Tokenizer: @unchecked Sendable {
         guard let modelReader = root.child("model") else {
             throw TokenizerError.malformed(file: source, message: "no \"model\" section")
         }
-        model = try makeModel(modelReader)
+        model = try makeModel(modelReader, preloaded: preloaded)
         normalizer = try root.child("normalizer").map(makeNormalizer)
         preTokenizer = try root.child("pre_tokenizer").map(makePreTokenizer)
         postProcessor = try root.child("post_processor").map(makePostProcessor)
