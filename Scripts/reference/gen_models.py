@@ -108,6 +108,57 @@ def main():
     build("llama_bf16", LlamaConfig(**COMMON, tie_word_embeddings=False), LlamaForCausalLM, 50, dtype=torch.bfloat16)
     build("gpt2", GPT2Config(vocab_size=96, n_embd=64, n_layer=2, n_head=4, n_positions=64, initializer_range=0.2,
                              attn_pdrop=0.0, embd_pdrop=0.0, resid_pdrop=0.0, bos_token_id=0, eos_token_id=0), GPT2LMHeadModel, 60)
+    build_chat_model()
+
+
+def build_chat_model():
+    """A tiny Llama with the SmolLM tokenizer the project ships, and what transformers does with it from
+    the command line's point of view: token ids, greedy continuations (plain and through the chat
+    template), and the mean token loss of a small JSONL file."""
+    from transformers import AutoTokenizer
+    tok_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "Tokenizers", "smollm")
+    tok = AutoTokenizer.from_pretrained(tok_dir)
+    config = LlamaConfig(**{**COMMON, "vocab_size": len(tok)}, tie_word_embeddings=True,
+                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    torch.manual_seed(70)
+    model = LlamaForCausalLM(config).eval()
+    perturb(model, 71)
+    folder = os.path.join(OUT, "smollm_chat")
+    shutil.rmtree(folder, ignore_errors=True)
+    model.save_pretrained(folder)
+    os.remove(os.path.join(folder, "generation_config.json"))
+    for f in os.listdir(tok_dir):
+        shutil.copy(os.path.join(tok_dir, f), folder)
+    prompts = ["Hello world", "What is 2 + 2?", "  spaces  and\nnewlines 123"]
+    cases = []
+    for p in prompts:
+        ids = tok(p)["input_ids"]
+        with torch.no_grad():
+            out = model.generate(torch.tensor([ids]), max_new_tokens=12, do_sample=False, pad_token_id=0)
+        plain = tok.decode(out[0, len(ids):], skip_special_tokens=True)
+        chat_ids = tok.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True,
+                                           tokenize=True, return_dict=False)
+        if isinstance(chat_ids, dict):
+            chat_ids = chat_ids["input_ids"]
+        with torch.no_grad():
+            out = model.generate(torch.tensor([chat_ids]), max_new_tokens=12, do_sample=False, pad_token_id=0)
+        chat = tok.decode(out[0, len(chat_ids):], skip_special_tokens=True)
+        cases.append({"prompt": p, "ids": ids, "generated": plain, "chat_ids": list(chat_ids), "chat_generated": chat})
+    texts = ["The quick brown fox jumps over the lazy dog.", "1 2 3 4 5 6 7 8 9 10", "Hello, hello, hello!"]
+    with open(os.path.join(folder, "eval.jsonl"), "w") as f:
+        for t in texts:
+            f.write(json.dumps({"text": t}) + "\n")
+    total, count = 0.0, 0
+    for t in texts:
+        ids = torch.tensor([tok(t)["input_ids"]])
+        with torch.no_grad():
+            logits = model(input_ids=ids).logits[0, :-1].double()
+        total += torch.nn.functional.cross_entropy(logits, ids[0, 1:], reduction="sum").item()
+        count += ids.shape[1] - 1
+    with open(os.path.join(folder, "expected_cli.json"), "w") as f:
+        f.write(json.dumps({"cases": cases, "eval_mean_loss": total / count, "eval_tokens": count}, indent=2,
+                           sort_keys=True, ensure_ascii=False) + "\n")
+    print(f"smollm_chat: vocab {len(tok)}, eval loss {total / count:.4f} over {count} tokens")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,9 @@ func runCommand(_ argv: [String]) throws {
     case "inspect": try InspectCommand.run(rest)
     case "export": try ExportCommand.run(rest)
     case "validate": try ValidateCommand.run(rest)
+    case "tokenize": try TokenizeCommand.run(rest)
+    case "generate": try GenerateCommand.run(rest)
+    case "eval": try EvalCommand.run(rest)
     default:
         if first.hasSuffix(".yaml") || first.hasSuffix(".yml") {
             throw CLIError.failed("training from a recipe is not available yet in this build (\(first))")

@@ -1,0 +1,56 @@
+import Foundation
+import SwiftFinetune
+
+/// `swift-finetune eval --model DIR --data FILE.jsonl`: mean next-token loss and perplexity over every
+/// token of every line's "text" (tokenised with the tokenizer's default special tokens). Texts longer
+/// than the model's positions are cut into consecutive windows.
+enum EvalCommand {
+    static func run(_ args: [String]) throws {
+        var a = try Arguments(command: "eval", args, flagNames: [])
+        let dir = try a.required("model")
+        let data = try a.required("data")
+        try a.finish(positionals: 0...0)
+        let model = try TransformerModel.load(directory: dir)
+        let tokenizer = try Tokenizer.load(directory: dir)
+        let reader = try LineReader.open(path: data)
+        var lossSum = 0.0, tokens = 0, examples = 0
+        let window = min(model.config.maxPositions, 4096)
+        while let line = try reader.next() {
+            if line.text.allSatisfy(\.isWhitespace) { continue }
+            let json: JSONValue
+            do { json = try JSONValue.parse(line.text, source: "\(data):\(line.number)") } catch {
+                throw CLIError.failed("\(error)")
+            }
+            guard let text = json["text"]?.stringValue else {
+                throw CLIError.failed("\(data):\(line.number): expected an object with a string \"text\"")
+            }
+            let ids = tokenizer.encode(text).map(Int32.init)
+            var start = 0
+            while start + 1 < ids.count {
+                let piece = Array(ids[start..<min(start + window, ids.count)])
+                let (sum, n) = sumLoss(model: model, tokens: piece)
+                lossSum += sum
+                tokens += n
+                start += window
+            }
+            examples += 1
+        }
+        guard tokens > 0 else { throw CLIError.failed("\(data): no tokens to evaluate") }
+        let mean = lossSum / Double(tokens)
+        print(String(format: "eval_loss %.6f  perplexity %.4f  tokens %d  examples %d", mean, exp(mean), tokens, examples))
+    }
+
+    /// Σ −log p(token[t+1] | tokens[...t]) over the window, in f64.
+    static func sumLoss(model: TransformerModel, tokens: [Int32]) -> (Double, Int) {
+        let logits = model.logits(batch: [tokens])
+        let V = model.config.vocabSize
+        var sum = 0.0
+        for t in 0..<(tokens.count - 1) {
+            let row = logits[(t * V)..<((t + 1) * V)]
+            let m = Double(row.max()!)
+            let z = row.reduce(0.0) { $0 + exp(Double($1) - m) }
+            sum += m + log(z) - Double(row[row.startIndex + Int(tokens[t + 1])])
+        }
+        return (sum, tokens.count - 1)
+    }
+}

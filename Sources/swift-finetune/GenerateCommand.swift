@@ -1,0 +1,73 @@
+import Foundation
+import SwiftFinetune
+
+/// `swift-finetune generate --model DIR --prompt TEXT [--chat] [--max-new-tokens N] [--temperature T
+/// --top-p P --seed S]`: prints only the generated text, exactly `tokenizer.decode(new_ids,
+/// skip_special_tokens=True)`. Greedy by default; stops at any end-of-sequence id of config.json,
+/// generation_config.json or the tokenizer. On a terminal the text streams as tokens arrive.
+enum GenerateCommand {
+    static func run(_ args: [String]) throws {
+        var a = try Arguments(command: "generate", args, flagNames: ["chat"])
+        let dir = try a.required("model")
+        let prompt = try a.required("prompt")
+        let chat = a.flag("chat")
+        let maxNew = try a.int("max-new-tokens") ?? 128
+        let temperature = try a.double("temperature") ?? 0
+        let topP = try a.double("top-p") ?? 1
+        let seed = try a.int("seed") ?? 0
+        try a.finish(positionals: 0...0)
+        guard maxNew >= 1 else { throw CLIError.usage("generate", "--max-new-tokens must be at least 1") }
+        guard temperature >= 0, topP > 0, topP <= 1 else {
+            throw CLIError.usage("generate", "--temperature must be ≥ 0 and --top-p in (0, 1]")
+        }
+
+        let model = try TransformerModel.load(directory: dir)
+        let tokenizer = try Tokenizer.load(directory: dir)
+        let ids = try promptIds(prompt, chat: chat, tokenizer: tokenizer, directory: dir)
+        guard ids.count + maxNew <= model.config.maxPositions || model.config.modelType != "gpt2" else {
+            throw CLIError.failed("prompt (\(ids.count) tokens) + --max-new-tokens exceed GPT-2's \(model.config.maxPositions) positions")
+        }
+        let stop = Set(stopTokens(model: model, tokenizer: tokenizer, directory: dir).map(Int32.init))
+        var generated: [Int] = []
+        var printed = ""
+        let out = FileHandle.standardOutput
+        // Streaming can only append; bytes of a later token may turn an earlier replacement character
+        // into a real one, so outside a terminal the exact final decode is printed once instead.
+        let stream = isatty(1) != 0
+        _ = model.generate(prompt: ids.map(Int32.init), maxNewTokens: maxNew,
+                           sampling: SamplingOptions(temperature: Float(temperature), topP: Float(topP), seed: UInt64(seed)),
+                           stopTokens: stop) { token in
+            generated.append(Int(token))
+            guard stream else { return }
+            let text = tokenizer.decode(generated, skipSpecialTokens: true)
+            if text.hasPrefix(printed), !text.hasSuffix("\u{FFFD}") {
+                out.write(Data(text.dropFirst(printed.count).utf8))
+                printed = text
+            }
+        }
+        let final = tokenizer.decode(generated, skipSpecialTokens: true)
+        if final.hasPrefix(printed) { out.write(Data(final.dropFirst(printed.count).utf8)) }
+        out.write(Data("\n".utf8))
+    }
+
+    static func promptIds(_ prompt: String, chat: Bool, tokenizer: Tokenizer, directory: String) throws -> [Int] {
+        guard chat else { return tokenizer.encode(prompt) }
+        guard let source = tokenizer.chatTemplateSource else {
+            throw CLIError.failed("\(directory): --chat needs a chat template (tokenizer_config.json chat_template or chat_template.jinja)")
+        }
+        let text = try ChatTemplate(source: source).render(
+            messages: [["role": .string("user"), "content": .string(prompt)]], addGenerationPrompt: true,
+            bosToken: tokenizer.bosToken, eosToken: tokenizer.eosToken)
+        // As apply_chat_template(tokenize=True): the template already wrote any special tokens.
+        return tokenizer.encode(text, addSpecialTokens: false)
+    }
+
+    static func stopTokens(model: TransformerModel, tokenizer: Tokenizer, directory: String) -> [Int] {
+        var ids = model.config.eosTokenIds + tokenizer.eosTokenIds
+        let genConfig = (directory as NSString).appendingPathComponent("generation_config.json")
+        if let g = try? JSONValue.read(path: genConfig), let eos = g["eos_token_id"] {
+            ids += eos.arrayValue?.compactMap(\.intValue) ?? eos.intValue.map { [$0] } ?? []
+        }
+        return ids
+    }
+}
