@@ -1,0 +1,147 @@
+import Foundation
+import Formats
+
+/// A Hugging Face `tokenizer.json` pipeline: added tokens → normalizer → pre-tokenizer → model →
+/// post-processor, and the decoder for the way back. Ids match HF `tokenizers` 0.23; `decode` matches
+/// transformers' `PreTrainedTokenizerFast.decode` (including `clean_up_tokenization_spaces`).
+/// Safe to use from several threads (the BPE word cache is locked).
+public final class Tokenizer: @unchecked Sendable {
+    public let config: TokenizerConfig?
+    /// Where the tokenizer came from, for messages.
+    public let source: String
+    public let addedTokens: [AddedToken]
+
+    let normalizer: Normalizer?
+    let preTokenizer: PreTokenizer?
+    let model: TokenizerModel
+    let postProcessor: PostProcessor?
+    let decoder: Decoder?
+    private let rawTokenMatcher: AddedTokenMatcher
+    private let normalizedTokenMatcher: AddedTokenMatcher
+    private let addedById: [Int: AddedToken]
+    private let addedByContent: [String: Int]
+    private let specialContents: Set<String>
+
+    /// Reads `tokenizer.json`, plus `tokenizer_config.json` and `chat_template.jinja` when present.
+    public static func load(directory: String) throws -> Tokenizer {
+        let path = URL(fileURLWithPath: directory).appendingPathComponent("tokenizer.json").path
+        let json: JSONValue
+        do {
+            json = try JSONValue.read(path: path)
+        } catch {
+            throw TokenizerError.malformed(file: path, message: "\(error)")
+        }
+        return try Tokenizer(json: json, config: try TokenizerConfig.load(directory: directory), source: path)
+    }
+
+    /// Builds the pipeline from a parsed `tokenizer.json`; `source` names the file in errors.
+    public init(json: JSONValue, config: TokenizerConfig?, source: String) throws {
+        guard json.objectValue != nil else {
+            throw TokenizerError.malformed(file: source, message: "expected a JSON object at the top level, found \(json.kindName)")
+        }
+        let root = ComponentReader(file: source, path: "tokenizer", value: json)
+        self.config = config
+        self.source = source
+        guard let modelReader = root.child("model") else {
+            throw TokenizerError.malformed(file: source, message: "no \"model\" section")
+        }
+        model = try makeModel(modelReader)
+        normalizer = try root.child("normalizer").map(makeNormalizer)
+        preTokenizer = try root.child("pre_tokenizer").map(makePreTokenizer)
+        postProcessor = try root.child("post_processor").map(makePostProcessor)
+        decoder = try root.child("decoder").map(makeDecoder)
+        addedTokens = try readAddedTokens(root)
+        rawTokenMatcher = AddedTokenMatcher(addedTokens.filter { !$0.normalized })
+        normalizedTokenMatcher = AddedTokenMatcher(addedTokens.filter { $0.normalized })
+        var byId: [Int: AddedToken] = [:]
+        var byContent: [String: Int] = [:]
+        for t in addedTokens { byId[t.id] = t; byContent[t.content] = t.id }
+        addedById = byId
+        addedByContent = byContent
+        specialContents = Set(addedTokens.filter(\.special).map(\.content))
+    }
+
+    // MARK: - Encoding
+
+    /// Token ids for `text`; `addSpecialTokens` applies the post-processor's template (BOS/CLS/...).
+    public func encode(_ text: String, addSpecialTokens: Bool = true) -> [Int] {
+        let ids = encodeSequence(text)
+        return postProcessor?.process(ids, nil, addSpecialTokens: addSpecialTokens) ?? ids
+    }
+
+    /// Token ids for a pair of sequences (the post-processor's `pair` template).
+    public func encode(_ text: String, pair: String, addSpecialTokens: Bool = true) -> [Int] {
+        let a = encodeSequence(text), b = encodeSequence(pair)
+        return postProcessor?.process(a, b, addSpecialTokens: addSpecialTokens) ?? a + b
+    }
+
+    private func encodeSequence(_ text: String) -> [Int] {
+        let input = scalars(text)
+        var out: [Int] = []
+        out.reserveCapacity(input.count / 3 + 4)
+        for (range, id) in rawTokenMatcher.split(input) {
+            if let id { out.append(id); continue }
+            var segment = Array(input[range])
+            if let normalizer { segment = normalizer.normalize(segment) }
+            for (inner, innerId) in normalizedTokenMatcher.split(segment) {
+                if let innerId { out.append(innerId); continue }
+                let piece = PreToken(text: Array(segment[inner]), isFirst: range.lowerBound == 0 && inner.lowerBound == 0)
+                if let preTokenizer {
+                    for word in preTokenizer.preTokenize(piece) { out += model.tokenize(word.text) }
+                } else {
+                    out += model.tokenize(piece.text)
+                }
+            }
+        }
+        return out
+    }
+
+    // MARK: - Decoding
+
+    /// Text for `ids`, equal to transformers' `tokenizer.decode(ids, skip_special_tokens:)`.
+    public func decode(_ ids: [Int], skipSpecialTokens: Bool = false) -> String {
+        var tokens: [String] = []
+        tokens.reserveCapacity(ids.count)
+        for id in ids {
+            guard let t = idToToken(id) else { continue }
+            if skipSpecialTokens && specialContents.contains(t) { continue }
+            tokens.append(t)
+        }
+        var text = decoder.map { $0.decode(tokens).joined() } ?? tokens.joined(separator: " ")
+        // transformers 5 skips the cleanup for BPE models because it corrupts their spacing.
+        if config?.cleanUpTokenizationSpaces == true && model.typeName != "BPE" {
+            text = wordPieceCleanup(text, doNot: false)
+        }
+        return text
+    }
+
+    // MARK: - Vocabulary
+
+    public func tokenToId(_ token: String) -> Int? { addedByContent[token] ?? model.tokenToId(token) }
+    public func idToToken(_ id: Int) -> String? { addedById[id]?.content ?? model.idToToken(id) }
+
+    /// Size of the vocabulary including added tokens (transformers' `len(tokenizer)`).
+    public var vocabSize: Int {
+        model.vocabSize + addedTokens.filter { model.tokenToId($0.content) == nil }.count
+    }
+
+    /// Ids of the added tokens marked special.
+    public var specialTokenIds: Set<Int> { Set(addedTokens.filter(\.special).map(\.id)) }
+
+    public var bosToken: String? { config?.bosToken }
+    public var eosToken: String? { config?.eosToken }
+    public var padToken: String? { config?.padToken }
+    public var unkToken: String? { config?.unkToken }
+    public var bosTokenId: Int? { bosToken.flatMap(tokenToId) }
+    public var eosTokenId: Int? { eosToken.flatMap(tokenToId) }
+    public var padTokenId: Int? { padToken.flatMap(tokenToId) }
+    public var unkTokenId: Int? { unkToken.flatMap(tokenToId) }
+
+    /// Every id that ends generation according to the tokenizer files: the configured EOS. (A model's
+    /// generation_config.json may list more; callers merge those in.)
+    public var eosTokenIds: [Int] { eosTokenId.map { [$0] } ?? [] }
+
+    /// The Jinja source of the default chat template, if any (rendering lives elsewhere).
+    public var chatTemplateSource: String? { config?.chatTemplate }
+    public var modelType: String { model.typeName }
+}

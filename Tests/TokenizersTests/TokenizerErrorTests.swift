@@ -1,0 +1,102 @@
+import Foundation
+import Formats
+import XCTest
+@testable import Tokenizers
+
+/// Loading failures must throw (never trap) and name the file and the offending component.
+final class TokenizerErrorTests: XCTestCase {
+    let gpt2Dir = GoldenTests.shipped.appendingPathComponent("gpt2")
+
+    func tempDir() throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tok-err-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+        return dir
+    }
+
+    /// gpt2's tokenizer.json with one component replaced.
+    func gpt2JSON(replacing key: String, with value: JSONValue) throws -> JSONValue {
+        guard case .object(var o) = try JSONValue.read(path: gpt2Dir.appendingPathComponent("tokenizer.json").path) else { throw XCTSkip("unreachable") }
+        o[key] = value
+        return .object(o)
+    }
+
+    func assertThrows(_ json: JSONValue, source: String = "my/tokenizer.json", contains parts: [String], file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertThrowsError(try Tokenizer(json: json, config: nil, source: source), file: file, line: line) { error in
+            let message = "\(error)"
+            for p in parts + [source] { XCTAssertTrue(message.contains(p), "\(message.debugDescription) lacks \(p.debugDescription)", file: file, line: line) }
+        }
+    }
+
+    func testUnknownComponentTypesNameTheTypeAndFile() throws {
+        for (key, stage) in [("normalizer", "normalizer"), ("pre_tokenizer", "pre-tokenizer"), ("decoder", "decoder"),
+                             ("post_processor", "post-processor")] {
+            assertThrows(try gpt2JSON(replacing: key, with: .object(JSONObject([("type", .string("Frobnicate"))]))),
+                         contains: ["Frobnicate", stage])
+        }
+        let nested = JSONValue.object(JSONObject([("type", .string("Sequence")), ("pretokenizers", .array([
+            .object(JSONObject([("type", .string("Digits")), ("individual_digits", .bool(true))])),
+            .object(JSONObject([("type", .string("NoSuchSplitter"))])),
+        ]))]))
+        assertThrows(try gpt2JSON(replacing: "pre_tokenizer", with: nested), contains: ["NoSuchSplitter", "pretokenizers[1]"])
+        guard case .object(var model) = try gpt2JSON(replacing: "x", with: .null)["model"]! else { return XCTFail() }
+        model["type"] = .string("Tiktoken")
+        assertThrows(try gpt2JSON(replacing: "model", with: .object(model)), contains: ["Tiktoken", "model"])
+    }
+
+    func testUnsupportedAndInconsistentComponents() throws {
+        assertThrows(try gpt2JSON(replacing: "normalizer", with: .object(JSONObject([("type", .string("Precompiled")), ("precompiled_charsmap", .string("AAAA"))]))),
+                     contains: ["Precompiled"])
+        let badRegex = JSONValue.object(JSONObject([("type", .string("Split")), ("behavior", .string("Isolated")), ("invert", .bool(false)),
+                                                    ("pattern", .object(JSONObject([("Regex", .string("(?~abc)"))])))]))
+        assertThrows(try gpt2JSON(replacing: "pre_tokenizer", with: badRegex), contains: ["(?~abc)", "absent"])
+        let badBehavior = JSONValue.object(JSONObject([("type", .string("Split")), ("behavior", .string("Sideways")),
+                                                       ("pattern", .object(JSONObject([("String", .string(" "))])))]))
+        assertThrows(try gpt2JSON(replacing: "pre_tokenizer", with: badBehavior), contains: ["behavior", "Removed"])
+        guard case .object(var model) = try gpt2JSON(replacing: "x", with: .null)["model"]! else { return XCTFail() }
+        model["merges"] = .array([.string("zz qq")])
+        assertThrows(try gpt2JSON(replacing: "model", with: .object(model)), contains: ["merges[0]", "missing from the vocabulary"])
+    }
+
+    func testMalformedFilesNameTheFile() throws {
+        let dir = try tempDir()
+        let path = dir.appendingPathComponent("tokenizer.json").path
+        try Data("{\"model\": {\"type\": \"BPE\", ".utf8).write(to: URL(fileURLWithPath: path))
+        XCTAssertThrowsError(try Tokenizer.load(directory: dir.path)) { error in
+            XCTAssertTrue("\(error)".contains(path), "\(error)")
+        }
+        try Data("[1, 2]".utf8).write(to: URL(fileURLWithPath: path))
+        XCTAssertThrowsError(try Tokenizer.load(directory: dir.path)) { error in
+            XCTAssertTrue("\(error)".contains(path) && "\(error)".contains("top level"), "\(error)")
+        }
+        try FileManager.default.removeItem(atPath: path)
+        XCTAssertThrowsError(try Tokenizer.load(directory: dir.path)) { error in
+            XCTAssertTrue("\(error)".contains(path), "\(error)")
+        }
+        try FileManager.default.copyItem(atPath: gpt2Dir.appendingPathComponent("tokenizer.json").path, toPath: path)
+        let config = dir.appendingPathComponent("tokenizer_config.json").path
+        try Data("{\"bos_token\": 5,".utf8).write(to: URL(fileURLWithPath: config))
+        XCTAssertThrowsError(try Tokenizer.load(directory: dir.path)) { error in
+            XCTAssertTrue("\(error)".contains(config), "\(error)")
+        }
+        try Data("{\"bos_token\": 5}".utf8).write(to: URL(fileURLWithPath: config))
+        XCTAssertThrowsError(try Tokenizer.load(directory: dir.path)) { error in
+            XCTAssertTrue("\(error)".contains(config) && "\(error)".contains("bos_token"), "\(error)")
+        }
+    }
+
+    func testConfigForms() throws {
+        let v4 = try JSONValue.parse(#"{"bos_token": {"__type": "AddedToken", "content": "<s>"}, "eos_token": "</s>", "model_max_length": 1000000000000000019884624838656, "chat_template": "inline", "add_bos_token": true}"#)
+        let c = try TokenizerConfig(json: v4, source: "cfg.json")
+        XCTAssertEqual(c.bosToken, "<s>")
+        XCTAssertEqual(c.eosToken, "</s>")
+        XCTAssertNil(c.modelMaxLength)
+        XCTAssertEqual(c.chatTemplate, "inline")
+        XCTAssertEqual(c.addBosToken, true)
+        XCTAssertFalse(c.cleanUpTokenizationSpaces)
+        let withFile = try TokenizerConfig(json: v4, source: "cfg.json", chatTemplateFile: "from file")
+        XCTAssertEqual(withFile.chatTemplate, "from file")
+        let bad = try JSONValue.parse(#"{"chat_template": 3}"#)
+        XCTAssertThrowsError(try TokenizerConfig(json: bad, source: "cfg.json")) { XCTAssertTrue("\($0)".contains("cfg.json")) }
+    }
+}
