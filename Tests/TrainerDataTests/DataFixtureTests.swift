@@ -140,6 +140,23 @@ final class DataFixtureTests: XCTestCase {
         }
     }
 
+    /// The quickstart dataset (Recipes/data, from gen_quickstart_data.py) loads whole with the ChatML and
+    /// Llama-3 templates, packs, and trains on assistant tokens only.
+    func testQuickstartDatasetLoads() throws {
+        let path = DataFixtures.repo.appendingPathComponent("Recipes/data/quickstart_chat.jsonl").path
+        for name in ["smollm", "llama3"] {
+            let options = DataOptions(train: .init(path: path, format: .chat), eval: .init(split: 0.05), maxSeqLen: 256, packing: true)
+            let splits = try DataPipeline.load(options, tokenizer: try DataFixtures.tokenizer(name), seed: 42)
+            XCTAssertEqual(splits.train.count + (splits.eval?.count ?? 0), 460, name)
+            XCTAssertEqual(splits.eval?.count, 23, name)
+            XCTAssertEqual(splits.train.droppedCount, 0)
+            XCTAssertTrue(splits.train.examples.allSatisfy { $0.targetCount > 0 && $0.targetCount < $0.inputIds.count / 2 }, name)
+            var loader = try DataLoader(dataset: splits.train, options: DataLoaderOptions(microBatchSize: 2, gradientAccumulationSteps: 2, packing: true))
+            let step = loader.nextStep()
+            XCTAssertTrue(step.microBatches.allSatisfy { $0.rowCount == 2 && $0.tokenCount <= 2 * 256 })
+        }
+    }
+
     /// The whole pipeline from DataOptions: eval split, truncation report.
     func testPipelineLoadsWithEvalSplit() throws {
         let tokenizer = try DataFixtures.tokenizer("qwen2")
