@@ -125,6 +125,21 @@ public struct ExampleTokenizer: Sendable {
         }
     }
 
+    /// A warning when the tokenizer adds leading special tokens (BOS) to plain text but the chat template
+    /// does not write them: conversations then train without BOS, exactly as transformers'
+    /// `apply_chat_template(tokenize=True)` would encode them, which may not be what the model expects.
+    /// nil when the template writes them, when there are none, or when there is no usable template.
+    public func chatTemplateBOSWarning() -> String? {
+        guard !leadingSpecialIds.isEmpty, chatTemplate != nil else { return nil }
+        let probe = [ChatMessage(role: "user", content: "Hi"), ChatMessage(role: "assistant", content: "Hello")]
+        guard let text = try? render(probe, addGenerationPrompt: false, at: DataLocation(source: "probe", line: 0)) else { return nil }
+        let ids = encode(text)
+        if ids.starts(with: leadingSpecialIds) { return nil }
+        let tokens = leadingSpecialIds.map { tokenizer.idToToken(Int($0)) ?? "\($0)" }.joined(separator: " ")
+        return "the chat template does not write \(tokens), which the tokenizer adds to plain text; "
+            + "conversations are encoded without it (as transformers' apply_chat_template does)"
+    }
+
     private func tokenizeChat(_ messages: [ChatMessage], at location: DataLocation) throws -> TokenizedExample {
         let ids = encode(try render(messages, addGenerationPrompt: false, at: location))
         if trainOnPrompt { return TokenizedExample(inputIds: ids, labels: ids, location: location) }

@@ -101,6 +101,15 @@ final class DataErrorTests: XCTestCase {
         }
     }
 
+    func testBOSWarningWhenTheTemplateOmitsIt() throws {
+        let llama3 = try DataFixtures.tokenizer("llama3")
+        XCTAssertNil(try ExampleTokenizer(tokenizer: llama3).chatTemplateBOSWarning(), "llama3's template writes bos_token")
+        let noBOS = try ChatTemplate(source: "{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}")
+        let warning = try ExampleTokenizer(tokenizer: llama3, chatTemplate: noBOS).chatTemplateBOSWarning()
+        XCTAssertEqual(warning?.hasPrefix("the chat template does not write <|begin_of_text|>"), true, warning ?? "nil")
+        XCTAssertNil(try ExampleTokenizer(tokenizer: try DataFixtures.tokenizer("qwen2")).chatTemplateBOSWarning(), "qwen2 adds no BOS")
+    }
+
     /// Errors from several threads: the earliest line wins.
     func testEarliestTokenizationErrorIsReported() throws {
         let tokenizer = try DataFixtures.tokenizer("qwen2")
