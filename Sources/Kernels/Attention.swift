@@ -118,3 +118,92 @@ public enum Attention {
         }
     }
 }
+
+extension Attention {
+    /// Backward of `forward` from the probabilities it saved (same span-major, head order), per (span, head)
+    /// with P[qLen, kLen], dO[qLen, hd]:
+    ///   dP = dO·Vᵀ,  dS = scale · P ⊙ (dP − rowsum(P ⊙ dP)),  dQ = dS·K,  dK += dSᵀ·Q,  dV += Pᵀ·dO.
+    /// dq[N, heads·hd] is overwritten; dk, dv[rows, kvHeads·hd] are added to (zero them first): the query
+    /// heads of a GQA group all add into their KV head. Masked probabilities are 0, so their dS is 0.
+    public static func backward(dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>,
+                                dv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, probs: UnsafePointer<Float>,
+                                q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                                spans: [AttentionSpan], shape: AttentionShape) {
+        let maxBlock = spans.map { $0.qLen * $0.kLen }.max() ?? 0
+        let dS = UnsafeMutablePointer<Float>.allocate(capacity: max(maxBlock, 1))
+        defer { dS.deallocate() }
+        let (hd, qDim, kvDim) = (shape.headDim, shape.qDim, shape.kvDim)
+        var offset = 0
+        for span in spans {
+            let (qLen, kLen) = (span.qLen, span.kLen)
+            for h in 0..<shape.heads {
+                let p = probs + offset
+                offset += qLen * kLen
+                let g = shape.kvHead(of: h)
+                let qh = q + span.qStart * qDim + h * hd, dqh = dq + span.qStart * qDim + h * hd
+                let doh = dout + span.qStart * qDim + h * hd
+                let kh = k + span.kvStart * kvDim + g * hd, dkh = dk + span.kvStart * kvDim + g * hd
+                let vh = v + span.kvStart * kvDim + g * hd, dvh = dv + span.kvStart * kvDim + g * hd
+                Matmul.gemm(transA: false, transB: true, M: qLen, N: kLen, K: hd, A: doh, lda: qDim, B: vh, ldb: kvDim,
+                            C: dS, ldc: kLen)
+                Matmul.gemm(transA: true, transB: false, M: kLen, N: hd, K: qLen, A: p, lda: kLen, B: doh, ldb: qDim,
+                            beta: 1, C: dvh, ldc: kvDim)
+                let scale = shape.scale, past = span.past
+                Parallel.forEachChunk(qLen, minPerThread: 64) { rows in
+                    for i in rows {
+                        let pr = p + i * kLen, dr = dS + i * kLen
+                        let visible = past + i + 1
+                        let rowDot = VectorMath.dot(pr, dr, visible)
+                        let pv = F8(repeating: rowDot), sv = F8(repeating: scale)
+                        var j = 0
+                        while j + 8 <= visible {
+                            VectorMath.store(sv * VectorMath.load(pr + j) * (VectorMath.load(dr + j) - pv), dr + j)
+                            j += 8
+                        }
+                        while j < visible { dr[j] = scale * pr[j] * (dr[j] - rowDot); j += 1 }
+                        if visible < kLen { (dr + visible).update(repeating: 0, count: kLen - visible) }
+                    }
+                }
+                Matmul.gemm(transA: false, transB: false, M: qLen, N: hd, K: kLen, A: dS, lda: kLen, B: kh, ldb: kvDim,
+                            C: dqh, ldc: qDim)
+                Matmul.gemm(transA: true, transB: false, M: kLen, N: hd, K: qLen, A: dS, lda: kLen, B: qh, ldb: qDim,
+                            beta: 1, C: dkh, ldc: kvDim)
+            }
+        }
+    }
+
+    /// Plain backward in f64 that recomputes the probabilities itself; same contract as `backward`.
+    public static func backwardReference(dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>,
+                                         dv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
+                                         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                                         spans: [AttentionSpan], shape: AttentionShape) {
+        let hd = shape.headDim, scale = Double(shape.scale)
+        for span in spans {
+            for h in 0..<shape.heads {
+                let g = shape.kvHead(of: h)
+                func qi(_ i: Int, _ d: Int) -> Int { (span.qStart + i) * shape.qDim + h * hd + d }
+                func kj(_ j: Int, _ d: Int) -> Int { (span.kvStart + j) * shape.kvDim + g * hd + d }
+                for i in 0..<span.qLen {
+                    let visible = span.past + i + 1
+                    var s = (0..<visible).map { j in (0..<hd).reduce(0.0) { $0 + Double(q[qi(i, $1)]) * Double(k[kj(j, $1)]) } * scale }
+                    let m = s.max()!
+                    s = s.map { exp($0 - m) }
+                    let z = s.reduce(0, +)
+                    let p = s.map { $0 / z }
+                    let dp = (0..<visible).map { j in (0..<hd).reduce(0.0) { $0 + Double(dout[qi(i, $1)]) * Double(v[kj(j, $1)]) } }
+                    let rowDot = zip(p, dp).reduce(0.0) { $0 + $1.0 * $1.1 }
+                    let ds = (0..<visible).map { scale * p[$0] * (dp[$0] - rowDot) }
+                    for d in 0..<hd {
+                        var acc: Double = 0
+                        for j in 0..<visible {
+                            acc += ds[j] * Double(k[kj(j, d)])
+                            dk[kj(j, d)] += Float(ds[j] * Double(q[qi(i, d)]))
+                            dv[kj(j, d)] += Float(p[j] * Double(dout[qi(i, d)]))
+                        }
+                        dq[qi(i, d)] = Float(acc)
+                    }
+                }
+            }
+        }
+    }
+}

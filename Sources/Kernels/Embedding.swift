@@ -9,6 +9,16 @@ public enum Embedding {
     public static func addPositions(out: UnsafeMutablePointer<Float>, positions: [Int32], table: UnsafePointer<Float>, C: Int) {
         for (n, p) in positions.enumerated() { Residual.add(out + n * C, table + Int(p) * C, count: C) }
     }
+
+    /// dtable[V, C] += scatter of dout[N, C] by tokens[n] (rows repeat, so this runs in order: the sum per
+    /// row is then deterministic). Backward of both `forward` (wte) and `addPositions` (wpe).
+    public static func backward(dtable: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, indices: [Int32], C: Int) {
+        for (n, t) in indices.enumerated() { Residual.add(dtable + Int(t) * C, dout + n * C, count: C) }
+    }
+
+    public static func backwardReference(dtable: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, indices: [Int32], C: Int) {
+        for (n, t) in indices.enumerated() { for c in 0..<C { dtable[Int(t) * C + c] += dout[n * C + c] } }
+    }
 }
 
 public enum Residual {

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Foundation
 
 /// Rotary position embedding as transformers does it: rotate_half on split halves (not interleaved),
 /// inverse frequencies computed in f32 exactly as `_compute_default_rope_parameters` does, with the
@@ -62,7 +63,35 @@ public struct RotaryEmbedding: Sendable {
 
     /// Rotates x[N, heads·headDim] in place; token t at position pos[t]. Call `reserve` first.
     public func apply(_ x: UnsafeMutablePointer<Float>, N: Int, heads: Int, positions pos: UnsafePointer<Int32>) {
+        rotate(x, N: N, heads: heads, positions: pos, sinSign: 1)
+    }
+
+    /// Backward of `apply`, in place on the gradient dx[N, heads·headDim]: the rotation is orthogonal, so
+    /// its transpose is the rotation by −angle (sin negated).
+    public func applyBackward(_ dx: UnsafeMutablePointer<Float>, N: Int, heads: Int, positions pos: UnsafePointer<Int32>) {
+        rotate(dx, N: N, heads: heads, positions: pos, sinSign: -1)
+    }
+
+    /// Plain backward: da = dx1·cos + dx2·sin, db = dx2·cos − dx1·sin per rotated pair, in f64.
+    public func applyBackwardReference(_ dx: UnsafeMutablePointer<Float>, N: Int, heads: Int, positions pos: UnsafePointer<Int32>) {
         let half = headDim / 2
+        for t in 0..<N {
+            for h in 0..<heads {
+                let v = dx + (t * heads + h) * headDim
+                for i in 0..<half {
+                    let angle = Double(Float(pos[t]) * invFreq[i])
+                    let (c, s) = (Foundation.cos(angle), Foundation.sin(angle))
+                    let (g1, g2) = (Double(v[i]), Double(v[i + half]))
+                    v[i] = Float(g1 * c + g2 * s)
+                    v[i + half] = Float(g2 * c - g1 * s)
+                }
+            }
+        }
+    }
+
+    private func rotate(_ x: UnsafeMutablePointer<Float>, N: Int, heads: Int, positions pos: UnsafePointer<Int32>, sinSign: Float) {
+        let half = headDim / 2
+        let sign = F8(repeating: sinSign)
         cosTable.withUnsafeBufferPointer { cosT in
             sinTable.withUnsafeBufferPointer { sinT in
                 Parallel.forEachChunk(N, minPerThread: 32) { rows in
@@ -75,15 +104,15 @@ public struct RotaryEmbedding: Sendable {
                             var i = 0
                             while i + 8 <= half {
                                 let a = VectorMath.load(x1 + i), b = VectorMath.load(x2 + i)
-                                let cv = VectorMath.load(c + i), sv = VectorMath.load(s + i)
+                                let cv = VectorMath.load(c + i), sv = VectorMath.load(s + i) * sign
                                 VectorMath.store(a * cv - b * sv, x1 + i)
                                 VectorMath.store(b * cv + a * sv, x2 + i)
                                 i += 8
                             }
                             while i < half {
-                                let a = x1[i], b = x2[i]
-                                x1[i] = a * c[i] - b * s[i]
-                                x2[i] = b * c[i] + a * s[i]
+                                let a = x1[i], b = x2[i], si = s[i] * sinSign
+                                x1[i] = a * c[i] - b * si
+                                x2[i] = b * c[i] + a * si
                                 i += 1
                             }
                         }

@@ -96,55 +96,27 @@ public final class TransformerModel {
     public func forward(tokens: [Int32], positions: [Int32], spans: [AttentionSpan], cache: KVCache? = nil,
                         workspace ws: ForwardWorkspace) -> UnsafeMutablePointer<Float> {
         let c = config, N = tokens.count, H = c.hiddenSize, shape = c.attentionShape
-        let (qDim, kvDim, I) = (shape.qDim, shape.kvDim, c.intermediateSize)
+        let (qDim, kvDim) = (shape.qDim, shape.kvDim)
         ws.reserve(tokens: N, config: c)
         let x = ws.residual, ln = ws.normed
         Embedding.forward(out: x, tokens: tokens, table: w(embedding), C: H)
         if let pe = positionEmbedding { Embedding.addPositions(out: x, positions: positions, table: w(pe), C: H) }
-        if rope != nil { rope!.reserve(positions: Int(positions.max() ?? 0) + 1) }
+        reserveRotary(positions: Int(positions.max() ?? 0) + 1)
         for (l, b) in blocks.enumerated() {
             norm(out: ln, inp: x, weight: b.norm1w, bias: b.norm1b, N: N)
             let kOut = cache.map { $0.keys(layer: l) + $0.length * kvDim } ?? ws.k
             let vOut = cache.map { $0.values(layer: l) + $0.length * kvDim } ?? ws.v
-            if c.modelType == "gpt2" {
-                // Fused Conv1D [H, 3H]: three column blocks of one weight, ldb = 3H.
-                let wq = w(b.qkv), bq = wOpt(b.qkvb)!
-                for (j, dst) in [ws.q, kOut, vOut].enumerated() {
-                    for r in 0..<N { (dst + r * H).update(from: bq + j * H, count: H) }
-                    Matmul.gemm(transA: false, transB: false, M: N, N: H, K: H, A: ln, lda: H, B: wq + j * H, ldb: 3 * H,
-                                beta: 1, C: dst, ldc: H)
-                }
-            } else {
-                Matmul.forward(out: ws.q, inp: ln, weight: w(b.q), bias: wOpt(b.qb), M: N, K: H, N: qDim, layout: .outIn)
-                Matmul.forward(out: kOut, inp: ln, weight: w(b.k), bias: wOpt(b.kb), M: N, K: H, N: kvDim, layout: .outIn)
-                Matmul.forward(out: vOut, inp: ln, weight: w(b.v), bias: wOpt(b.vb), M: N, K: H, N: kvDim, layout: .outIn)
-            }
-            if let rope {
-                positions.withUnsafeBufferPointer { pos in
-                    rope.apply(ws.q, N: N, heads: c.numHeads, positions: pos.baseAddress!)
-                    rope.apply(kOut, N: N, heads: c.numKVHeads, positions: pos.baseAddress!)
-                }
-            }
+            projectQKV(b, inp: ln, q: ws.q, k: kOut, v: vOut, positions: positions, N: N)
             if let cache {
                 Attention.forward(out: ws.att, probs: nil, q: ws.q, k: cache.keys(layer: l), v: cache.values(layer: l),
                                   spans: spans, shape: shape)
             } else {
                 Attention.forward(out: ws.att, probs: nil, q: ws.q, k: ws.k, v: ws.v, spans: spans, shape: shape)
             }
-            let oLayout: WeightLayout = c.modelType == "gpt2" ? .inOut : .outIn
-            Matmul.forward(out: ws.proj, inp: ws.att, weight: w(b.o), bias: wOpt(b.ob), M: N, K: qDim, N: H, layout: oLayout)
+            Matmul.forward(out: ws.proj, inp: ws.att, weight: w(b.o), bias: wOpt(b.ob), M: N, K: qDim, N: H, layout: linearLayout)
             Residual.add(x, ws.proj, count: N * H)
             norm(out: ln, inp: x, weight: b.norm2w, bias: b.norm2b, N: N)
-            if c.modelType == "gpt2" {
-                Matmul.forward(out: ws.gate, inp: ln, weight: w(b.fc), bias: wOpt(b.fcb), M: N, K: H, N: I, layout: .inOut)
-                GELU.forward(out: ws.act, inp: ws.gate, count: N * I)
-                Matmul.forward(out: ws.proj, inp: ws.act, weight: w(b.proj), bias: wOpt(b.projb), M: N, K: I, N: H, layout: .inOut)
-            } else {
-                Matmul.forward(out: ws.gate, inp: ln, weight: w(b.gate), bias: wOpt(b.gateb), M: N, K: H, N: I, layout: .outIn)
-                Matmul.forward(out: ws.up, inp: ln, weight: w(b.up), bias: wOpt(b.upb), M: N, K: H, N: I, layout: .outIn)
-                SwiGLU.forward(out: ws.act, gate: ws.gate, up: ws.up, count: N * I)
-                Matmul.forward(out: ws.proj, inp: ws.act, weight: w(b.down), bias: wOpt(b.downb), M: N, K: I, N: H, layout: .outIn)
-            }
+            mlp(b, inp: ln, gate: ws.gate, up: ws.up, act: ws.act, out: ws.proj, N: N)
             Residual.add(x, ws.proj, count: N * H)
         }
         cache?.advance(by: N)
@@ -152,13 +124,65 @@ public final class TransformerModel {
         return ln
     }
 
-    func norm(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: Int, bias: Int?, N: Int) {
+    /// The block's norm over rows of H; mean (LayerNorm only) and rstd [N] saved when given.
+    func norm(out: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>? = nil, rstd: UnsafeMutablePointer<Float>? = nil,
+              inp: UnsafePointer<Float>, weight: Int, bias: Int?, N: Int) {
         switch config.norm {
         case .rms:
-            RMSNorm.forward(out: out, rstd: nil, inp: inp, weight: w(weight), N: N, C: config.hiddenSize, eps: config.normEps)
+            RMSNorm.forward(out: out, rstd: rstd, inp: inp, weight: w(weight), N: N, C: config.hiddenSize, eps: config.normEps)
         case .layer:
-            LayerNorm.forward(out: out, mean: nil, rstd: nil, inp: inp, weight: w(weight), bias: w(bias!),
+            LayerNorm.forward(out: out, mean: mean, rstd: rstd, inp: inp, weight: w(weight), bias: w(bias!),
                               N: N, C: config.hiddenSize, eps: config.normEps)
+        }
+    }
+
+    /// Grows the RoPE tables to cover positions 0..<n (no-op for learned positions).
+    func reserveRotary(positions n: Int) {
+        if rope != nil { rope!.reserve(positions: n) }
+    }
+
+    /// Layout of the block's dense weights: GPT-2's Conv1D is [in, out], nn.Linear [out, in].
+    var linearLayout: WeightLayout { config.modelType == "gpt2" ? .inOut : .outIn }
+
+    /// q[N, heads·hd], k, v[N, kvHeads·hd] from the normed input, RoPE applied to q and k.
+    func projectQKV(_ b: BlockOffsets, inp ln: UnsafePointer<Float>, q: UnsafeMutablePointer<Float>,
+                    k: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, positions: [Int32], N: Int) {
+        let c = config, H = c.hiddenSize, shape = c.attentionShape
+        if c.modelType == "gpt2" {
+            // Fused Conv1D [H, 3H]: three column blocks of one weight, ldb = 3H.
+            let wq = w(b.qkv), bq = wOpt(b.qkvb)!
+            for (j, dst) in [q, k, v].enumerated() {
+                for r in 0..<N { (dst + r * H).update(from: bq + j * H, count: H) }
+                Matmul.gemm(transA: false, transB: false, M: N, N: H, K: H, A: ln, lda: H, B: wq + j * H, ldb: 3 * H,
+                            beta: 1, C: dst, ldc: H)
+            }
+        } else {
+            Matmul.forward(out: q, inp: ln, weight: w(b.q), bias: wOpt(b.qb), M: N, K: H, N: shape.qDim, layout: .outIn)
+            Matmul.forward(out: k, inp: ln, weight: w(b.k), bias: wOpt(b.kb), M: N, K: H, N: shape.kvDim, layout: .outIn)
+            Matmul.forward(out: v, inp: ln, weight: w(b.v), bias: wOpt(b.vb), M: N, K: H, N: shape.kvDim, layout: .outIn)
+        }
+        if let rope {
+            positions.withUnsafeBufferPointer { pos in
+                rope.apply(q, N: N, heads: c.numHeads, positions: pos.baseAddress!)
+                rope.apply(k, N: N, heads: c.numKVHeads, positions: pos.baseAddress!)
+            }
+        }
+    }
+
+    /// out[N, H] = the MLP of the normed input: down(silu(gate)·up) or c_proj(gelu_new(c_fc)).
+    /// gate[N, I] keeps the pre-activation (c_fc output for GPT-2), up[N, I] (Llama only), act[N, I].
+    func mlp(_ b: BlockOffsets, inp ln: UnsafePointer<Float>, gate: UnsafeMutablePointer<Float>, up: UnsafeMutablePointer<Float>,
+             act: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>, N: Int) {
+        let H = config.hiddenSize, I = config.intermediateSize
+        if config.modelType == "gpt2" {
+            Matmul.forward(out: gate, inp: ln, weight: w(b.fc), bias: wOpt(b.fcb), M: N, K: H, N: I, layout: .inOut)
+            GELU.forward(out: act, inp: gate, count: N * I)
+            Matmul.forward(out: out, inp: act, weight: w(b.proj), bias: wOpt(b.projb), M: N, K: I, N: H, layout: .inOut)
+        } else {
+            Matmul.forward(out: gate, inp: ln, weight: w(b.gate), bias: wOpt(b.gateb), M: N, K: H, N: I, layout: .outIn)
+            Matmul.forward(out: up, inp: ln, weight: w(b.up), bias: wOpt(b.upb), M: N, K: H, N: I, layout: .outIn)
+            SwiGLU.forward(out: act, gate: gate, up: up, count: N * I)
+            Matmul.forward(out: out, inp: act, weight: w(b.down), bias: wOpt(b.downb), M: N, K: I, N: H, layout: .outIn)
         }
     }
 
