@@ -42,6 +42,7 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Tensors"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "SafeTensors"]),
         .testTarget(name: "CLITests", dependencies: ["SwiftFinetune"]),
+        .testTarget(name: "TrainerTests", dependencies: ["Trainer", "Kernels", "Tensors", "SafeTensors"]),
     ],
     // Kernels hand unsafe pointers to worker threads by design; Swift 6's strict Sendable checking
     // would force wrappers around every one of them, so the package uses the Swift 5 language mode.
