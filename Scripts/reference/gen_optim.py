@@ -65,6 +65,11 @@ def decay_names(model):
     return Trainer.get_decay_parameter_names(None, model)
 
 
+def all_names(model):
+    # Tied weights (GPT-2's lm_head.weight) are listed too: get_parameter_names walks modules, not unique tensors.
+    return [n for n, _ in model.named_parameters(remove_duplicate=False)]
+
+
 def trajectory_runs():
     adamw = dict(lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.1)
     return [
@@ -163,6 +168,52 @@ def make_trajectories(tensors):
                 decay=[n for n in names if n in decay], runs=runs)
 
 
+def make_single_steps(tensors):
+    """One step from a non-zero state without clipping: m, v and SGD's parameters involve no sqrt, so they
+    are expected to match bit for bit. 1003 elements: SIMD body plus a scalar tail."""
+    gen = torch.Generator().manual_seed(99)
+    n = 1003
+    p0, g = torch.randn(n, generator=gen), torch.randn(n, generator=gen)
+    m0, v0 = 0.1 * torch.randn(n, generator=gen), 0.01 * torch.rand(n, generator=gen)
+    for key, t in dict(p=p0, g=g, m=m0, v=v0).items():
+        tensors[f"single.{key}"] = t
+    cases = []
+    for beta1 in (0.9, 0.3):
+        p = torch.nn.Parameter(p0.clone())
+        opt = torch.optim.AdamW([p], lr=1e-3, betas=(beta1, 0.999), eps=1e-8, weight_decay=0.1)
+        p.grad = g.clone()
+        opt.step()  # creates the state; overwrite it with the chosen state and step 5
+        st = opt.state[p]
+        with torch.no_grad():
+            p.copy_(p0)
+        st["exp_avg"].copy_(m0)
+        st["exp_avg_sq"].copy_(v0)
+        st["step"].fill_(4.0)
+        opt.step()
+        name = f"adamw_b{beta1}"
+        tensors[f"single.{name}.p"] = p.detach().clone()
+        tensors[f"single.{name}.m"] = st["exp_avg"].clone()
+        tensors[f"single.{name}.v"] = st["exp_avg_sq"].clone()
+        cases.append(dict(name=name, optimizer="adamw", lr=1e-3, betas=[beta1, 0.999], eps=1e-8,
+                          weight_decay=0.1, step=5))
+    for nesterov in (False, True):
+        p = torch.nn.Parameter(p0.clone())
+        opt = torch.optim.SGD([p], lr=0.05, momentum=0.9, dampening=0.0 if nesterov else 0.2,
+                              weight_decay=0.01, nesterov=nesterov)
+        p.grad = g.clone()
+        opt.step()
+        with torch.no_grad():
+            p.copy_(p0)
+        opt.state[p]["momentum_buffer"].copy_(m0)
+        opt.step()
+        name = f"sgd_nesterov{int(nesterov)}"
+        tensors[f"single.{name}.p"] = p.detach().clone()
+        tensors[f"single.{name}.m"] = opt.state[p]["momentum_buffer"].clone()
+        cases.append(dict(name=name, optimizer="sgd", lr=0.05, momentum=0.9,
+                          dampening=0.0 if nesterov else 0.2, weight_decay=0.01, nesterov=nesterov))
+    return cases
+
+
 def load_deepspeed_schedules():
     try:
         import deepspeed.runtime.lr_schedules as mod  # noqa: F401
@@ -254,6 +305,7 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     tensors = {}
     trajectory = make_trajectories(tensors)
+    trajectory["single_steps"] = make_single_steps(tensors)
     save_file(tensors, os.path.join(OUT, "trajectory.safetensors"), metadata={"format": "pt"})
 
     def write(name, value):
@@ -264,8 +316,8 @@ def main():
     write("trajectory.json", trajectory)
     llama, gpt2 = tiny_llama(), tiny_gpt2()
     write("decay_names.json", {
-        "llama": {"names": [n for n, _ in llama.named_parameters()], "decay": decay_names(llama)},
-        "gpt2": {"layers": 2, "names": [n for n, _ in gpt2.named_parameters()], "decay": decay_names(gpt2)},
+        "llama": {"names": all_names(llama), "decay": decay_names(llama)},
+        "gpt2": {"layers": 2, "names": all_names(gpt2), "decay": decay_names(gpt2)},
     })
     write("schedules.json", make_schedules())
 
