@@ -44,6 +44,7 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["SwiftFinetune"]),
         .testTarget(name: "RecipesTests", dependencies: ["Recipes", "Trainer", "Engine", "Formats"]),
         .testTarget(name: "TrainerDataTests", dependencies: ["Trainer", "Tokenizers", "Formats"]),
+        .testTarget(name: "TrainerTests", dependencies: ["Trainer", "Kernels", "Tensors", "SafeTensors"]),
     ],
     // Kernels hand unsafe pointers to worker threads by design; Swift 6's strict Sendable checking
     // would force wrappers around every one of them, so the package uses the Swift 5 language mode.
