@@ -29,7 +29,7 @@ let package = Package(
         .target(name: "Models", dependencies: ["Tensors", "Kernels", "SafeTensors", "Formats"], swiftSettings: optimize),
         .target(name: "Distributed", dependencies: ["CMPI", "Tensors"], swiftSettings: optimize),
         .target(name: "Engine", dependencies: ["Models", "Distributed", "Kernels", "Tensors", "SafeTensors", "Formats"], swiftSettings: optimize),
-        .target(name: "Trainer", dependencies: ["Engine", "Models", "Tokenizers", "Formats", "SafeTensors"], swiftSettings: optimize),
+        .target(name: "Trainer", dependencies: ["Engine", "Models", "Kernels", "Tokenizers", "Formats", "SafeTensors", "Tensors"], swiftSettings: optimize),
         .target(name: "Recipes", dependencies: ["Trainer", "Engine", "Formats"], swiftSettings: optimize),
         .target(name: "SwiftFinetune", dependencies: ["Tensors", "Kernels", "Formats", "SafeTensors", "Tokenizers", "Models", "Distributed", "Engine", "Trainer", "Recipes"], swiftSettings: optimize),
         .executableTarget(name: "swift-finetune", dependencies: ["SwiftFinetune"], swiftSettings: optimize),
@@ -44,7 +44,7 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["SwiftFinetune"]),
         .testTarget(name: "RecipesTests", dependencies: ["Recipes", "Trainer", "Engine", "Formats"]),
         .testTarget(name: "TrainerDataTests", dependencies: ["Trainer", "Tokenizers", "Formats"]),
-        .testTarget(name: "TrainerTests", dependencies: ["Trainer", "Kernels", "Tensors", "SafeTensors"]),
+        .testTarget(name: "TrainerTests", dependencies: ["Trainer", "Engine", "Kernels", "Tensors", "SafeTensors", "Models", "Tokenizers"]),
     ],
     // Kernels hand unsafe pointers to worker threads by design; Swift 6's strict Sendable checking
     // would force wrappers around every one of them, so the package uses the Swift 5 language mode.

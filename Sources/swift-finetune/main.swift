@@ -30,7 +30,8 @@ func runCommand(_ argv: [String]) throws {
     case "eval": try EvalCommand.run(rest)
     default:
         if first.hasSuffix(".yaml") || first.hasSuffix(".yml") {
-            throw CLIError.failed("training from a recipe is not available yet in this build (\(first))")
+            try TrainCommand.run(recipePath: first, rest)
+            return
         }
         throw CLIError.usage(first, "unknown command '\(first)'")
     }

@@ -2,6 +2,7 @@ import XCTest
 import Kernels
 import Tensors
 @testable import Trainer
+@testable import Engine
 
 /// The SIMD optimizer kernels against their plain references, range splitting (what ZeRO does), and
 /// gradient clipping's split norm. The SIMD and reference forms perform the same IEEE operations, so the

@@ -4,6 +4,7 @@ import Kernels
 import SafeTensors
 import Tensors
 @testable import Trainer
+@testable import Engine
 
 /// 20 steps of PyTorch's AdamW / SGD on a tiny Llama's parameters, in transformers Trainer's loop
 /// (clip_grad_norm_ → optimizer.step → scheduler.step), with the decay / no-decay groups and frozen

@@ -2,6 +2,7 @@ import XCTest
 import Formats
 import Tensors
 @testable import Trainer
+@testable import Engine
 
 /// The decay / no-decay split against transformers 5.23's Trainer.get_decay_parameter_names on a tiny
 /// Llama (with attention biases) and a tiny GPT-2 (Tests/Fixtures/optim/decay_names.json), plus the

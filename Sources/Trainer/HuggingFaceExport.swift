@@ -1,0 +1,59 @@
+import Foundation
+import Formats
+import Models
+import SafeTensors
+import Tensors
+
+/// Writes a Hugging Face model folder: config.json (transformers-4 layout), weights sharded as
+/// save_pretrained shards them, generation_config.json, and the tokenizer files of the source folder.
+/// The folder is built under a temporary name and renamed into place, so a crash never leaves half of it.
+public enum HuggingFaceExport {
+    public static let tokenizerFiles = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                                        "chat_template.jinja", "vocab.json", "merges.txt", "tokenizer.model"]
+
+    public static func write(model: TransformerModel, dtype: DType, maxShardSize: Int = ShardSize.transformersDefault,
+                             companionsFrom source: String?, to directory: String,
+                             generationConfig: JSONValue? = nil) throws {
+        let fm = FileManager.default
+        let parent = (directory as NSString).deletingLastPathComponent
+        try fm.createDirectory(atPath: parent.isEmpty ? "." : parent, withIntermediateDirectories: true)
+        let staging = directory + ".tmp-\(getpid())"
+        try? fm.removeItem(atPath: staging)
+        try model.save(directory: staging, dtype: dtype, maxShardSize: maxShardSize)
+        var copied = Set<String>()
+        if let source {
+            for file in tokenizerFiles + ["generation_config.json"] {
+                let from = (source as NSString).appendingPathComponent(file)
+                guard let data = fm.contents(atPath: from) else { continue }
+                try AtomicFile.write(data, to: (staging as NSString).appendingPathComponent(file))
+                copied.insert(file)
+            }
+        }
+        if !copied.contains("generation_config.json") {
+            let g = generationConfig ?? defaultGenerationConfig(model.config)
+            try g.write(to: (staging as NSString).appendingPathComponent("generation_config.json"))
+        }
+        if fm.fileExists(atPath: directory) {
+            // Replace an older export of the same name only once the new one is complete.
+            let old = directory + ".old-\(getpid())"
+            try fm.moveItem(atPath: directory, toPath: old)
+            try AtomicFile.rename(staging, to: directory)
+            try? fm.removeItem(atPath: old)
+        } else {
+            try AtomicFile.rename(staging, to: directory)
+        }
+    }
+
+    /// What transformers writes from a model config: bos/eos ids.
+    static func defaultGenerationConfig(_ c: TransformerConfig) -> JSONValue {
+        var o = JSONObject()
+        if let bos = c.bosTokenId { o["bos_token_id"] = .int(Int64(bos)) }
+        switch c.eosTokenIds.count {
+        case 0: break
+        case 1: o["eos_token_id"] = .int(Int64(c.eosTokenIds[0]))
+        default: o["eos_token_id"] = .array(c.eosTokenIds.map { .int(Int64($0)) })
+        }
+        o["transformers_version"] = .string("4.57.1")
+        return .object(o)
+    }
+}

@@ -1,0 +1,242 @@
+import Engine
+import Foundation
+import Formats
+import Kernels
+import Models
+import SafeTensors
+import Tensors
+import Tokenizers
+
+public enum TrainerError: Error, CustomStringConvertible {
+    case configuration(String)
+    case noLabels(step: Int)
+
+    public var description: String {
+        switch self {
+        case .configuration(let m): return m
+        case .noLabels(let step): return "step \(step): no token of the step has a label (every target is -100); check the data format and max_seq_len"
+        }
+    }
+}
+
+/// How a run ended.
+public struct TrainingSummary: Sendable {
+    public var steps: Int
+    public var finalLoss: Double?
+    public var finalEvalLoss: Double?
+    public var stoppedEarly: Bool
+    /// The exported Hugging Face folder of the final model.
+    public var exportedModel: String
+}
+
+/// The training loop: batches from the data pipeline, the engine's micro-steps and optimizer steps, the
+/// learning-rate schedule, evaluation, early stopping, logs, checkpoints and the final export. Built from
+/// a `TrainingConfiguration` (a recipe or Swift code).
+public final class Trainer {
+    public let configuration: TrainingConfiguration
+    public let model: TransformerModel
+    public let tokenizer: Tokenizer
+    public let engine: TrainingEngine
+    public let schedule: LRSchedule
+    public let totalSteps: Int
+    public private(set) var data: DataSplits
+    public private(set) var loader: DataLoader
+    public private(set) var globalStep = 0
+    private var callbacks: [TrainerCallback] = []
+    private let modelDirectory: String?
+    private let tokenizerDirectory: String
+    private let log: (String) -> Void
+
+    public init(configuration c: TrainingConfiguration, log: ((String) -> Void)? = nil) throws {
+        configuration = c
+        self.log = log ?? { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+        if c.lora != nil { throw TrainerError.configuration("lora: LoRA training is not available yet in this build; remove the lora section for a full fine-tune") }
+        if let path = c.model.path {
+            model = try TransformerModel.load(directory: path)
+            modelDirectory = path
+            tokenizerDirectory = path
+        } else if let i = c.model.initialize {
+            let config = try ModelRegistry.config(path: i.config)
+            model = TransformerModel(config: config)
+            let std = config.raw["initializer_range"]?.doubleValue ?? 0.02
+            model.initializeRandom(seed: UInt64(i.seed), std: Float(std))
+            modelDirectory = nil
+            guard let t = i.tokenizer else { throw TrainerError.configuration("model.init: needs 'tokenizer' (a folder with tokenizer.json)") }
+            tokenizerDirectory = t
+        } else {
+            throw TrainerError.configuration("model: needs either 'path' or 'init'")
+        }
+        tokenizer = try Tokenizer.load(directory: tokenizerDirectory)
+        let template = try tokenizer.chatTemplateSource.map { try ChatTemplate(source: $0) }
+        data = try DataPipeline.load(c.data, tokenizer: tokenizer, seed: c.seed, chatTemplate: template)
+        if tokenizer.vocabSize > model.config.vocabSize {
+            throw TrainerError.configuration("the tokenizer (\(tokenizer.vocabSize) tokens) does not fit the model's vocab_size \(model.config.vocabSize)")
+        }
+        let t = c.training
+        loader = try DataLoader(dataset: data.train, options: DataLoaderOptions(
+            microBatchSize: t.microBatchSize, gradientAccumulationSteps: t.gradientAccumulationSteps, worldSize: 1, rank: 0,
+            packing: c.data.packing, shuffle: c.data.shuffle, seed: c.seed))
+        totalSteps = t.maxSteps ?? loader.totalSteps(epochs: t.epochs)
+        guard totalSteps > 0 else { throw TrainerError.configuration("training: no optimizer step to take (empty data or max_steps 0)") }
+        schedule = try Self.schedule(c.scheduler, baseLR: t.learningRate, totalSteps: totalSteps).validated()
+        let o = c.optimizer
+        let settings: OptimizerSettings = o.type == .adamw
+            ? .adamw(beta1: o.betas[0], beta2: o.betas[1], eps: o.eps, weightDecay: o.weightDecay)
+            : .sgd(momentum: o.momentum, dampening: 0, weightDecay: o.weightDecay, nesterov: o.nesterov)
+        engine = try TrainingEngine(model: model, options: c.engine, optimizer: settings,
+                                    maxTokens: t.microBatchSize * c.data.maxSeqLen)
+        self.log(data.train.summary)
+        if let warning = try? ExampleTokenizer(tokenizer: tokenizer, chatTemplate: template).chatTemplateBOSWarning() { self.log(warning) }
+    }
+
+    public func addCallback(_ callback: TrainerCallback) { callbacks.append(callback) }
+
+    /// transformers' schedule names and DeepSpeed's, with warmup from steps or a ratio of the total.
+    static func schedule(_ s: SchedulerOptions, baseLR: Double, totalSteps: Int) -> LRSchedule {
+        let warmup = s.warmupSteps > 0 ? s.warmupSteps : Int((Double(totalSteps) * s.warmupRatio).rounded(.up))
+        let dsWarmupType: DeepSpeedWarmupType = s.warmupType == .log ? .log : .linear
+        switch s.type {
+        case .constant: return .constant(baseLR: baseLR, ConstantScheduleConfig(numWarmupSteps: warmup))
+        case .linear: return .linear(baseLR: baseLR, LinearScheduleConfig(numWarmupSteps: warmup, numTrainingSteps: totalSteps))
+        case .cosine: return .cosine(baseLR: baseLR, CosineScheduleConfig(numWarmupSteps: warmup, numTrainingSteps: totalSteps))
+        case .warmup_lr:
+            return .deepSpeedWarmup(baseLR: baseLR, DeepSpeedWarmupConfig(warmupMinLR: s.warmupMinLR, warmupMaxLR: baseLR,
+                                                                          warmupNumSteps: max(warmup, 1), warmupType: dsWarmupType))
+        case .warmup_decay_lr:
+            return .deepSpeedWarmup(baseLR: baseLR, DeepSpeedWarmupConfig(warmupMinLR: s.warmupMinLR, warmupMaxLR: baseLR,
+                                                                          warmupNumSteps: max(warmup, 1), warmupType: dsWarmupType,
+                                                                          totalNumSteps: totalSteps))
+        case .warmup_cosine_lr:
+            return .deepSpeedWarmupCosine(baseLR: baseLR, DeepSpeedWarmupCosineConfig(
+                totalNumSteps: totalSteps, warmupMinRatio: s.warmupMinRatio, warmupNumSteps: max(warmup, 1),
+                cosMinRatio: s.cosMinRatio, warmupType: dsWarmupType))
+        }
+    }
+
+    /// One optimizer step over the micro-batches of `step`: zero, accumulate, clip, update. Returns the
+    /// step's mean token loss and what the optimizer did.
+    public func optimizerStep(microBatches: [TokenBatch], labelCount: Int) throws -> (loss: Double, lr: Double, result: OptimizerStepResult) {
+        guard labelCount > 0 else { throw TrainerError.noLabels(step: globalStep + 1) }
+        engine.zeroGradients()
+        var lossSum = 0.0
+        for mb in microBatches where !mb.tokens.isEmpty {
+            let spans = mb.segments.map { AttentionSpan(qStart: $0.start, qLen: $0.length) }
+            lossSum += try engine.microStep(tokens: mb.tokens, positions: mb.positions, spans: spans, targets: mb.targets,
+                                            normalizer: Float(labelCount)).lossSum
+        }
+        let loss = lossSum / Double(labelCount)
+        guard loss.isFinite else { throw EngineError.nonFiniteLoss(step: globalStep + 1, loss: loss) }
+        let lr = schedule.lr(step: engine.stepsTaken)
+        let result = engine.step(lr: lr, maxGradNorm: configuration.training.maxGradNorm)
+        globalStep += 1
+        return (loss, lr, result)
+    }
+
+    /// Mean token loss over the eval set, or nil without one.
+    public func evaluate() -> EvalMetrics? {
+        guard let eval = data.eval else { return nil }
+        let (batches, labels) = DataLoader.evalBatches(dataset: eval, microBatchSize: configuration.training.microBatchSize,
+                                                       packing: configuration.data.packing)
+        guard labels > 0 else { return nil }
+        var sum = 0.0
+        for b in batches where !b.tokens.isEmpty {
+            sum += engine.evaluate(tokens: b.tokens, positions: b.positions,
+                                   spans: b.segments.map { AttentionSpan(qStart: $0.start, qLen: $0.length) }, targets: b.targets).lossSum
+        }
+        return EvalMetrics(step: globalStep, evalLoss: sum / Double(labels), evalTokens: labels)
+    }
+
+    public func train() throws -> TrainingSummary {
+        let c = configuration
+        let out = c.output.dir
+        let metrics = try MetricsLog(directory: out, jsonl: c.logging.jsonl, csv: c.logging.csv)
+        let progress = ProgressDisplay(style: ProgressDisplay.style(for: c.logging.progress), totalSteps: totalSteps)
+        var stopper = c.training.earlyStopping.map { EarlyStopping(patience: $0.patience, minDelta: $0.minDelta) }
+        let start = Date()
+        let stepsPerEpoch = loader.stepCount(epoch: 0)
+        var lastLoss: Double?, lastEval: Double?, stoppedEarly = false
+        if let e = evaluate() {
+            metrics.log(e)
+            progress.note(String(format: "eval before training: loss %.4f, perplexity %.2f", e.evalLoss, e.perplexity))
+        }
+        while globalStep < totalSteps {
+            let stepStart = Date()
+            let dataStep = loader.nextStep()
+            let (loss, lr, result) = try optimizerStep(microBatches: dataStep.microBatches, labelCount: dataStep.labelCount)
+            let tokens = dataStep.microBatches.reduce(0) { $0 + $1.tokens.count }
+            let elapsed = Date().timeIntervalSince(start)
+            let m = StepMetrics(step: globalStep, epoch: Double(globalStep) / Double(max(stepsPerEpoch, 1)),
+                                loss: loss, learningRate: lr, gradNorm: result.gradNorm, tokens: tokens,
+                                tokensPerSecond: Double(tokens) / max(Date().timeIntervalSince(stepStart), 1e-9),
+                                skipped: result.skipped, elapsedSeconds: elapsed)
+            lastLoss = loss
+            metrics.log(m)
+            progress.update(m, logEvery: c.logging.steps)
+            callbacks.forEach { $0.trainer(didStep: m) }
+            var stop = callbacks.contains { $0.shouldStop(after: m) }
+            if let every = c.training.evalSteps, globalStep % every == 0 || globalStep == totalSteps, let e = evaluate() {
+                lastEval = e.evalLoss
+                metrics.log(e)
+                progress.note(String(format: "step %d: eval loss %.4f, perplexity %.2f", globalStep, e.evalLoss, e.perplexity))
+                callbacks.forEach { $0.trainer(didEvaluate: e) }
+                if stopper?.record(evalLoss: e.evalLoss) == true {
+                    progress.note("early stopping: eval loss has not improved for \(stopper!.patience) evaluations")
+                    stop = true
+                    stoppedEarly = true
+                }
+            }
+            if let every = c.output.saveSteps, globalStep % every == 0, globalStep < totalSteps {
+                let path = try saveCheckpoint()
+                progress.note("saved \(path)")
+                callbacks.forEach { $0.trainer(didSave: path, step: globalStep) }
+            }
+            if stop { break }
+        }
+        progress.finish()
+        if lastEval == nil || c.training.evalSteps == nil, let e = evaluate() {
+            lastEval = e.evalLoss
+            metrics.log(e)
+            progress.note(String(format: "final eval loss %.4f, perplexity %.2f", e.evalLoss, e.perplexity))
+        }
+        let final = (out as NSString).appendingPathComponent("final")
+        try HuggingFaceExport.write(model: model, dtype: exportDType, maxShardSize: try ShardSize.parse(c.output.maxShardSize),
+                                    companionsFrom: modelDirectory ?? tokenizerDirectory, to: final)
+        progress.note("exported the fine-tuned model to \(final)")
+        return TrainingSummary(steps: globalStep, finalLoss: lastLoss, finalEvalLoss: lastEval, stoppedEarly: stoppedEarly,
+                               exportedModel: final)
+    }
+
+    var exportDType: DType {
+        switch configuration.output.dtype {
+        case .f32: return .f32
+        case .bf16: return .bf16
+        case .f16: return .f16
+        case nil: return model.config.torchDtype.flatMap { [.f32, .bf16, .f16].contains($0) ? $0 : nil } ?? .f32
+        }
+    }
+
+    /// `OUTPUT_DIR/global_stepN/` as a Hugging Face model folder plus `trainer_state.json`; `latest` names it
+    /// and is written last; older checkpoints beyond `keep_last` are removed.
+    @discardableResult
+    public func saveCheckpoint() throws -> String {
+        let out = configuration.output.dir
+        let name = "global_step\(globalStep)"
+        let path = (out as NSString).appendingPathComponent(name)
+        try HuggingFaceExport.write(model: model, dtype: exportDType, maxShardSize: try ShardSize.parse(configuration.output.maxShardSize),
+                                    companionsFrom: modelDirectory ?? tokenizerDirectory, to: path)
+        let state = JSONValue.object(JSONObject([
+            ("global_step", .int(Int64(globalStep))), ("epoch", .int(Int64(loader.position.epoch))),
+            ("data_index", .int(Int64(loader.position.index))), ("total_steps", .int(Int64(totalSteps))),
+        ]))
+        try state.write(to: (path as NSString).appendingPathComponent("trainer_state.json"))
+        try AtomicFile.write(Data((name + "\n").utf8), to: (out as NSString).appendingPathComponent("latest"))
+        if let keep = configuration.output.keepLast {
+            let fm = FileManager.default
+            let steps = ((try? fm.contentsOfDirectory(atPath: out)) ?? []).compactMap { n -> Int? in
+                n.hasPrefix("global_step") ? Int(n.dropFirst("global_step".count)) : nil
+            }.sorted()
+            for s in steps.dropLast(keep) { try? fm.removeItem(atPath: (out as NSString).appendingPathComponent("global_step\(s)")) }
+        }
+        return path
+    }
+}

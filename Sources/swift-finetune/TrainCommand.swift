@@ -1,0 +1,25 @@
+import Foundation
+import SwiftFinetune
+
+/// `swift-finetune RECIPE.yaml [key.path=value ...]`: fine-tune as the recipe says.
+enum TrainCommand {
+    static func run(recipePath: String, _ args: [String]) throws {
+        let unknown = args.filter { !$0.contains("=") }
+        if let first = unknown.first { throw CLIError.usage("train", "expected key.path=value overrides after the recipe, got '\(first)'") }
+        let recipe = try Recipe.load(path: recipePath, overrides: args)
+        let c = recipe.configuration
+        try FileManager.default.createDirectory(atPath: c.output.dir, withIntermediateDirectories: true)
+        // The recipe as it ran (overrides and references resolved), for the record.
+        try YAMLEmitter.write(recipe.node, to: (c.output.dir as NSString).appendingPathComponent("recipe.yaml"),
+                              header: "Resolved from \(recipePath)")
+        let trainer = try Trainer(configuration: c)
+        let started = Date()
+        let summary = try trainer.train()
+        var line = "trained \(summary.steps) steps in \(String(format: "%.1f", Date().timeIntervalSince(started))) s"
+        if let l = summary.finalLoss { line += String(format: ", final loss %.4f", l) }
+        if let e = summary.finalEvalLoss { line += String(format: ", eval loss %.4f", e) }
+        if summary.stoppedEarly { line += " (stopped early)" }
+        print(line)
+        print("model: \(summary.exportedModel)")
+    }
+}
