@@ -91,7 +91,7 @@ def edge_cases(special):
         f"{sp0}Hello{sp1}", f"{sp0} spaced {sp1} tokens {sp0}", f"text {sp1}", f"{sp1}{sp1}", sp0,
         "mixed English and русский and 中文 and العربية", "\u200b zero width \u200d joiner \ufeff bom",
         "UPPER lower MiXeD", "punctuation!!! ??? ... --- ;;; :::", "'quoted' \"double\" `back`",
-        "x" + " " * 17 + "y", "\u00a0nbsp\u00a0here\u3000ideographic space", "\u0000 null and \u001f unit sep",
+        "x" + " " * 17 + "y", "supercalifragilistic" * 12, "1234567890" * 20, "Москва" * 30 + "ок" * 50, "\u00a0nbsp\u00a0here\u3000ideographic space", "\u0000 null and \u001f unit sep",
     ]
 
 
