@@ -30,13 +30,7 @@ public final class Tokenizer: @unchecked Sendable {
             return try Tokenizer(json: json, config: config, source: path, preloaded: tables)
         }
         // json-c could not read it: go through JSONValue for a message that says where and why.
-        let json: JSONValue
-        do {
-            json = try JSONValue.read(path: path)
-        } catch {
-            throw TokenizerError.malformed(file: path, message: "\(error)")
-        }
-        return try Tokenizer(json: json, config: config, source: path)
+        return try Tokenizer(json: try readJSONFile(path), config: config, source: path)
     }
 
     /// Builds the pipeline from a parsed `tokenizer.json`; `source` names the file in errors.

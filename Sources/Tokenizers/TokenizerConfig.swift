@@ -86,12 +86,15 @@ public struct TokenizerConfig: Sendable {
             if jinja == nil { return nil }
             return try TokenizerConfig(json: .object(JSONObject()), source: configPath, chatTemplateFile: jinja)
         }
-        let json: JSONValue
-        do {
-            json = try JSONValue.read(path: configPath)
-        } catch {
-            throw TokenizerError.malformed(file: configPath, message: "\(error)")
-        }
-        return try TokenizerConfig(json: json, source: configPath, chatTemplateFile: jinja)
+        return try TokenizerConfig(json: try readJSONFile(configPath), source: configPath, chatTemplateFile: jinja)
+    }
+}
+
+/// Reads a JSON file; unreadable or invalid files become `TokenizerError.malformed` naming the file.
+func readJSONFile(_ path: String) throws -> JSONValue {
+    do {
+        return try JSONValue.read(path: path)
+    } catch {
+        throw TokenizerError.malformed(file: path, message: "\(error)")
     }
 }
