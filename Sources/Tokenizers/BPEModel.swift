@@ -53,7 +53,8 @@ final class BPEModel: TokenizerModel, @unchecked Sendable {
     let ignoreMerges: Bool
     /// Byte-level vocabularies give every single-scalar token an id; this answers those lookups without hashing.
     private var singleScalarIds: [Int32]
-    private var byteFallbackIds: [Int]?
+    /// `<0xNN>` ids by byte (nil entries: that byte token is missing); nil unless `byte_fallback`.
+    private var byteFallbackIds: [Int?]?
     private var cache: [[UInt32]: [Int]] = [:]
     private let cacheLock = NSLock()
     private static let cacheCapacity = 100_000
@@ -117,8 +118,7 @@ final class BPEModel: TokenizerModel, @unchecked Sendable {
             }
         }
         if byteFallback {
-            let ids = (0..<256).map { vocab[scalars(String(format: "<0x%02X>", $0))] }
-            if ids.allSatisfy({ $0 != nil }) { byteFallbackIds = ids.map { $0! } }
+            byteFallbackIds = (0..<256).map { vocab[scalars(String(format: "<0x%02X>", $0))] }
         }
     }
 
@@ -165,9 +165,14 @@ final class BPEModel: TokenizerModel, @unchecked Sendable {
                 out.append(id)
                 continue
             }
-            if let bytes = byteFallbackIds {
-                for b in string(s).utf8 { out.append(bytes[Int(b)]) }
-                continue
+            // HF falls back only when every byte of the character has its token (pending unks are not
+            // flushed first, as in HF).
+            if let table = byteFallbackIds {
+                let ids = string(s).utf8.map { table[Int($0)] }
+                if ids.allSatisfy({ $0 != nil }) {
+                    out.append(contentsOf: ids.map { $0! })
+                    continue
+                }
             }
             if let unk = unkId {
                 if pendingUnk != nil && !fuseUnk { out.append(pendingUnk!) }
