@@ -98,3 +98,24 @@ func readJSONFile(_ path: String) throws -> JSONValue {
         throw TokenizerError.malformed(file: path, message: "\(error)")
     }
 }
+
+/// transformers 5's `LlamaTokenizer` keeps only the vocabulary, merges and post-processor of tokenizer.json
+/// and rebuilds the rest: no normalizer, `Metaspace(▁, split: false)` prepending per `add_prefix_space`
+/// (default true; "always" when `legacy` is true, else "first"; "never" without the prefix space), and the
+/// Replace/ByteFallback/Fuse(/Strip) decoder.
+struct LlamaClassPipeline {
+    let preTokenizer: PreTokenizer
+    let decoder: Decoder
+
+    init?(config: TokenizerConfig) {
+        guard let cls = config.tokenizerClass, cls == "LlamaTokenizer" || cls == "LlamaTokenizerFast" else { return nil }
+        let addPrefixSpace = config.raw["add_prefix_space"]?.boolValue ?? true
+        let legacy = config.raw["legacy"]?.boolValue ?? false
+        let scheme: MetaspacePreTokenizer.PrependScheme = addPrefixSpace ? (legacy ? .always : .first) : .never
+        preTokenizer = MetaspacePreTokenizer(replacement: 0x2581, prependScheme: scheme, splitWords: false)
+        var steps: [Decoder] = [ReplaceDecoder(matcher: LiteralMatcher(needle: [0x2581]), content: [0x20]),
+                                ByteFallbackDecoder(), FuseDecoder()]
+        if addPrefixSpace { steps.append(StripDecoder(content: 0x20, start: 1, stop: 0)) }
+        decoder = SequenceDecoder(steps: steps)
+    }
+}
