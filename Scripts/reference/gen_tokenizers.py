@@ -18,7 +18,7 @@ os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
 from tokenizers import (AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers,
                         processors, trainers)
-from transformers import PreTrainedTokenizerFast
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
 from transformers.utils import logging as hf_logging
 
 hf_logging.set_verbosity_error()
@@ -91,7 +91,7 @@ def edge_cases(special):
         f"{sp0}Hello{sp1}", f"{sp0} spaced {sp1} tokens {sp0}", f"text {sp1}", f"{sp1}{sp1}", sp0,
         "mixed English and русский and 中文 and العربية", "\u200b zero width \u200d joiner \ufeff bom",
         "UPPER lower MiXeD", "punctuation!!! ??? ... --- ;;; :::", "'quoted' \"double\" `back`",
-        "x" + " " * 17 + "y", "\u00a0nbsp\u00a0here\u3000ideographic space", "\u0000 null and \u001f unit sep",
+        "x" + " " * 17 + "y", "supercalifragilistic" * 12, "1234567890" * 20, "Москва" * 30 + "ок" * 50, "\u00a0nbsp\u00a0here\u3000ideographic space", "\u0000 null and \u001f unit sep",
     ]
 
 
@@ -338,11 +338,22 @@ def goldens(name, out, special):
         ids_plain = hf(text, add_special_tokens=False)["input_ids"]
         assert ids == raw.encode(text, add_special_tokens=True).ids or name == "llama2", (name, text)
         cases.append(dict(text=text, ids=ids, ids_no_special=ids_plain,
-                          decoded=hf.decode(ids), decoded_skip_special=hf.decode(ids, skip_special_tokens=True),
-                          tokens=hf.convert_ids_to_tokens(ids)))
+                          decoded=hf.decode(ids), decoded_skip_special=hf.decode(ids, skip_special_tokens=True)))
     texts = edge_cases(special)
     pairs = [dict(a=texts[i], b=texts[i + 7], ids=hf(texts[i], texts[i + 7])["input_ids"]) for i in range(0, 50, 4)]
-    info = dict(family=name, pairs=pairs, bos_token_id=hf.bos_token_id, eos_token_id=hf.eos_token_id,
+    # transformers 5 rebuilds some classes' pipelines (LlamaTokenizer): AutoTokenizer's ids can differ. Only
+    # what differs from the tokenizer.json pipeline is stored, index-aligned with `cases`.
+    auto = AutoTokenizer.from_pretrained(out)
+    auto_cases = []
+    for c in cases:
+        ids = auto(c["text"])["input_ids"]
+        entry = {}
+        if ids != c["ids"]:
+            entry["ids"] = ids
+        if auto.decode(ids) != hf.decode(ids):
+            entry["decoded"] = auto.decode(ids)
+        auto_cases.append(entry)
+    info = dict(family=name, pairs=pairs, auto_tokenizer_class=type(auto).__name__, auto_cases=auto_cases, bos_token_id=hf.bos_token_id, eos_token_id=hf.eos_token_id,
                 pad_token_id=hf.pad_token_id, vocab_size=len(hf), model_vocab_size=raw.get_vocab_size(False),
                 add_bos_token=hf.add_bos_token, add_eos_token=hf.add_eos_token, model_max_length=hf.model_max_length,
                 bos_token=hf.bos_token, eos_token=hf.eos_token, chat_template=hf.chat_template, cases=cases)

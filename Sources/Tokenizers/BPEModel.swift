@@ -15,7 +15,7 @@ protocol TokenizerModel: AnyObject, Sendable {
 typealias TokenKey = [UInt32]
 
 /// Reads a `{"token": id}` vocabulary object, or takes the one json-c already read.
-func readVocab(_ r: ComponentReader, preloaded: [TokenKey: Int]? = nil) throws -> (ids: [TokenKey: Int], tokens: [String?]) {
+func readVocab(_ r: ComponentReader, preloaded: [TokenKey: Int]? = nil) throws -> (ids: [TokenKey: Int], tokens: [TokenKey?]) {
     var ids: [TokenKey: Int]
     if let preloaded {
         ids = preloaded
@@ -33,8 +33,9 @@ func readVocab(_ r: ComponentReader, preloaded: [TokenKey: Int]? = nil) throws -
         guard id >= 0 else { throw TokenizerError.invalidField(file: r.file, path: r.path + ".vocab." + string(t), expected: "a non-negative id", found: "\(id)") }
         maxId = max(maxId, id)
     }
-    var tokens = [String?](repeating: nil, count: maxId + 1)
-    for (t, id) in ids { tokens[id] = string(t) }
+    // Token strings are made on demand (idToToken): building 50k Strings up front is a tenth of load time.
+    var tokens = [TokenKey?](repeating: nil, count: maxId + 1)
+    for (t, id) in ids { tokens[id] = t }
     return (ids, tokens)
 }
 
@@ -42,7 +43,7 @@ func readVocab(_ r: ComponentReader, preloaded: [TokenKey: Int]? = nil) throws -
 /// lowest-ranked merge, leftmost first, exactly as HF's `Word::merge_all` priority queue does.
 final class BPEModel: TokenizerModel, @unchecked Sendable {
     let vocab: [TokenKey: Int]
-    let tokens: [String?]
+    let tokens: [TokenKey?]
     /// (left id << 32 | right id) → (rank, merged id).
     let merges: [UInt64: (rank: Int32, id: Int32)]
     let unkId: Int?
@@ -53,10 +54,13 @@ final class BPEModel: TokenizerModel, @unchecked Sendable {
     let ignoreMerges: Bool
     /// Byte-level vocabularies give every single-scalar token an id; this answers those lookups without hashing.
     private var singleScalarIds: [Int32]
-    private var byteFallbackIds: [Int]?
+    /// `<0xNN>` ids by byte (nil entries: that byte token is missing); nil unless `byte_fallback`.
+    private var byteFallbackIds: [Int?]?
     private var cache: [[UInt32]: [Int]] = [:]
     private let cacheLock = NSLock()
     private static let cacheCapacity = 100_000
+    /// Words longer than this are neither cached nor merged by linear scans.
+    private static let linearScanLimit = 128
 
     var vocabSize: Int { tokens.count }
     var typeName: String { "BPE" }
@@ -115,13 +119,12 @@ final class BPEModel: TokenizerModel, @unchecked Sendable {
             }
         }
         if byteFallback {
-            let ids = (0..<256).map { vocab[scalars(String(format: "<0x%02X>", $0))] }
-            if ids.allSatisfy({ $0 != nil }) { byteFallbackIds = ids.map { $0! } }
+            byteFallbackIds = (0..<256).map { vocab[scalars(String(format: "<0x%02X>", $0))] }
         }
     }
 
     func tokenToId(_ token: String) -> Int? { vocab[scalars(token)] }
-    func idToToken(_ id: Int) -> String? { id >= 0 && id < tokens.count ? tokens[id] : nil }
+    func idToToken(_ id: Int) -> String? { id >= 0 && id < tokens.count ? tokens[id].map(string) : nil }
 
     func tokenize(_ word: [UInt32]) -> [Int] {
         if word.isEmpty { return [] }
@@ -130,6 +133,7 @@ final class BPEModel: TokenizerModel, @unchecked Sendable {
         cacheLock.unlock()
         if let hit { return hit }
         let ids = tokenizeUncached(word)
+        if word.count > Self.linearScanLimit { return ids }
         cacheLock.lock()
         if cache.count >= Self.cacheCapacity { cache.removeAll(keepingCapacity: true) }
         cache[word] = ids
@@ -162,9 +166,14 @@ final class BPEModel: TokenizerModel, @unchecked Sendable {
                 out.append(id)
                 continue
             }
-            if let bytes = byteFallbackIds {
-                for b in string(s).utf8 { out.append(bytes[Int(b)]) }
-                continue
+            // HF falls back only when every byte of the character has its token (pending unks are not
+            // flushed first, as in HF).
+            if let table = byteFallbackIds {
+                let ids = string(s).utf8.map { table[Int($0)] }
+                if ids.allSatisfy({ $0 != nil }) {
+                    out.append(contentsOf: ids.map { $0! })
+                    continue
+                }
             }
             if let unk = unkId {
                 if pendingUnk != nil && !fuseUnk { out.append(pendingUnk!) }
@@ -175,9 +184,25 @@ final class BPEModel: TokenizerModel, @unchecked Sendable {
         return out
     }
 
-    /// Applies merges lowest rank first, leftmost among equals. Words are short, so a linear scan for the
-    /// best pair beats a heap.
+    /// Applies merges lowest rank first, leftmost among equals. Most words are short and a linear scan for
+    /// the best pair beats a heap; long ones (minified code, base64, digit runs) use the heap so the cost
+    /// stays O(n log n).
     private func mergeAll(_ symbols: inout [Int]) {
+        if symbols.count > Self.linearScanLimit { return mergeAllWithHeap(&symbols) }
+        mergeAllLinear(&symbols)
+    }
+
+    /// Both merge strategies on the same symbols, for tests.
+    func mergeBothWays(_ symbols: [Int]) -> (linear: [Int], heap: [Int]) {
+        var a = symbols, b = symbols
+        if a.count > 1 { mergeAllLinear(&a); mergeAllWithHeap(&b) }
+        return (a, b)
+    }
+
+    /// Initial symbols of a word before merging, for tests.
+    func symbolsForTesting(_ word: [UInt32]) -> [Int] { initialSymbols(word) }
+
+    private func mergeAllLinear(_ symbols: inout [Int]) {
         var ranks = [Int32](repeating: .max, count: symbols.count)
         var mergedIds = [Int32](repeating: -1, count: symbols.count)
         @inline(__always) func lookup(_ i: Int) {
@@ -200,5 +225,71 @@ final class BPEModel: TokenizerModel, @unchecked Sendable {
             if best + 1 < symbols.count { lookup(best) } else { ranks[best] = .max }
             if best > 0 { lookup(best - 1) }
         }
+    }
+
+    /// HF's `Word::merge_all`: a min-heap of (rank, position) over a doubly linked list of symbols; stale
+    /// entries (a side already merged away, or the pair changed) are skipped when popped.
+    private func mergeAllWithHeap(_ symbols: inout [Int]) {
+        let n = symbols.count
+        var next = Array(1...n)
+        next[n - 1] = -1
+        var prev = Array(-1..<(n - 1))
+        var alive = [Bool](repeating: true, count: n)
+        var heap = MinHeap()
+        @inline(__always) func push(_ i: Int) {
+            let j = next[i]
+            guard j >= 0, let m = merges[UInt64(symbols[i]) << 32 | UInt64(symbols[j])] else { return }
+            heap.push(UInt64(UInt32(m.rank)) << 32 | UInt64(i))
+        }
+        for i in 0..<(n - 1) { push(i) }
+        while let top = heap.pop() {
+            let i = Int(top & 0xFFFF_FFFF), rank = Int32(top >> 32)
+            let j = next[i]
+            guard alive[i], j >= 0, let m = merges[UInt64(symbols[i]) << 32 | UInt64(symbols[j])], m.rank == rank else { continue }
+            symbols[i] = Int(m.id)
+            alive[j] = false
+            next[i] = next[j]
+            if next[j] >= 0 { prev[next[j]] = i }
+            if prev[i] >= 0 { push(prev[i]) }
+            push(i)
+        }
+        var out: [Int] = []
+        var i = 0
+        while i >= 0 { out.append(symbols[i]); i = next[i] }
+        symbols = out
+    }
+}
+
+/// A binary min-heap of packed (rank << 32 | position) keys.
+struct MinHeap {
+    private var items: [UInt64] = []
+
+    mutating func push(_ x: UInt64) {
+        items.append(x)
+        var c = items.count - 1
+        while c > 0 {
+            let p = (c - 1) / 2
+            if items[p] <= items[c] { break }
+            items.swapAt(p, c)
+            c = p
+        }
+    }
+
+    mutating func pop() -> UInt64? {
+        guard let first = items.first else { return nil }
+        let last = items.removeLast()
+        if items.isEmpty { return first }
+        items[0] = last
+        var p = 0
+        while true {
+            let l = 2 * p + 1, r = l + 1
+            var m = p
+            if l < items.count && items[l] < items[m] { m = l }
+            if r < items.count && items[r] < items[m] { m = r }
+            if m == p { break }
+            items.swapAt(p, m)
+            p = m
+        }
+        return first
     }
 }

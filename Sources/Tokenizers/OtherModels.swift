@@ -4,7 +4,7 @@ import Formats
 /// BERT's greedy longest-match-first subword model.
 final class WordPieceModel: TokenizerModel, @unchecked Sendable {
     let vocab: [TokenKey: Int]
-    let tokens: [String?]
+    let tokens: [TokenKey?]
     let unkId: Int
     let prefix: TokenKey
     let maxInputCharsPerWord: Int
@@ -21,7 +21,7 @@ final class WordPieceModel: TokenizerModel, @unchecked Sendable {
     }
 
     func tokenToId(_ token: String) -> Int? { vocab[scalars(token)] }
-    func idToToken(_ id: Int) -> String? { id >= 0 && id < tokens.count ? tokens[id] : nil }
+    func idToToken(_ id: Int) -> String? { id >= 0 && id < tokens.count ? tokens[id].map(string) : nil }
 
     func tokenize(_ word: [UInt32]) -> [Int] {
         if word.isEmpty { return [] }
@@ -48,7 +48,7 @@ final class WordPieceModel: TokenizerModel, @unchecked Sendable {
 /// A plain word → id table.
 final class WordLevelModel: TokenizerModel, @unchecked Sendable {
     let vocab: [TokenKey: Int]
-    let tokens: [String?]
+    let tokens: [TokenKey?]
     let unkId: Int?
     var vocabSize: Int { tokens.count }
     var typeName: String { "WordLevel" }
@@ -61,7 +61,7 @@ final class WordLevelModel: TokenizerModel, @unchecked Sendable {
     }
 
     func tokenToId(_ token: String) -> Int? { vocab[scalars(token)] }
-    func idToToken(_ id: Int) -> String? { id >= 0 && id < tokens.count ? tokens[id] : nil }
+    func idToToken(_ id: Int) -> String? { id >= 0 && id < tokens.count ? tokens[id].map(string) : nil }
 
     func tokenize(_ word: [UInt32]) -> [Int] {
         if word.isEmpty { return [] }

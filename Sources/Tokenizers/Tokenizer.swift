@@ -22,31 +22,36 @@ public final class Tokenizer: @unchecked Sendable {
     private let addedByContent: [String: Int]
     private let specialContents: Set<String>
 
-    /// Reads `tokenizer.json`, plus `tokenizer_config.json` and `chat_template.jinja` when present.
+    /// Reads `tokenizer.json`, plus `tokenizer_config.json` and `chat_template.jinja` when present. The
+    /// pipeline is exactly tokenizer.json's, as HF `tokenizers` runs it.
     public static func load(directory: String) throws -> Tokenizer {
+        try load(directory: directory, transformersClassPipeline: false)
+    }
+
+    /// As `load(directory:)`; with
+    /// `transformersClassPipeline`, classes that transformers 5 rebuilds from vocab and merges are rebuilt
+    /// the same way, so ids equal `AutoTokenizer`'s: today `LlamaTokenizer(Fast)` (see `LlamaClassPipeline`).
+    public static func load(directory: String, transformersClassPipeline: Bool) throws -> Tokenizer {
         let path = URL(fileURLWithPath: directory).appendingPathComponent("tokenizer.json").path
         let config = try TokenizerConfig.load(directory: directory)
         if let (json, tables) = try TokenizerFileReader.read(path: path) {
-            return try Tokenizer(json: json, config: config, source: path, preloaded: tables)
+            return try Tokenizer(json: json, config: config, source: path, preloaded: tables,
+                                 transformersClassPipeline: transformersClassPipeline)
         }
         // json-c could not read it: go through JSONValue for a message that says where and why.
-        let json: JSONValue
-        do {
-            json = try JSONValue.read(path: path)
-        } catch {
-            throw TokenizerError.malformed(file: path, message: "\(error)")
-        }
-        return try Tokenizer(json: json, config: config, source: path)
+        return try Tokenizer(json: try readJSONFile(path), config: config, source: path, preloaded: nil,
+                             transformersClassPipeline: transformersClassPipeline)
     }
 
     /// Builds the pipeline from a parsed `tokenizer.json`; `source` names the file in errors.
     /// Prefer `load(directory:)`: `JSONValue` objects merge canonically equivalent keys, so a vocabulary with
     /// both "é" and "e\u{301}" is only read exactly from the file.
     public convenience init(json: JSONValue, config: TokenizerConfig?, source: String) throws {
-        try self.init(json: json, config: config, source: source, preloaded: nil)
+        try self.init(json: json, config: config, source: source, preloaded: nil, transformersClassPipeline: false)
     }
 
-    init(json: JSONValue, config: TokenizerConfig?, source: String, preloaded: PreloadedModelTables?) throws {
+    init(json: JSONValue, config: TokenizerConfig?, source: String, preloaded: PreloadedModelTables?,
+         transformersClassPipeline: Bool) throws {
         guard json.objectValue != nil else {
             throw TokenizerError.malformed(file: source, message: "expected a JSON object at the top level, found \(json.kindName)")
         }
@@ -57,10 +62,16 @@ public final class Tokenizer: @unchecked Sendable {
             throw TokenizerError.malformed(file: source, message: "no \"model\" section")
         }
         model = try makeModel(modelReader, preloaded: preloaded)
-        normalizer = try root.child("normalizer").map(makeNormalizer)
-        preTokenizer = try root.child("pre_tokenizer").map(makePreTokenizer)
         postProcessor = try root.child("post_processor").map(makePostProcessor)
-        decoder = try root.child("decoder").map(makeDecoder)
+        if transformersClassPipeline, let config, let llama = LlamaClassPipeline(config: config), model is BPEModel {
+            normalizer = nil
+            preTokenizer = llama.preTokenizer
+            decoder = llama.decoder
+        } else {
+            normalizer = try root.child("normalizer").map(makeNormalizer)
+            preTokenizer = try root.child("pre_tokenizer").map(makePreTokenizer)
+            decoder = try root.child("decoder").map(makeDecoder)
+        }
         addedTokens = try readAddedTokens(root)
         rawTokenMatcher = AddedTokenMatcher(addedTokens.filter { !$0.normalized })
         normalizedTokenMatcher = AddedTokenMatcher(addedTokens.filter { $0.normalized })

@@ -86,12 +86,36 @@ public struct TokenizerConfig: Sendable {
             if jinja == nil { return nil }
             return try TokenizerConfig(json: .object(JSONObject()), source: configPath, chatTemplateFile: jinja)
         }
-        let json: JSONValue
-        do {
-            json = try JSONValue.read(path: configPath)
-        } catch {
-            throw TokenizerError.malformed(file: configPath, message: "\(error)")
-        }
-        return try TokenizerConfig(json: json, source: configPath, chatTemplateFile: jinja)
+        return try TokenizerConfig(json: try readJSONFile(configPath), source: configPath, chatTemplateFile: jinja)
+    }
+}
+
+/// Reads a JSON file; unreadable or invalid files become `TokenizerError.malformed` naming the file.
+func readJSONFile(_ path: String) throws -> JSONValue {
+    do {
+        return try JSONValue.read(path: path)
+    } catch {
+        throw TokenizerError.malformed(file: path, message: "\(error)")
+    }
+}
+
+/// transformers 5's `LlamaTokenizer` keeps only the vocabulary, merges and post-processor of tokenizer.json
+/// and rebuilds the rest: no normalizer, `Metaspace(▁, split: false)` prepending per `add_prefix_space`
+/// (default true; "always" when `legacy` is true, else "first"; "never" without the prefix space), and the
+/// Replace/ByteFallback/Fuse(/Strip) decoder.
+struct LlamaClassPipeline {
+    let preTokenizer: PreTokenizer
+    let decoder: Decoder
+
+    init?(config: TokenizerConfig) {
+        guard let cls = config.tokenizerClass, cls == "LlamaTokenizer" || cls == "LlamaTokenizerFast" else { return nil }
+        let addPrefixSpace = config.raw["add_prefix_space"]?.boolValue ?? true
+        let legacy = config.raw["legacy"]?.boolValue ?? false
+        let scheme: MetaspacePreTokenizer.PrependScheme = addPrefixSpace ? (legacy ? .always : .first) : .never
+        preTokenizer = MetaspacePreTokenizer(replacement: 0x2581, prependScheme: scheme, splitWords: false)
+        var steps: [Decoder] = [ReplaceDecoder(matcher: LiteralMatcher(needle: [0x2581]), content: [0x20]),
+                                ByteFallbackDecoder(), FuseDecoder()]
+        if addPrefixSpace { steps.append(StripDecoder(content: 0x20, start: 1, stop: 0)) }
+        decoder = SequenceDecoder(steps: steps)
     }
 }

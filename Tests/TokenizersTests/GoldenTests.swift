@@ -43,7 +43,7 @@ final class GoldenTests: XCTestCase {
             let golden = try JSONValue.read(path: Self.fixtures.appendingPathComponent("\(family).json").path)
             let tokenizer = try Tokenizer.load(directory: Self.shipped.appendingPathComponent(family).path)
             let cases = golden["cases"]!.arrayValue!
-            XCTAssertGreaterThanOrEqual(cases.count, 60)
+            XCTAssertEqual(cases.count, 63)
             _ = checkCases(tokenizer, cases, name: family, decodeSkip: true)
             total += cases.count
             for p in golden["pairs"]!.arrayValue! {
@@ -66,7 +66,30 @@ final class GoldenTests: XCTestCase {
                 XCTAssertNil(tokenizer.chatTemplateSource, family)
             }
         }
-        XCTAssertEqual(total, 480)
+        XCTAssertEqual(total, 504)
+    }
+
+    /// With `transformersClassPipeline`, ids and decodes equal transformers 5 `AutoTokenizer`, which rebuilds
+    /// `LlamaTokenizer` pipelines (llama2 ships tokenizer_class LlamaTokenizer with legacy true).
+    func testAutoTokenizerClassPipelines() throws {
+        var rebuilt = 0
+        for family in Self.families {
+            let golden = try JSONValue.read(path: Self.fixtures.appendingPathComponent("\(family).json").path)
+            let t = try Tokenizer.load(directory: Self.shipped.appendingPathComponent(family).path, transformersClassPipeline: true)
+            var failures = 0
+            let plain = try Tokenizer.load(directory: Self.shipped.appendingPathComponent(family).path)
+            // Entries hold only what differs from the tokenizer.json pipeline's case at the same index.
+            for (c, auto) in zip(golden["cases"]!.arrayValue!, golden["auto_cases"]!.arrayValue!) {
+                let text = c["text"]!.stringValue!
+                let ids = auto["ids"] != nil ? Self.ints(auto["ids"]) : Self.ints(c["ids"])
+                if t.encode(text) != ids { failures += 1; if failures < 5 { XCTFail("\(family) auto \(text.debugDescription): want \(ids) got \(t.encode(text))") } }
+                let decoded = auto["decoded"]?.stringValue ?? plain.decode(ids)
+                if t.decode(ids) != decoded { failures += 1; if failures < 5 { XCTFail("\(family) auto decode \(text.debugDescription)") } }
+            }
+            XCTAssertEqual(failures, 0, family)
+            if golden["auto_tokenizer_class"]?.stringValue == "LlamaTokenizer" { rebuilt += 1 }
+        }
+        XCTAssertEqual(rebuilt, 1, "llama2 is the family whose class transformers rebuilds")
     }
 
     func testComponentPipelines() throws {

@@ -74,3 +74,28 @@ final class TokenizerAPITests: XCTestCase {
         XCTAssertEqual(results.ids, expected)
     }
 }
+
+/// The heap merge used for long words must give exactly the linear-scan result (exact id comparison).
+final class BPEMergeStrategyTests: XCTestCase {
+    func testHeapAndLinearMergesAgree() throws {
+        var state: UInt64 = 42
+        func next(_ n: Int) -> Int {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Int((state >> 33) % UInt64(n))
+        }
+        let alphabet = Array("etaoinshrdlu etaoin ĠĊ0123456789.,'é中")
+        var compared = 0
+        for family in ["gpt2", "llama2", "llama3", "qwen2", "smollm"] {
+            let t = try Tokenizer.load(directory: GoldenTests.shipped.appendingPathComponent(family).path)
+            guard let bpe = t.model as? BPEModel else { return XCTFail(family) }
+            for _ in 0..<60 {
+                let word = (0..<(2 + next(300))).map { _ in alphabet[next(alphabet.count)] }
+                let text = family == "llama2" ? String(word) : String(word).replacingOccurrences(of: " ", with: "Ġ")
+                let both = bpe.mergeBothWays(bpe.symbolsForTesting(scalars(text)))
+                XCTAssertEqual(both.linear, both.heap, "\(family) \(text.debugDescription)")
+                compared += 1
+            }
+        }
+        XCTAssertEqual(compared, 300)
+    }
+}

@@ -61,28 +61,24 @@ final class TokenizerErrorTests: XCTestCase {
     func testMalformedFilesNameTheFile() throws {
         let dir = try tempDir()
         let path = dir.appendingPathComponent("tokenizer.json").path
-        try Data("{\"model\": {\"type\": \"BPE\", ".utf8).write(to: URL(fileURLWithPath: path))
-        XCTAssertThrowsError(try Tokenizer.load(directory: dir.path)) { error in
-            XCTAssertTrue("\(error)".contains(path), "\(error)")
-        }
-        try Data("[1, 2]".utf8).write(to: URL(fileURLWithPath: path))
-        XCTAssertThrowsError(try Tokenizer.load(directory: dir.path)) { error in
-            XCTAssertTrue("\(error)".contains(path) && "\(error)".contains("top level"), "\(error)")
-        }
-        try FileManager.default.removeItem(atPath: path)
-        XCTAssertThrowsError(try Tokenizer.load(directory: dir.path)) { error in
-            XCTAssertTrue("\(error)".contains(path), "\(error)")
-        }
-        try FileManager.default.copyItem(atPath: gpt2Dir.appendingPathComponent("tokenizer.json").path, toPath: path)
         let config = dir.appendingPathComponent("tokenizer_config.json").path
-        try Data("{\"bos_token\": 5,".utf8).write(to: URL(fileURLWithPath: config))
-        XCTAssertThrowsError(try Tokenizer.load(directory: dir.path)) { error in
-            XCTAssertTrue("\(error)".contains(config), "\(error)")
+        func write(_ text: String, _ file: String) throws { try Data(text.utf8).write(to: URL(fileURLWithPath: file)) }
+        func assertLoadFails(naming parts: [String], line: UInt = #line) {
+            XCTAssertThrowsError(try Tokenizer.load(directory: dir.path), line: line) { error in
+                for p in parts { XCTAssertTrue("\(error)".contains(p), "\(error) lacks \(p)", line: line) }
+            }
         }
-        try Data("{\"bos_token\": 5}".utf8).write(to: URL(fileURLWithPath: config))
-        XCTAssertThrowsError(try Tokenizer.load(directory: dir.path)) { error in
-            XCTAssertTrue("\(error)".contains(config) && "\(error)".contains("bos_token"), "\(error)")
-        }
+        try write("{\"model\": {\"type\": \"BPE\", ", path)
+        assertLoadFails(naming: [path])
+        try write("[1, 2]", path)
+        assertLoadFails(naming: [path, "top level"])
+        try FileManager.default.removeItem(atPath: path)
+        assertLoadFails(naming: [path])
+        try FileManager.default.copyItem(atPath: gpt2Dir.appendingPathComponent("tokenizer.json").path, toPath: path)
+        try write("{\"bos_token\": 5,", config)
+        assertLoadFails(naming: [config])
+        try write("{\"bos_token\": 5}", config)
+        assertLoadFails(naming: [config, "bos_token"])
     }
 
     func testConfigForms() throws {
