@@ -54,21 +54,30 @@ public enum JSONValue: Equatable, Sendable {
     }
 }
 
-/// An insertion-ordered string-keyed map.
+/// An insertion-ordered string-keyed map. Keys compare by their exact Unicode scalars: Swift's String
+/// equality is canonical equivalence, under which "é" and "e\u{301}" (distinct tokens in real
+/// SentencePiece vocabularies) would collapse into one key.
 public struct JSONObject: Equatable, Sendable, Sequence {
     public private(set) var keys: [String] = []
-    private var values: [String: JSONValue] = [:]
+    private var values: [ExactKey: JSONValue] = [:]
+
+    struct ExactKey: Hashable, Sendable {
+        let text: String
+        init(_ text: String) { self.text = text }
+        static func == (a: ExactKey, b: ExactKey) -> Bool { a.text.unicodeScalars.elementsEqual(b.text.unicodeScalars) }
+        func hash(into h: inout Hasher) { for u in text.unicodeScalars { h.combine(u.value) } }
+    }
 
     public init() {}
     public init(_ pairs: [(String, JSONValue)]) { for (k, v) in pairs { self[k] = v } }
 
     public subscript(key: String) -> JSONValue? {
-        get { values[key] }
+        get { values[ExactKey(key)] }
         set {
             if let newValue {
-                if values.updateValue(newValue, forKey: key) == nil { keys.append(key) }
-            } else if values.removeValue(forKey: key) != nil {
-                keys.removeAll { $0 == key }
+                if values.updateValue(newValue, forKey: ExactKey(key)) == nil { keys.append(key) }
+            } else if values.removeValue(forKey: ExactKey(key)) != nil {
+                keys.removeAll { ExactKey($0) == ExactKey(key) }
             }
         }
     }
@@ -80,7 +89,7 @@ public struct JSONObject: Equatable, Sendable, Sequence {
         return AnyIterator {
             guard i < keys.count else { return nil }
             defer { i += 1 }
-            return (keys[i], values[keys[i]]!)
+            return (keys[i], values[ExactKey(keys[i])]!)
         }
     }
 

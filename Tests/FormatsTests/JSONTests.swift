@@ -13,6 +13,13 @@ final class JSONTests: XCTestCase {
         XCTAssertNil(JSONValue.double(3.5).intValue)
     }
 
+    func testKeysAreExactNotCanonicallyEquivalent() throws {
+        let v = try JSONValue.parse(#"{"\u00e9": 1, "e\u0301": 2}"#)
+        XCTAssertEqual(v.objectValue?.count, 2)
+        XCTAssertEqual(v["\u{e9}"], .int(1))
+        XCTAssertEqual(v["e\u{301}"], .int(2))
+    }
+
     func testParseErrorsNameTheSource() {
         // json-c (even in strict mode) accepts single-quoted strings; Python's json does not. Harmless for reading.
         for bad in ["", "{", #"{"a": 1,}"#, "[1, 2] x", "nul"] {
