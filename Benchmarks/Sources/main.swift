@@ -19,6 +19,7 @@ func peak() -> Double {
 }
 
 do {
+    if wanted("tokenizer") { try runTokenizerBenchmark() }
     if wanted("forward") { try ForwardBenchmark.run(peak: peak()) }
 } catch {
     FileHandle.standardError.write(Data("benchmark failed: \(error)\n".utf8))
