@@ -22,7 +22,7 @@
 import Glibc
 #endif
 
-public typealias F4D = SIMD4<Double>
+typealias F4D = SIMD4<Double>
 
 /// The per-step f32 constants of one AdamW step, formed the way PyTorch forms them: Python floats
 /// (f64) combined first, then each rounded to f32 where a tensor op receives it.
