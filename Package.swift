@@ -3,6 +3,9 @@
 import PackageDescription
 
 let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+// The numeric modules are optimised in debug builds too: unoptimised SIMD code is 50-100x slower, which
+// would make training tests take minutes, and tests should exercise the code users run.
+let numeric: [SwiftSetting] = optimize + [.unsafeFlags(["-O"], .when(configuration: .debug))]
 
 let package = Package(
     name: "swift-finetune",
@@ -21,12 +24,12 @@ let package = Package(
         // which Swift cannot import; this C target hands them out as functions.
         .target(name: "CMPI", dependencies: ["COpenMPI"]),
 
-        .target(name: "Tensors", swiftSettings: optimize),
-        .target(name: "Kernels", dependencies: ["Tensors", "COpenBLAS"], swiftSettings: optimize),
+        .target(name: "Tensors", swiftSettings: numeric),
+        .target(name: "Kernels", dependencies: ["Tensors", "COpenBLAS"], swiftSettings: numeric),
         .target(name: "Formats", dependencies: ["CJSONC", "CYAML", "CArchive"], swiftSettings: optimize),
         .target(name: "SafeTensors", dependencies: ["Tensors", "Formats"], swiftSettings: optimize),
         .target(name: "Tokenizers", dependencies: ["Formats"], swiftSettings: optimize),
-        .target(name: "Models", dependencies: ["Tensors", "Kernels", "SafeTensors", "Formats"], swiftSettings: optimize),
+        .target(name: "Models", dependencies: ["Tensors", "Kernels", "SafeTensors", "Formats"], swiftSettings: numeric),
         .target(name: "Distributed", dependencies: ["CMPI", "Tensors"], swiftSettings: optimize),
         .target(name: "Engine", dependencies: ["Models", "Distributed", "Kernels", "Tensors", "SafeTensors", "Formats"], swiftSettings: optimize),
         .target(name: "Trainer", dependencies: ["Engine", "Models", "Kernels", "Tokenizers", "Formats", "SafeTensors", "Tensors"], swiftSettings: optimize),

@@ -1,0 +1,83 @@
+import Foundation
+import XCTest
+import Engine
+import Formats
+import Kernels
+import SafeTensors
+@testable import Trainer
+
+/// 20 optimizer steps of the Swift trainer against a plain PyTorch loop (Scripts/reference/gen_parity.py):
+/// same initial weights (Tests/Fixtures/models/smollm_chat), same batches in the same order, accumulation
+/// 2, clipping 1.0, AdamW with decay groups, linear warmup.
+final class ParityTests: XCTestCase {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures").path
+
+    func makeTrainer(output: String) throws -> Trainer {
+        let data = output + "-data.jsonl"
+        try Data("{\"text\": \"unused: the parity test feeds the reference batches\"}\n".utf8).write(to: URL(fileURLWithPath: data))
+        var c = TrainingConfiguration(model: ModelSource(path: Self.fixtures + "/models/smollm_chat"),
+                                      data: DataOptions(train: .init(path: data), maxSeqLen: 64, shuffle: false),
+                                      output: OutputOptions(dir: output))
+        c.training.maxSteps = 20
+        c.training.microBatchSize = 2
+        c.training.gradientAccumulationSteps = 2
+        c.training.learningRate = 2e-3
+        c.training.maxGradNorm = 1.0
+        c.optimizer.betas = [0.9, 0.95]
+        c.optimizer.weightDecay = 0.1
+        c.scheduler.type = .linear
+        c.scheduler.warmupSteps = 4
+        return try Trainer(configuration: c, log: { _ in })
+    }
+
+    /// A micro-batch of sequences concatenated, each its own attention span with positions from 0.
+    static func batch(_ seqs: [JSONValue]) -> TokenBatch {
+        var tokens: [Int32] = [], targets: [Int32] = [], positions: [Int32] = [], segments: [TokenSegment] = []
+        for s in seqs {
+            let t = s["tokens"]!.arrayValue!.map { Int32($0.intValue!) }
+            segments.append(TokenSegment(start: tokens.count, length: t.count))
+            tokens += t
+            targets += s["targets"]!.arrayValue!.map { Int32($0.intValue!) }
+            positions += (0..<t.count).map(Int32.init)
+        }
+        return TokenBatch(tokens: tokens, positions: positions, segments: segments, targets: targets, rowCount: seqs.count)
+    }
+
+    func testTwentyStepsMatchPyTorch() throws {
+        let out = NSTemporaryDirectory() + "sf-parity-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: out); try? FileManager.default.removeItem(atPath: out + "-data.jsonl") }
+        let trainer = try makeTrainer(output: out)
+        let steps = try JSONValue.read(path: Self.fixtures + "/parity/batches.json").arrayValue!
+        let expected = try JSONValue.read(path: Self.fixtures + "/parity/expected.json")["steps"]!.arrayValue!
+        XCTAssertEqual(steps.count, 20)
+        var worstLoss = 0.0, worstNorm = 0.0
+        for (i, step) in steps.enumerated() {
+            let micro = step.arrayValue!.map { Self.batch($0.arrayValue!) }
+            let labels = TokenBatch.labelCount(micro)
+            XCTAssertEqual(labels, expected[i]["labels"]?.intValue)
+            let (loss, lr, result) = try trainer.optimizerStep(microBatches: micro, labelCount: labels)
+            let refLoss = expected[i]["loss"]!.doubleValue!, refNorm = expected[i]["grad_norm"]!.doubleValue!
+            worstLoss = max(worstLoss, abs(loss - refLoss) / abs(refLoss))
+            worstNorm = max(worstNorm, abs(result.gradNorm! - refNorm) / refNorm)
+            // lr is a double computed the same way: 1e-12 relative.
+            XCTAssertEqual(lr, expected[i]["lr"]!.doubleValue!, accuracy: 1e-12 * max(lr, 1e-30), "step \(i + 1)")
+        }
+        // Tolerance: per-step loss within 1e-4 relative over 20 steps; grad norm likewise.
+        XCTAssertLessThan(worstLoss, 1e-4, "worst per-step loss relative error")
+        XCTAssertLessThan(worstNorm, 1e-4, "worst grad-norm relative error")
+        print("parity: worst loss rel error \(worstLoss), grad norm \(worstNorm)")
+        // Final weights: 1e-4 relative per tensor (max |a − b| / max |b|).
+        let final = try SafeTensorsFile(path: Self.fixtures + "/parity/final.safetensors")
+        var worst = (name: "", err: Float(0))
+        for name in final.names {
+            let ref = try final.floats(name)
+            let ours = Array(trainer.model.params.floats(trainer.model.layout[name]!.range))
+            let scale = ref.map(abs).max()!
+            let err = zip(ours, ref).map { abs($0 - $1) }.max()! / scale
+            if err > worst.err { worst = (name, err) }
+        }
+        XCTAssertLessThan(worst.err, 1e-4, "final weights: worst tensor \(worst.name)")
+        print("parity: worst final-weight rel error \(worst.err) (\(worst.name))")
+    }
+}
