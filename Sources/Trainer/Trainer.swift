@@ -159,6 +159,7 @@ public final class Trainer {
             metrics.log(e)
             progress.note(String(format: "eval before training: loss %.4f, perplexity %.2f", e.evalLoss, e.perplexity))
         }
+        for (prompt, answer) in try samples() { progress.note("sample before training: \(prompt) -> \(answer)") }
         while globalStep < totalSteps {
             let stepStart = Date()
             let dataStep = loader.nextStep()
@@ -202,8 +203,31 @@ public final class Trainer {
         try HuggingFaceExport.write(model: model, dtype: exportDType, maxShardSize: try ShardSize.parse(c.output.maxShardSize),
                                     companionsFrom: modelDirectory ?? tokenizerDirectory, to: final)
         progress.note("exported the fine-tuned model to \(final)")
+        for (prompt, answer) in try samples() { progress.note("sample after training: \(prompt) -> \(answer)") }
         return TrainingSummary(steps: globalStep, finalLoss: lastLoss, finalEvalLoss: lastEval, stoppedEarly: stoppedEarly,
                                exportedModel: final)
+    }
+
+    /// Greedy answers to `logging.sample_prompts`, through the chat template when the tokenizer has one.
+    public func samples() throws -> [(prompt: String, answer: String)] {
+        let l = configuration.logging
+        guard !l.samplePrompts.isEmpty else { return [] }
+        let template = try tokenizer.chatTemplateSource.map { try ChatTemplate(source: $0) }
+        let stop = Set((model.config.eosTokenIds + tokenizer.eosTokenIds).map(Int32.init))
+        return try l.samplePrompts.map { prompt in
+            let ids: [Int]
+            if let template {
+                let text = try template.render(messages: [["role": .string("user"), "content": .string(prompt)]],
+                                               addGenerationPrompt: true, bosToken: tokenizer.bosToken, eosToken: tokenizer.eosToken)
+                ids = tokenizer.encode(text, addSpecialTokens: false)
+            } else {
+                ids = tokenizer.encode(prompt)
+            }
+            let room = max(1, min(l.sampleMaxNewTokens, model.config.maxPositions - ids.count))
+            let out = model.generate(prompt: ids.map(Int32.init), maxNewTokens: room, stopTokens: stop)
+            let answer = tokenizer.decode(out.map(Int.init), skipSpecialTokens: true)
+            return (prompt, "\"" + answer.replacingOccurrences(of: "\n", with: "\\n") + "\"")
+        }
     }
 
     var exportDType: DType {

@@ -243,7 +243,12 @@ public struct LoggingOptions: Decodable, Sendable, Equatable {
     public var csv: Bool = false
     public var tensorboard: Bool = false
     public var progress: Progress = .auto
-    enum CodingKeys: String, CodingKey, CaseIterable { case steps, jsonl, csv, tensorboard, progress }
+    /// Prompts answered greedily before and after training (through the chat template when there is one).
+    public var samplePrompts: [String] = []
+    public var sampleMaxNewTokens: Int = 32
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case steps, jsonl, csv, tensorboard, progress, sample_prompts, sample_max_new_tokens
+    }
     public init() {}
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -252,6 +257,8 @@ public struct LoggingOptions: Decodable, Sendable, Equatable {
         csv = try c.decodeIfPresent(Bool.self, forKey: .csv) ?? false
         tensorboard = try c.decodeIfPresent(Bool.self, forKey: .tensorboard) ?? false
         progress = try c.decodeIfPresent(Progress.self, forKey: .progress) ?? .auto
+        samplePrompts = try c.decodeIfPresent([String].self, forKey: .sample_prompts) ?? []
+        sampleMaxNewTokens = try c.decodeIfPresent(Int.self, forKey: .sample_max_new_tokens) ?? 32
     }
 }
 
