@@ -36,7 +36,8 @@ test: setup
 bench: release
 	@if $(PYTHON) -c "import torch, transformers, tokenizers" 2>/dev/null; then $(PYTHON) Benchmarks/peers/run_all.py; \
 	else echo "peers skipped: PyTorch/tokenizers not installed (pip install -r Scripts/reference/requirements.txt)"; fi
-	$(RELEASE_BIN)/Benchmarks $(BENCH_ARGS)
+	@# One process per section, so each peak RSS is that section's own.
+	@for section in $(or $(BENCH_ARGS),tokenizer forward train); do $(RELEASE_BIN)/Benchmarks $$section || exit 1; done
 
 # Optional: PyTorch and HF tokenizers on the same inputs (needs `pip install -r Scripts/reference/requirements.txt`).
 bench-peers:

@@ -1,0 +1,51 @@
+"""PyTorch eager full fine-tune step on the 135M Llama-shaped model: batch 4×256, f32, loss over every
+next token, clip_grad_norm_(1.0), AdamW; same thread count as the Swift benchmark; median of 3 after one
+warm-up. Peak RSS from getrusage. Writes $SWIFT_FINETUNE_BENCH_DIR/train_peer.json."""
+import json
+import os
+import resource
+import statistics
+import time
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+OUT = os.environ.get("SWIFT_FINETUNE_BENCH_DIR", "/tmp/swift-finetune-bench")
+
+
+def main():
+    threads = int(os.environ.get("BENCH_THREADS", os.cpu_count()))
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+                         num_attention_heads=9, num_key_value_heads=3, max_position_embeddings=2048,
+                         rms_norm_eps=1e-5, tie_word_embeddings=True)
+    model = LlamaForCausalLM(config).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    ids = torch.randint(0, config.vocab_size, (4, 256))
+
+    def step():
+        opt.zero_grad()
+        loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+
+    step()
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    t = statistics.median(times)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    result = {"torch": torch.__version__, "threads": threads, "seconds": t, "tokens_per_second": ids.numel() / t,
+              "peak_rss_bytes": rss}
+    os.makedirs(OUT, exist_ok=True)
+    with open(os.path.join(OUT, "train_peer.json"), "w") as f:
+        json.dump(result, f)
+    print(f"PyTorch train step: {result['tokens_per_second']:.1f} tokens/s ({t:.3f} s/step), peak RSS {rss / 1e9:.2f} GB")
+
+
+if __name__ == "__main__":
+    main()
