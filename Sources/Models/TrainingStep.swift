@@ -58,7 +58,9 @@ extension TransformerModel {
 
         state.dln.update(repeating: 0, count: N * H)
         let result = CrossEntropy.lmHeadLoss(dhidden: state.dln, dweight: g(lmHead), hidden: state.lnF, weight: w(lmHead),
-                                             targets: targets, normalizer: normalizer, H: H, V: c.vocabSize)
+                                             targets: targets, normalizer: normalizer, H: H, V: c.vocabSize,
+                                             scratch: state.lossScratch.pointer(count: CrossEntropy.scratchCount(
+                                                chunkRows: CrossEntropy.defaultChunkRows, H: H, V: c.vocabSize)))
         state.dres.update(repeating: 0, count: N * H)
         normBackward(dinp: state.dres, grads: grads, dout: state.dln, inp: state.residual[L], weight: finalNormW, bias: finalNormB,
                      mean: state.meanF, rstd: state.rstdF, N: N)
