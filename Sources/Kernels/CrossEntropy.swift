@@ -23,16 +23,17 @@ public enum CrossEntropy {
     /// hidden[N, H], weight[V, H] (nn.Linear layout). Every target must be -100 or in 0..<V.
     public static func lmHeadLoss(dhidden: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>?,
                                   hidden: UnsafePointer<Float>, weight: UnsafePointer<Float>, targets: [Int32],
-                                  normalizer: Float, H: Int, V: Int,
-                                  chunkRows: Int = defaultChunkRows) -> (lossSum: Double, labelTokens: Int) {
+                                  normalizer: Float, H: Int, V: Int, chunkRows: Int = defaultChunkRows,
+                                  scratch: UnsafeMutablePointer<Float>? = nil) -> (lossSum: Double, labelTokens: Int) {
         let labelled = targets.indices.filter { targets[$0] != ignoreIndex }
         guard !labelled.isEmpty else { return (0, 0) }
         let chunk = max(1, min(chunkRows, labelled.count))
-        let logits = UnsafeMutablePointer<Float>.allocate(capacity: chunk * V)
-        let h = UnsafeMutablePointer<Float>.allocate(capacity: chunk * H)
-        let dh = UnsafeMutablePointer<Float>.allocate(capacity: chunk * H)
+        // A reused scratch saves faulting in chunk·V fresh floats on every call.
+        let owned = scratch == nil ? UnsafeMutablePointer<Float>.allocate(capacity: scratchCount(chunkRows: chunk, H: H, V: V)) : nil
+        defer { owned?.deallocate() }
+        let logits = scratch ?? owned!
+        let h = logits + chunk * V, dh = h + chunk * H
         var losses = [Double](repeating: 0, count: chunk)
-        defer { logits.deallocate(); h.deallocate(); dh.deallocate() }
         let wantGradients = dhidden != nil || dweight != nil
         let invNorm = 1 / normalizer
         var total: Double = 0
@@ -72,6 +73,9 @@ public enum CrossEntropy {
         }
         return (total, labelled.count)
     }
+
+    /// Floats of the `scratch` lmHeadLoss takes for `chunkRows` (logits [chunk, V] and two [chunk, H]).
+    public static func scratchCount(chunkRows: Int, H: Int, V: Int) -> Int { chunkRows * (V + 2 * H) }
 
     /// Plain definition in f64, one row at a time over full logits; same contract as `lmHeadLoss`.
     public static func lmHeadLossReference(dhidden: UnsafeMutablePointer<Float>, dweight: UnsafeMutablePointer<Float>,

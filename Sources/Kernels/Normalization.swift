@@ -112,15 +112,20 @@ public enum LayerNorm {
         }
     }
 
+    /// Mean and 1/std of one row in f64, two-pass, for the references.
+    static func referenceStatistics(_ x: UnsafePointer<Float>, C: Int, eps: Float) -> (mean: Double, rstd: Double) {
+        var m: Double = 0
+        for i in 0..<C { m += Double(x[i]) }
+        m /= Double(C)
+        var v: Double = 0
+        for i in 0..<C { let d = Double(x[i]) - m; v += d * d }
+        return (m, 1 / (v / Double(C) + Double(eps)).squareRoot())
+    }
+
     public static func forwardReference(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                                         weight: UnsafePointer<Float>, bias: UnsafePointer<Float>, N: Int, C: Int, eps: Float) {
         for r in 0..<N {
-            var m: Double = 0
-            for i in 0..<C { m += Double(inp[r * C + i]) }
-            m /= Double(C)
-            var v: Double = 0
-            for i in 0..<C { let d = Double(inp[r * C + i]) - m; v += d * d }
-            let s = 1 / (v / Double(C) + Double(eps)).squareRoot()
+            let (m, s) = referenceStatistics(inp + r * C, C: C, eps: eps)
             for i in 0..<C { out[r * C + i] = Float((Double(inp[r * C + i]) - m) * s) * weight[i] + bias[i] }
         }
     }
@@ -171,12 +176,7 @@ extension LayerNorm {
                                          dbias: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
                                          weight: UnsafePointer<Float>, N: Int, C: Int, eps: Float) {
         for r in 0..<N {
-            var m: Double = 0
-            for i in 0..<C { m += Double(inp[r * C + i]) }
-            m /= Double(C)
-            var v: Double = 0
-            for i in 0..<C { let d = Double(inp[r * C + i]) - m; v += d * d }
-            let s = 1 / (v / Double(C) + Double(eps)).squareRoot()
+            let (m, s) = referenceStatistics(inp + r * C, C: C, eps: eps)
             var meanDn: Double = 0, meanDnN: Double = 0
             for i in 0..<C {
                 let dn = Double(dout[r * C + i]) * Double(weight[i])

@@ -88,7 +88,8 @@ public enum VectorMath {
         if n >= 8 {
             var a = load(x)
             i = 8
-            while i + 8 <= n { a = pointwiseMax(a, load(x + i)); i += 8 }
+            // replacing(where:) compiles to vmaxps; the generic pointwiseMax is an out-of-line call.
+            while i + 8 <= n { let b = load(x + i); a.replace(with: b, where: b .> a); i += 8 }
             m = a.max()
         }
         while i < n { m = Swift.max(m, x[i]); i += 1 }

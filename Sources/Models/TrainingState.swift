@@ -103,5 +103,8 @@ public final class TrainingState {
         storage = buffers
     }
 
+    /// Logits of one chunk of the fused LM-head loss and its row copies.
+    let lossScratch = GrowingBuffer()
+
     func activations(layer l: Int) -> LayerActivations { checkpointActivations ? layers[0] : layers[l] }
 }

@@ -58,7 +58,9 @@ extension TransformerModel {
 
         state.dln.update(repeating: 0, count: N * H)
         let result = CrossEntropy.lmHeadLoss(dhidden: state.dln, dweight: g(lmHead), hidden: state.lnF, weight: w(lmHead),
-                                             targets: targets, normalizer: normalizer, H: H, V: c.vocabSize)
+                                             targets: targets, normalizer: normalizer, H: H, V: c.vocabSize,
+                                             scratch: state.lossScratch.pointer(count: CrossEntropy.scratchCount(
+                                                chunkRows: CrossEntropy.defaultChunkRows, H: H, V: c.vocabSize)))
         state.dres.update(repeating: 0, count: N * H)
         normBackward(dinp: state.dres, grads: grads, dout: state.dln, inp: state.residual[L], weight: finalNormW, bias: finalNormB,
                      mean: state.meanF, rstd: state.rstdF, N: N)
@@ -160,12 +162,20 @@ extension TransformerModel {
         }
     }
 
+    /// Evaluation: the same loss as `lossAndGradients` (sum over labelled tokens and their count) from the
+    /// inference forward, without keeping activations or computing gradients.
+    public func lossSum(tokens: [Int32], positions: [Int32], spans: [AttentionSpan], targets: [Int32],
+                        workspace: ForwardWorkspace) throws -> (lossSum: Double, labelTokens: Int) {
+        try validateBatch(tokens: tokens, positions: positions, spans: spans, targets: targets)
+        let hidden = forward(tokens: tokens, positions: positions, spans: spans, workspace: workspace)
+        return CrossEntropy.lmHeadLoss(dhidden: nil, dweight: nil, hidden: hidden, weight: w(lmHead), targets: targets,
+                                       normalizer: 1, H: config.hiddenSize, V: config.vocabSize)
+    }
+
     func validateTrainingInputs(tokens: [Int32], positions: [Int32], spans: [AttentionSpan], targets: [Int32],
                                 normalizer: Float, grads: FlatBuffer, state: TrainingState) throws {
-        let N = tokens.count, V = Int32(config.vocabSize)
-        guard positions.count == N, targets.count == N else {
-            throw TrainingError.lengthMismatch(tokens: N, positions: positions.count, targets: targets.count)
-        }
+        try validateBatch(tokens: tokens, positions: positions, spans: spans, targets: targets)
+        let N = tokens.count
         guard N <= state.maxTokens else { throw TrainingError.tooManyTokens(tokens: N, maxTokens: state.maxTokens) }
         guard state.config.hiddenSize == config.hiddenSize, state.config.numLayers == config.numLayers,
               state.config.intermediateSize == config.intermediateSize,
@@ -177,6 +187,14 @@ extension TransformerModel {
             throw TrainingError.gradientBufferMismatch(expected: layout.totalCount, found: grads.count, dtype: grads.dtype)
         }
         guard normalizer > 0, normalizer.isFinite else { throw TrainingError.badNormalizer(normalizer) }
+    }
+
+    /// Lengths, token/target/position ranges, and spans that tile the tokens in order without a cache.
+    func validateBatch(tokens: [Int32], positions: [Int32], spans: [AttentionSpan], targets: [Int32]) throws {
+        let N = tokens.count, V = Int32(config.vocabSize)
+        guard positions.count == N, targets.count == N else {
+            throw TrainingError.lengthMismatch(tokens: N, positions: positions.count, targets: targets.count)
+        }
         if let i = tokens.firstIndex(where: { $0 < 0 || $0 >= V }) {
             throw TrainingError.tokenOutOfRange(index: i, token: tokens[i], vocabSize: config.vocabSize)
         }

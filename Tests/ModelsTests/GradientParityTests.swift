@@ -143,6 +143,18 @@ final class GradientParityTests: XCTestCase {
         XCTAssertLessThan(relativeError(Array(split.floats), Array(one.floats)), 1e-5)
     }
 
+    func testEvaluationLossEqualsTrainingLoss() throws {
+        let expected = try SafeTensorsFile(path: gradientFixtures + "/gpt2.safetensors")
+        let batch = try packedCase(expected)
+        let model = try TransformerModel.load(directory: fixture("gpt2"))
+        let eval = try model.lossSum(tokens: batch.tokens, positions: batch.positions, spans: batch.spans, targets: batch.targets,
+                                     workspace: ForwardWorkspace())
+        XCTAssertEqual(eval.labelTokens, batch.labelTokens)
+        // Tolerance: 1e-4 relative to transformers' summed loss (the fixture's loss is sum / label tokens).
+        let reference = Double(try expected.floats("packed.loss")[0]) * Double(batch.labelTokens)
+        XCTAssertEqual(eval.lossSum, reference, accuracy: 1e-4 * reference)
+    }
+
     func testInvalidInputsThrow() throws {
         let model = try TransformerModel.load(directory: fixture("gpt2"))
         let state = TrainingState(config: model.config, maxTokens: 4)
