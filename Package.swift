@@ -43,7 +43,7 @@ let package = Package(
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Tensors"]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "SafeTensors"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "SafeTensors", "Kernels"]),
         .testTarget(name: "CLITests", dependencies: ["SwiftFinetune"]),
         .testTarget(name: "RecipesTests", dependencies: ["Recipes", "Trainer", "Engine", "Formats"]),
         .testTarget(name: "TrainerDataTests", dependencies: ["Trainer", "Tokenizers", "Formats"]),

@@ -51,6 +51,7 @@ public final class TrainingEngine {
     /// Optimizer steps taken so far (PyTorch's `state["step"]`).
     public private(set) var stepsTaken = 0
     private var state: TrainingState
+    private let evalWorkspace = ForwardWorkspace()
     private let segments: [ParameterGroups.Segment]
 
     public init(model: TransformerModel, options: EngineOptions, optimizer: OptimizerSettings,
@@ -124,7 +125,7 @@ public final class TrainingEngine {
     }
 
     /// Summed token loss and label count of a batch without gradients (evaluation).
-    public func evaluate(tokens: [Int32], positions: [Int32], spans: [AttentionSpan], targets: [Int32]) -> (lossSum: Double, labelTokens: Int) {
-        model.loss(tokens: tokens, positions: positions, spans: spans, targets: targets)
+    public func evaluate(tokens: [Int32], positions: [Int32], spans: [AttentionSpan], targets: [Int32]) throws -> (lossSum: Double, labelTokens: Int) {
+        try model.lossSum(tokens: tokens, positions: positions, spans: spans, targets: targets, workspace: evalWorkspace)
     }
 }

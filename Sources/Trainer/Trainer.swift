@@ -133,14 +133,14 @@ public final class Trainer {
     }
 
     /// Mean token loss over the eval set, or nil without one.
-    public func evaluate() -> EvalMetrics? {
+    public func evaluate() throws -> EvalMetrics? {
         guard let eval = data.eval else { return nil }
         let (batches, labels) = DataLoader.evalBatches(dataset: eval, microBatchSize: configuration.training.microBatchSize,
                                                        packing: configuration.data.packing)
         guard labels > 0 else { return nil }
         var sum = 0.0
         for b in batches where !b.tokens.isEmpty {
-            sum += engine.evaluate(tokens: b.tokens, positions: b.positions,
+            sum += try engine.evaluate(tokens: b.tokens, positions: b.positions,
                                    spans: b.segments.map { AttentionSpan(qStart: $0.start, qLen: $0.length) }, targets: b.targets).lossSum
         }
         return EvalMetrics(step: globalStep, evalLoss: sum / Double(labels), evalTokens: labels)
@@ -155,7 +155,7 @@ public final class Trainer {
         let start = Date()
         let stepsPerEpoch = loader.stepCount(epoch: 0)
         var lastLoss: Double?, lastEval: Double?, stoppedEarly = false
-        if let e = evaluate() {
+        if let e = try evaluate() {
             metrics.log(e)
             progress.note(String(format: "eval before training: loss %.4f, perplexity %.2f", e.evalLoss, e.perplexity))
         }
@@ -175,7 +175,7 @@ public final class Trainer {
             progress.update(m, logEvery: c.logging.steps)
             callbacks.forEach { $0.trainer(didStep: m) }
             var stop = callbacks.contains { $0.shouldStop(after: m) }
-            if let every = c.training.evalSteps, globalStep % every == 0 || globalStep == totalSteps, let e = evaluate() {
+            if let every = c.training.evalSteps, globalStep % every == 0 || globalStep == totalSteps, let e = try evaluate() {
                 lastEval = e.evalLoss
                 metrics.log(e)
                 progress.note(String(format: "step %d: eval loss %.4f, perplexity %.2f", globalStep, e.evalLoss, e.perplexity))
@@ -194,7 +194,7 @@ public final class Trainer {
             if stop { break }
         }
         progress.finish()
-        if lastEval == nil || c.training.evalSteps == nil, let e = evaluate() {
+        if lastEval == nil || c.training.evalSteps == nil, let e = try evaluate() {
             lastEval = e.evalLoss
             metrics.log(e)
             progress.note(String(format: "final eval loss %.4f, perplexity %.2f", e.evalLoss, e.perplexity))
