@@ -55,3 +55,27 @@ enum ForwardBenchmark {
         }
     }
 }
+
+/// Attention alone on the 135M model's shapes (4 rows × 256 tokens, 9 heads, 3 KV heads, head_dim 64),
+/// one head per thread vs BLAS threading inside each head.
+enum AttentionBenchmark {
+    static func run() {
+        let shape = AttentionShape(heads: 9, kvHeads: 3, headDim: 64)
+        let (B, T) = (4, 256)
+        var rng = CounterRNG(seed: 3)
+        let q = (0..<B * T * shape.qDim).map { _ in rng.nextNormal() }
+        let k = (0..<B * T * shape.kvDim).map { _ in rng.nextNormal() }
+        let v = (0..<B * T * shape.kvDim).map { _ in rng.nextNormal() }
+        var out = [Float](repeating: 0, count: B * T * shape.qDim)
+        let spans = (0..<B).map { AttentionSpan(qStart: $0 * T, qLen: T) }
+        print("\n== Attention, 135M shapes, 30 layers' worth")
+        for parallel in [true, false] {
+            Attention.parallelHeadsEnabled = parallel
+            let t = Measure.median(Measure.times(runs: 5) {
+                for _ in 0..<30 { Attention.forward(out: &out, probs: nil, q: q, k: k, v: v, spans: spans, shape: shape) }
+            })
+            Measure.line(parallel ? "one head per thread" : "BLAS threads inside each head", "\(Measure.fmt(t * 1000)) ms per forward")
+        }
+        Attention.parallelHeadsEnabled = true
+    }
+}

@@ -21,6 +21,7 @@ func peak() -> Double {
 do {
     if wanted("tokenizer") { try runTokenizerBenchmark() }
     if wanted("forward") { try ForwardBenchmark.run(peak: peak()) }
+    if args.contains("attention") { AttentionBenchmark.run() }
     if wanted("train") { try TrainStepBenchmark.run(peak: peak()) }
 } catch {
     FileHandle.standardError.write(Data("benchmark failed: \(error)\n".utf8))

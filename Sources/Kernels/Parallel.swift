@@ -15,6 +15,14 @@ public enum Parallel {
         openblas_set_num_threads(Int32(threads))
     }
 
+    /// Runs `body` with OpenBLAS limited to one thread (for BLAS calls made from several threads at once),
+    /// then restores the thread count.
+    public static func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
+        openblas_set_num_threads(1)
+        defer { openblas_set_num_threads(Int32(threads)) }
+        return try body()
+    }
+
     /// Runs `body` over `0..<count` split into contiguous chunks, one per thread. Work smaller than
     /// `minPerThread` items per thread runs inline: dispatching costs more than it saves.
     @inlinable

@@ -108,6 +108,23 @@ final class KernelReferenceTests: XCTestCase {
         }
     }
 
+    func testAttentionCausalRowBlocksAcrossSeveralBlocks() {
+        // Spans longer than the 64-row block, one reading 70 cached keys: the blocked, head-parallel path.
+        let shape = AttentionShape(heads: 6, kvHeads: 2, headDim: 16)
+        let N = 150 + 80
+        let q = random(N * shape.qDim, seed: 20), k = random((N + 70) * shape.kvDim, seed: 21), v = random((N + 70) * shape.kvDim, seed: 22)
+        let spans = [AttentionSpan(qStart: 0, qLen: 150), AttentionSpan(qStart: 150, qLen: 80, kvStart: 150, past: 70)]
+        var fast = [Float](repeating: 0, count: N * shape.qDim), ref = fast
+        var probs = [Float](repeating: -1, count: shape.probsCount(spans))
+        Attention.forward(out: &fast, probs: &probs, q: q, k: k, v: v, spans: spans, shape: shape)
+        Attention.forwardReference(out: &ref, q: q, k: k, v: v, spans: spans, shape: shape)
+        assertClose(fast, ref, "blocked attention")
+        XCTAssertFalse(probs.contains(-1), "every probability entry written, masked ones as zeros")
+        var withoutProbs = [Float](repeating: 0, count: N * shape.qDim)
+        Attention.forward(out: &withoutProbs, probs: nil, q: q, k: k, v: v, spans: spans, shape: shape)
+        XCTAssertEqual(withoutProbs, fast)
+    }
+
     func testAttentionSpansGQAAndCache() {
         let shape = AttentionShape(heads: 4, kvHeads: 2, headDim: 8)
         let N = 12

@@ -1,0 +1,59 @@
+/// Collective and point-to-point communication between the ranks of a job. Every collective is called by
+/// every rank of the communicator, in the same order, with the same counts (the design's rule: by all or
+/// by none). Buffers are f32 unless a method says otherwise; counts are elements. Implementations: MPI
+/// (`MPICommunicator`, one process per rank under mpirun), one process (`LocalCommunicator`), and threads
+/// in one process (`ThreadCommunicator`, for tests).
+public protocol Communicator: AnyObject {
+    var rank: Int { get }
+    var worldSize: Int { get }
+
+    /// In place: every rank ends with the elementwise sum (or max) over ranks.
+    func allReduce(_ buffer: UnsafeMutablePointer<Float>, count: Int, op: ReduceOp) throws
+    /// Doubles, for scalars that must not lose precision (loss sums, norms, counts).
+    func allReduce(_ buffer: UnsafeMutablePointer<Double>, count: Int, op: ReduceOp) throws
+    /// `input` holds worldSize blocks of `blockCount`; rank r receives the sum over ranks of block r in `output`.
+    func reduceScatter(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, blockCount: Int) throws
+    /// Every rank contributes `blockCount` elements; `output` receives worldSize blocks in rank order.
+    func allGather(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, blockCount: Int) throws
+    /// Raw bytes (bf16/f16 storage, flags): the same as `allGather` on bytes.
+    func allGatherBytes(input: UnsafeRawPointer, output: UnsafeMutableRawPointer, blockBytes: Int) throws
+    /// Raw bytes from `root` to everyone.
+    func broadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int) throws
+    func send(_ buffer: UnsafeRawPointer, bytes: Int, to rank: Int, tag: Int) throws
+    func receive(_ buffer: UnsafeMutableRawPointer, bytes: Int, from rank: Int, tag: Int) throws
+    func barrier() throws
+    /// Ends the whole job at once (every rank), after `message` has been printed with this rank's number.
+    /// Never returns.
+    func abort(message: String, code: Int32) -> Never
+}
+
+public enum ReduceOp: Sendable {
+    case sum
+    case max
+}
+
+public enum CommunicatorError: Error, CustomStringConvertible {
+    case mpi(rank: Int, call: String, message: String)
+    case invalid(String)
+
+    public var description: String {
+        switch self {
+        case .mpi(let rank, let call, let message): return "rank \(rank): \(call) failed: \(message)"
+        case .invalid(let message): return "communicator: \(message)"
+        }
+    }
+}
+
+extension Communicator {
+    public var isMain: Bool { rank == 0 }
+
+    /// A scalar summed (or maxed) over ranks.
+    public func allReduce(_ value: Double, op: ReduceOp) throws -> Double {
+        var v = value
+        try allReduce(&v, count: 1, op: op)
+        return v
+    }
+
+    /// Agree on a decision: true when any rank says true (saving, stopping, overflow).
+    public func any(_ flag: Bool) throws -> Bool { try allReduce(flag ? 1 : 0, op: .max) > 0 }
+}
