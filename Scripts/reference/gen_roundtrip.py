@@ -30,11 +30,33 @@ CASES = [
 ]
 
 
+def finetuned_case(verdict):
+    """A model fine-tuned by the project's own trainer: transformers loads the exported folder, and its
+    logits on fixed ids are recorded for the Swift test to compare with ours."""
+    recipe = os.path.join(ROOT, "Tests", "Fixtures", "roundtrip_recipe", "finetune.yaml")
+    work = os.path.join(ROOT, ".build", "roundtrip-finetune")
+    shutil.rmtree(work, ignore_errors=True)
+    subprocess.run([CLI, recipe, f"output.dir={work}"], check=True, cwd=ROOT)
+    folder = os.path.join(OUT, "finetuned")
+    shutil.copytree(os.path.join(work, "final"), folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    ids = (torch.arange(0, 24).reshape(2, 12) * 37) % model.config.vocab_size
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits.float().contiguous()
+    from safetensors.torch import save_file
+    save_file({"input_ids": ids.to(torch.int64).contiguous(), "logits": logits},
+              os.path.join(OUT, "finetuned_expected.safetensors"), metadata={"format": "pt"})
+    verdict["finetuned"] = {"source": "Tests/Fixtures/roundtrip_recipe/finetune.yaml", "loaded_by_transformers": True,
+                            "files": sorted(os.listdir(folder))}
+    print("finetuned", verdict["finetuned"])
+
+
 def main():
     torch.set_num_threads(1)
     shutil.rmtree(OUT, ignore_errors=True)
     os.makedirs(OUT)
     verdict = {}
+    finetuned_case(verdict)
     for case, source, args in CASES:
         folder = os.path.join(OUT, case)
         subprocess.run([CLI, "export", os.path.join(MODELS, source), folder] + args, check=True)

@@ -3,11 +3,8 @@ import SwiftFinetune
 
 /// `swift-finetune export SOURCE OUT_DIR [--dtype f32|bf16|f16] [--max-shard-size 5GB]`: writes a
 /// Hugging Face model folder (config.json in the transformers-4 layout, weights sharded as
-/// save_pretrained shards them, tokenizer and generation files copied).
+/// save_pretrained shards them, generation_config.json, tokenizer files copied).
 enum ExportCommand {
-    static let companionFiles = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
-                                 "generation_config.json", "vocab.json", "merges.txt", "tokenizer.model"]
-
     static func run(_ args: [String]) throws {
         var a = try Arguments(command: "export", args, flagNames: [])
         let dtypeName = a.string("dtype")
@@ -26,12 +23,7 @@ enum ExportCommand {
             dtype = model.config.torchDtype.flatMap { [.f32, .bf16, .f16].contains($0) ? $0 : nil } ?? .f32
         }
         let maxShard = try shard.map { try ShardSize.parse($0) } ?? ShardSize.transformersDefault
-        try model.save(directory: out, dtype: dtype, maxShardSize: maxShard)
-        for file in companionFiles {
-            let from = (source as NSString).appendingPathComponent(file)
-            guard let data = FileManager.default.contents(atPath: from) else { continue }
-            try AtomicFile.write(data, to: (out as NSString).appendingPathComponent(file))
-        }
+        try HuggingFaceExport.write(model: model, dtype: dtype, maxShardSize: maxShard, companionsFrom: source, to: out)
         print("exported \(groupedDigits(model.parameterCount)) parameters as \(dtype.rawValue) to \(out)")
     }
 }

@@ -13,9 +13,10 @@ enum CLI {
 
     struct Result { let status: Int32; let stdout: String; let stderr: String }
 
-    static func run(_ args: [String], stdin: String? = nil) throws -> Result {
+    static func run(_ args: [String], stdin: String? = nil, cwd: String? = nil) throws -> Result {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: binary)
+        if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
         p.arguments = args
         let out = Pipe(), err = Pipe(), input = Pipe()
         p.standardOutput = out

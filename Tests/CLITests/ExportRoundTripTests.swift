@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import Formats
+import SwiftFinetune
 
 /// Scripts/reference/gen_roundtrip.py exported fixture models with this CLI and proved transformers
 /// loads them (identical state dict, logits equal to 0.0). Re-exporting today must give the same bytes,
@@ -10,8 +11,8 @@ final class ExportRoundTripTests: XCTestCase {
         let root = CLI.fixtures + "/roundtrip"
         let verdict = try JSONValue.read(path: root + "/verdict.json")
         let cases = try XCTUnwrap(verdict.objectValue)
-        XCTAssertEqual(cases.count, 4)
-        for (name, v) in cases {
+        XCTAssertEqual(cases.count, 5)
+        for (name, v) in cases where name != "finetuned" {
             XCTAssertEqual(v["loaded_by_transformers"], .bool(true), name)
             XCTAssertEqual(v["state_dict_identical"], .bool(true), name)
             XCTAssertEqual(v["logits_max_abs_diff"]?.doubleValue, 0, name)
@@ -28,6 +29,31 @@ final class ExportRoundTripTests: XCTestCase {
                                FileManager.default.contents(atPath: root + "/" + name + "/" + file), "\(name)/\(file)")
             }
         }
+    }
+
+    /// A model fine-tuned by our trainer and exported: transformers loaded it (gen_roundtrip.py) and its
+    /// logits must equal ours on the same folder; and re-running the same fine-tune reproduces the weights.
+    func testFineTunedExportLoadsInTransformersWithOurLogits() throws {
+        let folder = CLI.fixtures + "/roundtrip/finetuned"
+        let model = try TransformerModel.load(directory: folder)
+        let expected = try SafeTensorsFile(path: CLI.fixtures + "/roundtrip/finetuned_expected.safetensors")
+        let ids = try expected.int64s("input_ids").map(Int32.init)
+        let logits = model.logits(batch: [Array(ids[0..<12]), Array(ids[12..<24])])
+        let reference = try expected.floats("logits")
+        let err = zip(logits, reference).map { abs($0 - $1) }.max()! / reference.map(abs).max()!
+        // Tolerance: 1e-4 relative (fp32 logits, per tensor).
+        XCTAssertLessThan(err, 1e-4)
+
+        let out = NSTemporaryDirectory() + "sf-refinetune-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let root = URL(fileURLWithPath: CLI.fixtures).deletingLastPathComponent().deletingLastPathComponent().path
+        let r = try CLI.run(["Tests/Fixtures/roundtrip_recipe/finetune.yaml", "output.dir=\(out)"], cwd: root)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let again = try TransformerModel.load(directory: out + "/final")
+        let a = Array(again.params.floats), b = Array(model.params.floats)
+        let werr = zip(a, b).map { abs($0 - $1) }.max()! / b.map(abs).max()!
+        // Tolerance: 1e-5 relative (the same run on another machine may sum in another order).
+        XCTAssertLessThan(werr, 1e-5)
     }
 
     func testExportRejectsABadDType() throws {
