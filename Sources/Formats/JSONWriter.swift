@@ -85,6 +85,13 @@ public struct JSONWriter: Sendable {
     }
 
     private func writeString(_ s: String, into out: inout String) {
+        Self.appendQuoted(s, asciiOnly: asciiOnly, to: &out)
+    }
+
+    /// A JSON string literal exactly as Python's `json.dumps` writes it: `\"`, `\\`, the short escapes,
+    /// `\uXXXX` for other control characters, and with `asciiOnly` (ensure_ascii) for everything past
+    /// U+007E, as a surrogate pair above the BMP.
+    public static func appendQuoted(_ s: String, asciiOnly: Bool, to out: inout String) {
         out += "\""
         for scalar in s.unicodeScalars {
             switch scalar {
@@ -99,9 +106,9 @@ public struct JSONWriter: Sendable {
                 if scalar.value < 0x20 || (asciiOnly && scalar.value > 0x7E) {
                     if scalar.value > 0xFFFF {
                         let v = scalar.value - 0x10000
-                        out += Self.hex4(0xD800 + (v >> 10)) + Self.hex4(0xDC00 + (v & 0x3FF))
+                        out += hex4(0xD800 + (v >> 10)) + hex4(0xDC00 + (v & 0x3FF))
                     } else {
-                        out += Self.hex4(scalar.value)
+                        out += hex4(scalar.value)
                     }
                 } else {
                     out.unicodeScalars.append(scalar)

@@ -1,3 +1,4 @@
+import Formats
 /// Python's `json.dumps`, which transformers' `tojson` filter calls with `ensure_ascii=False` by default
 /// (unlike jinja2's own filter, nothing is HTML-escaped). Separators default to `", "`/`": "`, or
 /// `","`/`": "` once an indent is given, and `indent` may be a number of spaces or a string.
@@ -102,30 +103,7 @@ enum JSONDump {
         }
 
         mutating func string(_ s: String) {
-            out += "\""
-            for c in s.unicodeScalars {
-                switch c {
-                case "\"": out += "\\\""
-                case "\\": out += "\\\\"
-                case "\n": out += "\\n"
-                case "\r": out += "\\r"
-                case "\t": out += "\\t"
-                case "\u{08}": out += "\\b"
-                case "\u{0C}": out += "\\f"
-                default:
-                    if c.value < 0x20 || (ensureASCII && c.value > 0x7E) {
-                        if c.value > 0xFFFF {
-                            let v = c.value - 0x10000
-                            out += "\\u" + PythonText.hex(0xD800 + (v >> 10), width: 4) + "\\u" + PythonText.hex(0xDC00 + (v & 0x3FF), width: 4)
-                        } else {
-                            out += "\\u" + PythonText.hex(c.value, width: 4)
-                        }
-                    } else {
-                        out.unicodeScalars.append(c)
-                    }
-                }
-            }
-            out += "\""
+            JSONWriter.appendQuoted(s, asciiOnly: ensureASCII, to: &out)
         }
     }
 }
