@@ -32,7 +32,7 @@ let package = Package(
         .target(name: "Models", dependencies: ["Tensors", "Kernels", "SafeTensors", "Formats"], swiftSettings: numeric),
         .target(name: "Distributed", dependencies: ["CMPI", "Tensors"], swiftSettings: optimize),
         .target(name: "Engine", dependencies: ["Models", "Distributed", "Kernels", "Tensors", "SafeTensors", "Formats"], swiftSettings: optimize),
-        .target(name: "Trainer", dependencies: ["Engine", "Models", "Kernels", "Tokenizers", "Formats", "SafeTensors", "Tensors"], swiftSettings: optimize),
+        .target(name: "Trainer", dependencies: ["Engine", "Distributed", "Models", "Kernels", "Tokenizers", "Formats", "SafeTensors", "Tensors"], swiftSettings: optimize),
         .target(name: "Recipes", dependencies: ["Trainer", "Engine", "Formats"], swiftSettings: optimize),
         .target(name: "SwiftFinetune", dependencies: ["Tensors", "Kernels", "Formats", "SafeTensors", "Tokenizers", "Models", "Distributed", "Engine", "Trainer", "Recipes"], swiftSettings: optimize),
         .executableTarget(name: "swift-finetune", dependencies: ["SwiftFinetune"], swiftSettings: optimize),

@@ -1,3 +1,4 @@
+import Distributed
 import Engine
 import Foundation
 import Formats
@@ -42,14 +43,20 @@ public final class Trainer {
     public private(set) var data: DataSplits
     public private(set) var loader: DataLoader
     public private(set) var globalStep = 0
+    /// The data-parallel group this process trains in (one rank when not launched by mpirun).
+    public let communicator: Communicator
     private var callbacks: [TrainerCallback] = []
     private let modelDirectory: String?
     private let tokenizerDirectory: String
     private let log: (String) -> Void
 
-    public init(configuration c: TrainingConfiguration, log: ((String) -> Void)? = nil) throws {
+    public init(configuration c: TrainingConfiguration, communicator: Communicator = SingleProcess(),
+                log: ((String) -> Void)? = nil) throws {
         configuration = c
-        self.log = log ?? { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+        self.communicator = communicator
+        // Only rank 0 talks; every rank reports its own errors through the launcher.
+        let isMain = communicator.rank == 0
+        self.log = log ?? { if isMain { FileHandle.standardError.write(Data(($0 + "\n").utf8)) } }
         if c.lora != nil { throw TrainerError.configuration("lora: LoRA training is not available yet in this build; remove the lora section for a full fine-tune") }
         if let path = c.model.path {
             model = try TransformerModel.load(directory: path)
@@ -74,7 +81,8 @@ public final class Trainer {
         }
         let t = c.training
         loader = try DataLoader(dataset: data.train, options: DataLoaderOptions(
-            microBatchSize: t.microBatchSize, gradientAccumulationSteps: t.gradientAccumulationSteps, worldSize: 1, rank: 0,
+            microBatchSize: t.microBatchSize, gradientAccumulationSteps: t.gradientAccumulationSteps,
+            worldSize: communicator.worldSize, rank: communicator.rank,
             packing: c.data.packing, shuffle: c.data.shuffle, seed: c.seed))
         totalSteps = t.maxSteps ?? loader.totalSteps(epochs: t.epochs)
         guard totalSteps > 0 else { throw TrainerError.configuration("training: no optimizer step to take (empty data or max_steps 0)") }
@@ -124,7 +132,8 @@ public final class Trainer {
             lossSum += try engine.microStep(tokens: mb.tokens, positions: mb.positions, spans: spans, targets: mb.targets,
                                             normalizer: Float(labelCount)).lossSum
         }
-        let loss = lossSum / Double(labelCount)
+        // The step's loss over every rank's tokens (the normalizer already is global).
+        let loss = try communicator.allReduce(lossSum, op: .sum) / Double(labelCount)
         guard loss.isFinite else { throw EngineError.nonFiniteLoss(step: globalStep + 1, loss: loss) }
         let lr = schedule.lr(step: engine.stepsTaken)
         let result = engine.step(lr: lr, maxGradNorm: configuration.training.maxGradNorm)
@@ -136,21 +145,24 @@ public final class Trainer {
     public func evaluate() throws -> EvalMetrics? {
         guard let eval = data.eval else { return nil }
         let (batches, labels) = DataLoader.evalBatches(dataset: eval, microBatchSize: configuration.training.microBatchSize,
-                                                       packing: configuration.data.packing)
+                                                       packing: configuration.data.packing,
+                                                       worldSize: communicator.worldSize, rank: communicator.rank)
         guard labels > 0 else { return nil }
         var sum = 0.0
         for b in batches where !b.tokens.isEmpty {
             sum += try engine.evaluate(tokens: b.tokens, positions: b.positions,
                                    spans: b.segments.map { AttentionSpan(qStart: $0.start, qLen: $0.length) }, targets: b.targets).lossSum
         }
-        return EvalMetrics(step: globalStep, evalLoss: sum / Double(labels), evalTokens: labels)
+        return EvalMetrics(step: globalStep, evalLoss: try communicator.allReduce(sum, op: .sum) / Double(labels), evalTokens: labels)
     }
 
     public func train() throws -> TrainingSummary {
         let c = configuration
         let out = c.output.dir
-        let metrics = try MetricsLog(directory: out, jsonl: c.logging.jsonl, csv: c.logging.csv)
-        let progress = ProgressDisplay(style: ProgressDisplay.style(for: c.logging.progress), totalSteps: totalSteps)
+        let isMain = communicator.rank == 0
+        // Rank 0 writes the logs and draws progress; the others keep silent.
+        let metrics = try MetricsLog(directory: out, jsonl: isMain && c.logging.jsonl, csv: isMain && c.logging.csv)
+        let progress = ProgressDisplay(style: isMain ? ProgressDisplay.style(for: c.logging.progress) : .none, totalSteps: totalSteps)
         var stopper = c.training.earlyStopping.map { EarlyStopping(patience: $0.patience, minDelta: $0.minDelta) }
         let start = Date()
         let stepsPerEpoch = loader.stepCount(epoch: 0)
@@ -164,7 +176,7 @@ public final class Trainer {
             let stepStart = Date()
             let dataStep = loader.nextStep()
             let (loss, lr, result) = try optimizerStep(microBatches: dataStep.microBatches, labelCount: dataStep.labelCount)
-            let tokens = dataStep.microBatches.reduce(0) { $0 + $1.tokens.count }
+            let tokens = Int(try communicator.allReduce(Double(dataStep.microBatches.reduce(0) { $0 + $1.tokens.count }), op: .sum))
             let elapsed = Date().timeIntervalSince(start)
             let m = StepMetrics(step: globalStep, epoch: Double(globalStep) / Double(max(stepsPerEpoch, 1)),
                                 loss: loss, learningRate: lr, gradNorm: result.gradNorm, tokens: tokens,
@@ -174,7 +186,8 @@ public final class Trainer {
             metrics.log(m)
             progress.update(m, logEvery: c.logging.steps)
             callbacks.forEach { $0.trainer(didStep: m) }
-            var stop = callbacks.contains { $0.shouldStop(after: m) }
+            // Stopping is decided together: any rank's callback stops every rank.
+            var stop = try communicator.any(callbacks.contains { $0.shouldStop(after: m) })
             if let every = c.training.evalSteps, globalStep % every == 0 || globalStep == totalSteps, let e = try evaluate() {
                 lastEval = e.evalLoss
                 metrics.log(e)
@@ -200,8 +213,11 @@ public final class Trainer {
             progress.note(String(format: "final eval loss %.4f, perplexity %.2f", e.evalLoss, e.perplexity))
         }
         let final = (out as NSString).appendingPathComponent("final")
-        try HuggingFaceExport.write(model: model, dtype: exportDType, maxShardSize: try ShardSize.parse(c.output.maxShardSize),
-                                    companionsFrom: modelDirectory ?? tokenizerDirectory, to: final)
+        if isMain {
+            try HuggingFaceExport.write(model: model, dtype: exportDType, maxShardSize: try ShardSize.parse(c.output.maxShardSize),
+                                        companionsFrom: modelDirectory ?? tokenizerDirectory, to: final)
+        }
+        try communicator.barrier()
         progress.note("exported the fine-tuned model to \(final)")
         for (prompt, answer) in try samples() { progress.note("sample after training: \(prompt) -> \(answer)") }
         return TrainingSummary(steps: globalStep, finalLoss: lastLoss, finalEvalLoss: lastEval, stoppedEarly: stoppedEarly,
@@ -246,6 +262,9 @@ public final class Trainer {
         let out = configuration.output.dir
         let name = "global_step\(globalStep)"
         let path = (out as NSString).appendingPathComponent(name)
+        // Every rank arrives here together; rank 0 writes the folder, then all continue.
+        defer { try? communicator.barrier() }
+        guard communicator.rank == 0 else { return path }
         try HuggingFaceExport.write(model: model, dtype: exportDType, maxShardSize: try ShardSize.parse(configuration.output.maxShardSize),
                                     companionsFrom: modelDirectory ?? tokenizerDirectory, to: path)
         let state = JSONValue.object(JSONObject([
