@@ -49,7 +49,7 @@ public final class TrainingEngine {
     public let firstMoment: FlatBuffer
     public let secondMoment: FlatBuffer?
     /// Optimizer steps taken so far (PyTorch's `state["step"]`).
-    public private(set) var stepsTaken = 0
+    public internal(set) var stepsTaken = 0
     private var state: TrainingState
     private let evalWorkspace = ForwardWorkspace()
     private let segments: [ParameterGroups.Segment]

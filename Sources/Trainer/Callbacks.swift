@@ -27,6 +27,12 @@ public struct EarlyStopping: Sendable, Equatable, Codable {
         self.minDelta = minDelta
     }
 
+    /// Continues from a checkpoint's record.
+    public mutating func restore(best: Double?, badEvaluations: Int) {
+        self.best = best
+        self.badEvaluations = badEvaluations
+    }
+
     /// Records an evaluation; returns true when training should stop.
     public mutating func record(evalLoss: Double) -> Bool {
         if let b = best, !(evalLoss < b - minDelta) {

@@ -13,7 +13,8 @@ public enum HuggingFaceExport {
 
     public static func write(model: TransformerModel, dtype: DType, maxShardSize: Int = ShardSize.transformersDefault,
                              companionsFrom source: String?, to directory: String,
-                             generationConfig: JSONValue? = nil) throws {
+                             generationConfig: JSONValue? = nil,
+                             alsoWrite extra: ((_ stagingDirectory: String) throws -> Void)? = nil) throws {
         let fm = FileManager.default
         let parent = (directory as NSString).deletingLastPathComponent
         try fm.createDirectory(atPath: parent.isEmpty ? "." : parent, withIntermediateDirectories: true)
@@ -33,6 +34,9 @@ public enum HuggingFaceExport {
             let g = generationConfig ?? defaultGenerationConfig(model.config)
             try g.write(to: (staging as NSString).appendingPathComponent("generation_config.json"))
         }
+        // Anything else the folder must hold (engine state of a checkpoint) goes in before the rename, so
+        // the folder appears complete or not at all.
+        try extra?(staging)
         if fm.fileExists(atPath: directory) {
             // Replace an older export of the same name only once the new one is complete.
             let old = directory + ".old-\(getpid())"

@@ -99,6 +99,61 @@ public final class Trainer {
 
     public func addCallback(_ callback: TrainerCallback) { callbacks.append(callback) }
 
+    /// Early stopping's memory, saved with checkpoints.
+    private var stopper: EarlyStopping?
+
+    /// What `engine_state.json` records: enough, with the optimizer-state files, to continue exactly.
+    func checkpointState() -> JSONValue {
+        var o = JSONObject()
+        o["global_step"] = .int(Int64(globalStep))
+        o["steps_taken"] = .int(Int64(engine.stepsTaken))
+        o["total_steps"] = .int(Int64(totalSteps))
+        o["data_position"] = .object(JSONObject([("epoch", .int(Int64(loader.position.epoch))), ("index", .int(Int64(loader.position.index)))]))
+        o["world_size"] = .int(Int64(communicator.worldSize))
+        o["zero_stage"] = .int(Int64(configuration.engine.zeroStage))
+        o["seed"] = .int(Int64(configuration.seed))
+        if let s = stopper {
+            o["early_stopping"] = .object(JSONObject([("best", s.best.map { .double($0) } ?? .null), ("bad_evaluations", .int(Int64(s.badEvaluations)))]))
+        }
+        o["layout"] = .array(model.layout.entries.map { e in
+            .object(JSONObject([("name", .string(e.name)), ("shape", .array(e.shape.map { .int(Int64($0)) }))]))
+        })
+        return .object(o)
+    }
+
+    /// The checkpoint `resume` names: `auto` is the one `OUTPUT_DIR/latest` points to (nil when there is
+    /// none yet: a fresh start), otherwise the folder given.
+    func resumeDirectory() throws -> String? {
+        guard let r = configuration.resume else { return nil }
+        guard r == "auto" else { return r }
+        let latest = (configuration.output.dir as NSString).appendingPathComponent("latest")
+        guard let name = try? String(contentsOfFile: latest, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
+              !name.isEmpty else { return nil }
+        return (configuration.output.dir as NSString).appendingPathComponent(name)
+    }
+
+    /// Restores master weights, optimizer state, step counters, data position and early-stopping memory.
+    public func resume(from directory: String) throws {
+        let statePath = (directory as NSString).appendingPathComponent("engine_state.json")
+        let state = try JSONValue.read(path: statePath)
+        let names = state["layout"]?.arrayValue?.compactMap { $0["name"]?.stringValue } ?? []
+        guard names == model.layout.entries.map(\.name) else {
+            throw EngineCheckpointError.layoutMismatch(path: statePath, detail: "its parameter names differ from the model's")
+        }
+        guard let step = state["global_step"]?.intValue, let epoch = state["data_position"]?["epoch"]?.intValue,
+              let index = state["data_position"]?["index"]?.intValue else {
+            throw EngineCheckpointError.missing(path: statePath, what: "global_step or data_position")
+        }
+        try engine.loadState(from: directory, rank: communicator.rank)
+        globalStep = step
+        loader.restore(DataPosition(epoch: epoch, index: index))
+        if let es = state["early_stopping"], let patience = configuration.training.earlyStopping {
+            var s = EarlyStopping(patience: patience.patience, minDelta: patience.minDelta)
+            s.restore(best: es["best"]?.doubleValue, badEvaluations: es["bad_evaluations"]?.intValue ?? 0)
+            stopper = s
+        }
+    }
+
     /// transformers' schedule names and DeepSpeed's, with warmup from steps or a ratio of the total.
     static func schedule(_ s: SchedulerOptions, baseLR: Double, totalSteps: Int) -> LRSchedule {
         let warmup = s.warmupSteps > 0 ? s.warmupSteps : Int((Double(totalSteps) * s.warmupRatio).rounded(.up))
@@ -163,15 +218,22 @@ public final class Trainer {
         // Rank 0 writes the logs and draws progress; the others keep silent.
         let metrics = try MetricsLog(directory: out, jsonl: isMain && c.logging.jsonl, csv: isMain && c.logging.csv)
         let progress = ProgressDisplay(style: isMain ? ProgressDisplay.style(for: c.logging.progress) : .none, totalSteps: totalSteps)
-        var stopper = c.training.earlyStopping.map { EarlyStopping(patience: $0.patience, minDelta: $0.minDelta) }
+        if stopper == nil { stopper = c.training.earlyStopping.map { EarlyStopping(patience: $0.patience, minDelta: $0.minDelta) } }
+        let resumedFrom = try resumeDirectory()
+        if let dir = resumedFrom {
+            try resume(from: dir)
+            progress.note("resumed from \(dir) at step \(globalStep)")
+        }
         let start = Date()
         let stepsPerEpoch = loader.stepCount(epoch: 0)
         var lastLoss: Double?, lastEval: Double?, stoppedEarly = false
-        if let e = try evaluate() {
-            metrics.log(e)
-            progress.note(String(format: "eval before training: loss %.4f, perplexity %.2f", e.evalLoss, e.perplexity))
+        if resumedFrom == nil {
+            if let e = try evaluate() {
+                metrics.log(e)
+                progress.note(String(format: "eval before training: loss %.4f, perplexity %.2f", e.evalLoss, e.perplexity))
+            }
+            for (prompt, answer) in try samples() { progress.note("sample before training: \(prompt) -> \(answer)") }
         }
-        for (prompt, answer) in try samples() { progress.note("sample before training: \(prompt) -> \(answer)") }
         while globalStep < totalSteps {
             let stepStart = Date()
             let dataStep = loader.nextStep()
@@ -255,8 +317,10 @@ public final class Trainer {
         }
     }
 
-    /// `OUTPUT_DIR/global_stepN/` as a Hugging Face model folder plus `trainer_state.json`; `latest` names it
-    /// and is written last; older checkpoints beyond `keep_last` are removed.
+    /// `OUTPUT_DIR/global_stepN/` as a Hugging Face model folder plus `engine_state.json` and the rank's
+    /// `zero_rank{R}_optim_states.safetensors` (fp32 master weights and optimizer state by name), built
+    /// under a temporary name and renamed; `latest` names it and is written last; older checkpoints beyond
+    /// `keep_last` are removed.
     @discardableResult
     public func saveCheckpoint() throws -> String {
         let out = configuration.output.dir
@@ -266,12 +330,10 @@ public final class Trainer {
         defer { try? communicator.barrier() }
         guard communicator.rank == 0 else { return path }
         try HuggingFaceExport.write(model: model, dtype: exportDType, maxShardSize: try ShardSize.parse(configuration.output.maxShardSize),
-                                    companionsFrom: modelDirectory ?? tokenizerDirectory, to: path)
-        let state = JSONValue.object(JSONObject([
-            ("global_step", .int(Int64(globalStep))), ("epoch", .int(Int64(loader.position.epoch))),
-            ("data_index", .int(Int64(loader.position.index))), ("total_steps", .int(Int64(totalSteps))),
-        ]))
-        try state.write(to: (path as NSString).appendingPathComponent("trainer_state.json"))
+                                    companionsFrom: modelDirectory ?? tokenizerDirectory, to: path) { staging in
+            try self.engine.saveState(to: staging, rank: self.communicator.rank)
+            try self.checkpointState().write(to: (staging as NSString).appendingPathComponent("engine_state.json"))
+        }
         try AtomicFile.write(Data((name + "\n").utf8), to: (out as NSString).appendingPathComponent("latest"))
         if let keep = configuration.output.keepLast {
             let fm = FileManager.default
