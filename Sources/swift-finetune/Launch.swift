@@ -81,11 +81,12 @@ enum Launch {
     }
 }
 
-/// `swift-finetune _collective-selftest [--steps N] [--fail-rank R] [--kill-rank R] [--at-step K]`
+/// `swift-finetune _collective-selftest [--steps N] [--fail-rank R] [--kill-rank R] [--mpi-error-rank R] [--at-step K]`
 /// (hidden; run under mpirun): N rounds of every collective with values whose results are known exactly
 /// (small integers, exact in f32), on the world and on the data-parallel and pipeline groups. Prints
 /// "ok rank R" when every check passed. `--fail-rank R` makes rank R throw at round K (the job must
-/// abort); `--kill-rank R` makes it SIGKILL itself (mpirun must tear the job down).
+/// abort); `--kill-rank R` makes it SIGKILL itself (mpirun must tear the job down); `--mpi-error-rank R`
+/// makes it call MPI with an invalid tag (MPI's error must be thrown, then abort the job).
 enum CollectiveSelftest {
     enum Failure: Error, CustomStringConvertible {
         case injected(rank: Int, step: Int)
@@ -104,10 +105,11 @@ enum CollectiveSelftest {
         let steps = try a.int("steps") ?? 3
         let failRank = try a.int("fail-rank")
         let killRank = try a.int("kill-rank")
+        let mpiErrorRank = try a.int("mpi-error-rank")
         let atStep = try a.int("at-step") ?? min(1, max(0, steps - 1))
         try a.finish(positionals: 0...0)
         let comm = try Distributed.current()
-        for (name, r) in [("fail-rank", failRank), ("kill-rank", killRank)] {
+        for (name, r) in [("fail-rank", failRank), ("kill-rank", killRank), ("mpi-error-rank", mpiErrorRank)] {
             if let r, r < 0 || r >= comm.worldSize {
                 throw CLIError.usage("_collective-selftest", "--\(name) \(r) is outside 0..<\(comm.worldSize)")
             }
@@ -119,6 +121,11 @@ enum CollectiveSelftest {
             if step == atStep && comm.rank == killRank {
                 FileHandle.standardError.write(Data("rank \(comm.rank): selftest kills itself with SIGKILL at step \(step)\n".utf8))
                 kill(getpid(), SIGKILL)
+            }
+            if step == atStep && comm.rank == mpiErrorRank {
+                // A negative tag is invalid in MPI: the library's own error must come back as a thrown error.
+                var byte: UInt8 = 0
+                try comm.send(&byte, bytes: 1, to: (comm.rank + 1) % comm.worldSize, tag: -5)
             }
             try round(comm, groups: groups, step: step)
         }

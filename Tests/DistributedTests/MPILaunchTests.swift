@@ -55,6 +55,16 @@ final class MPILaunchTests: XCTestCase {
         print("throwing rank, 4 ranks: job ended in \(String(format: "%.2f", run.seconds)) s with exit \(run.exitCode)")
     }
 
+    /// MPI_ERRORS_RETURN: MPI's own error becomes `CommunicatorError.mpi` naming rank, call and MPI's text.
+    func testMPIErrorIsThrownAndAbortsJob() throws {
+        let run = try BoundedProcess.run(["mpirun", "-np", "2", bin, "_collective-selftest", "--steps", "3", "--mpi-error-rank", "1"],
+                                         timeout: deadline)
+        XCTAssertFalse(run.timedOut)
+        XCTAssertTrue(run.failed, "exit \(run.exitCode)")
+        XCTAssertTrue(run.stderr.contains("rank 1: error: rank 1: MPI_Send(to 0, tag -5) failed: MPI_ERR_TAG: invalid tag"), run.stderr)
+        XCTAssertTrue(okLines(run).isEmpty, "no rank may finish: \(run.stdout)")
+    }
+
     func testKilledRankTearsDownTwoRankJob() throws {
         let run = try BoundedProcess.run(["mpirun", "-np", "2", bin, "_collective-selftest", "--steps", "5", "--kill-rank", "0"],
                                          timeout: deadline)
