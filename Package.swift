@@ -47,6 +47,7 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["SwiftFinetune"]),
         .testTarget(name: "RecipesTests", dependencies: ["Recipes", "Trainer", "Engine", "Formats"]),
         .testTarget(name: "TrainerDataTests", dependencies: ["Trainer", "Tokenizers", "Formats"]),
+        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "SwiftFinetune"]),
         .testTarget(name: "TrainerTests", dependencies: ["Trainer", "Engine", "Kernels", "Tensors", "SafeTensors", "Models", "Tokenizers"]),
     ],
     // Kernels hand unsafe pointers to worker threads by design; Swift 6's strict Sendable checking

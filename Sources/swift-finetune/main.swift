@@ -5,6 +5,7 @@ import SwiftFinetune
 let usage = """
 usage:
   swift-finetune RECIPE.yaml [key.path=value ...]      train (also under mpirun -np N)
+  swift-finetune --nproc N RECIPE.yaml [overrides]      train with N processes (runs mpirun; Docs/DISTRIBUTED.md)
   swift-finetune validate RECIPE.yaml                   report every problem in a recipe at once
   swift-finetune generate --model DIR --prompt TEXT [--chat] [--max-new-tokens N] [--temperature T --top-p P --seed S]
   swift-finetune eval --model DIR --data FILE           loss and perplexity
@@ -28,6 +29,7 @@ func runCommand(_ argv: [String]) throws {
     case "tokenize": try TokenizeCommand.run(rest)
     case "generate": try GenerateCommand.run(rest)
     case "eval": try EvalCommand.run(rest)
+    case "_collective-selftest": try CollectiveSelftest.run(rest)
     default:
         if first.hasSuffix(".yaml") || first.hasSuffix(".yml") {
             try TrainCommand.run(recipePath: first, rest)
@@ -37,9 +39,13 @@ func runCommand(_ argv: [String]) throws {
     }
 }
 
-do {
-    try runCommand(Array(CommandLine.arguments.dropFirst()))
-} catch {
-    FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-    exit(1)
+let arguments = Array(CommandLine.arguments.dropFirst())
+if Launch.isNprocRequest(arguments) {
+    do { try Launch.execMPIRun(arguments) } catch {
+        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+        exit(1)
+    }
 }
+Launch.configureThreads()
+// Under mpirun an error on one rank aborts every rank (no rank left waiting in a collective).
+Launch.run { try runCommand(arguments) }
