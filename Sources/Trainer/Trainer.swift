@@ -50,7 +50,7 @@ public final class Trainer {
     private let tokenizerDirectory: String
     private let log: (String) -> Void
 
-    public init(configuration c: TrainingConfiguration, communicator: Communicator = SingleProcess(),
+    public init(configuration c: TrainingConfiguration, communicator: Communicator = LocalCommunicator(),
                 log: ((String) -> Void)? = nil) throws {
         configuration = c
         self.communicator = communicator
@@ -91,6 +91,9 @@ public final class Trainer {
         let settings: OptimizerSettings = o.type == .adamw
             ? .adamw(beta1: o.betas[0], beta2: o.betas[1], eps: o.eps, weightDecay: o.weightDecay)
             : .sgd(momentum: o.momentum, dampening: 0, weightDecay: o.weightDecay, nesterov: o.nesterov)
+        guard communicator.worldSize == 1 else {
+            throw TrainerError.configuration("training on \(communicator.worldSize) ranks needs the distributed engine, which this build does not have yet")
+        }
         engine = try TrainingEngine(model: model, options: c.engine, optimizer: settings,
                                     maxTokens: t.microBatchSize * c.data.maxSeqLen)
         self.log(data.train.summary)

@@ -8,13 +8,17 @@ enum TrainCommand {
         if let first = unknown.first { throw CLIError.usage("train", "expected key.path=value overrides after the recipe, got '\(first)'") }
         let recipe = try Recipe.load(path: recipePath, overrides: args)
         let c = recipe.configuration
-        try FileManager.default.createDirectory(atPath: c.output.dir, withIntermediateDirectories: true)
-        // The recipe as it ran (overrides and references resolved), for the record.
-        try YAMLEmitter.write(recipe.node, to: (c.output.dir as NSString).appendingPathComponent("recipe.yaml"),
-                              header: "Resolved from \(recipePath)")
-        let trainer = try Trainer(configuration: c)
+        let communicator = try Distributed.current()
+        if communicator.rank == 0 {
+            try FileManager.default.createDirectory(atPath: c.output.dir, withIntermediateDirectories: true)
+            // The recipe as it ran (overrides and references resolved), for the record.
+            try YAMLEmitter.write(recipe.node, to: (c.output.dir as NSString).appendingPathComponent("recipe.yaml"),
+                                  header: "Resolved from \(recipePath)")
+        }
+        let trainer = try Trainer(configuration: c, communicator: communicator)
         let started = Date()
         let summary = try trainer.train()
+        guard communicator.rank == 0 else { return }
         var line = "trained \(summary.steps) steps in \(String(format: "%.1f", Date().timeIntervalSince(started))) s"
         if let l = summary.finalLoss { line += String(format: ", final loss %.4f", l) }
         if let e = summary.finalEvalLoss { line += String(format: ", eval loss %.4f", e) }
