@@ -57,7 +57,11 @@ public final class Trainer {
         // Only rank 0 talks; every rank reports its own errors through the launcher.
         let isMain = communicator.rank == 0
         self.log = log ?? { if isMain { FileHandle.standardError.write(Data(($0 + "\n").utf8)) } }
+        // Settings this build cannot honour stop the run here rather than being silently ignored.
         if c.lora != nil { throw TrainerError.configuration("lora: LoRA training is not available yet in this build; remove the lora section for a full fine-tune") }
+        if c.logging.tensorboard { throw TrainerError.configuration("logging.tensorboard: TensorBoard event files are not available yet; metrics.jsonl and metrics.csv are") }
+        if c.deepspeed != nil { throw TrainerError.configuration("deepspeed: importing a ds_config.json is not available yet; put its settings in the recipe's engine/training sections") }
+        if c.engine.offloadParam.device != .none { throw TrainerError.configuration("engine.offload_param: parameter offload is not available yet") }
         if let path = c.model.path {
             model = try TransformerModel.load(directory: path)
             modelDirectory = path
@@ -80,6 +84,10 @@ public final class Trainer {
             throw TrainerError.configuration("the tokenizer (\(tokenizer.vocabSize) tokens) does not fit the model's vocab_size \(model.config.vocabSize)")
         }
         let t = c.training
+        let perStep = t.microBatchSize * t.gradientAccumulationSteps * communicator.worldSize
+        if let tbs = t.trainBatchSize, tbs != perStep {
+            throw TrainerError.configuration("training.train_batch_size \(tbs) ≠ micro_batch_size \(t.microBatchSize) × gradient_accumulation_steps \(t.gradientAccumulationSteps) × \(communicator.worldSize) rank(s) = \(perStep)")
+        }
         loader = try DataLoader(dataset: data.train, options: DataLoaderOptions(
             microBatchSize: t.microBatchSize, gradientAccumulationSteps: t.gradientAccumulationSteps,
             worldSize: communicator.worldSize, rank: communicator.rank,

@@ -97,6 +97,15 @@ final class TrainerAPITests: XCTestCase {
         XCTAssertThrowsError(try Trainer(configuration: c, log: { _ in })) {
             XCTAssertTrue("\($0)".contains("engine.precision bf16"), "\($0)")
         }
+        for (change, message) in [({ (c: inout TrainingConfiguration) in c.logging.tensorboard = true }, "logging.tensorboard"),
+                                  ({ (c: inout TrainingConfiguration) in c.deepspeed = "ds.json" }, "deepspeed:"),
+                                  ({ (c: inout TrainingConfiguration) in c.training.trainBatchSize = 7 }, "train_batch_size 7 ≠ micro_batch_size 4")] {
+            var bad = configuration(output: NSTemporaryDirectory() + "sf-unused")
+            change(&bad)
+            XCTAssertThrowsError(try Trainer(configuration: bad, log: { _ in })) {
+                XCTAssertTrue("\($0)".contains(message), "\($0)")
+            }
+        }
         c = configuration(output: NSTemporaryDirectory() + "sf-unused")
         c.data.train = .init(path: Self.root + "/Recipes/data/quickstart_chat.jsonl", format: .text)
         XCTAssertThrowsError(try Trainer(configuration: c, log: { _ in })) {
