@@ -1,7 +1,7 @@
 import Foundation
 
 /// The ranks of a job as threads of one process, for testing distributed code without MPI. Every rank
-/// holds its own `ThreadCommunicator`; all of them share one `Rendezvous`. A collective publishes each
+/// holds its own `ThreadCommunicator`; all of them share one `ThreadRendezvous`. A collective publishes each
 /// rank's buffer pointers, waits at a barrier, lets every rank compute its own share straight from the
 /// others' memory, and waits again so no buffer is reused while another rank still reads it.
 ///
@@ -10,9 +10,9 @@ import Foundation
 public final class ThreadCommunicator: Communicator {
     public let rank: Int
     public var worldSize: Int { rendezvous.worldSize }
-    private let rendezvous: Rendezvous
+    private let rendezvous: ThreadRendezvous
 
-    private init(rank: Int, rendezvous: Rendezvous) {
+    private init(rank: Int, rendezvous: ThreadRendezvous) {
         self.rank = rank
         self.rendezvous = rendezvous
     }
@@ -20,7 +20,7 @@ public final class ThreadCommunicator: Communicator {
     /// One communicator per rank, sharing a rendezvous; hand communicator r to the thread playing rank r.
     public static func group(worldSize: Int) -> [ThreadCommunicator] {
         precondition(worldSize >= 1, "a thread group needs at least one rank")
-        let r = Rendezvous(worldSize: worldSize)
+        let r = ThreadRendezvous(worldSize: worldSize)
         return (0..<worldSize).map { ThreadCommunicator(rank: $0, rendezvous: r) }
     }
 
@@ -30,7 +30,7 @@ public final class ThreadCommunicator: Communicator {
     public static func run<T>(worldSize: Int, stackSize: Int = 16 << 20,
                               _ body: @escaping (ThreadCommunicator) throws -> T) throws -> [T] {
         let comms = group(worldSize: worldSize)
-        let results = ResultBox<T>(count: worldSize)
+        let results = ThreadResults<T>(count: worldSize)
         let done = DispatchGroup()
         for comm in comms {
             done.enter()
@@ -59,7 +59,7 @@ public final class ThreadCommunicator: Communicator {
     /// into all of them: portions are disjoint, so in-place is safe.
     private func reduceInPlace<F: BinaryFloatingPoint>(_ buffer: UnsafeMutableRawPointer, as: F.Type, count: Int,
                                                         op: ReduceOp) throws {
-        let slots = try rendezvous.exchange(rank: rank, Slot(pointer: buffer, count: count))
+        let slots = try rendezvous.exchange(rank: rank, ThreadSlot(pointer: buffer, count: count))
         let n = worldSize
         let lo = count * rank / n, hi = count * (rank + 1) / n
         let buffers = slots.map { $0.pointer!.assumingMemoryBound(to: F.self) }
@@ -77,7 +77,7 @@ public final class ThreadCommunicator: Communicator {
     }
 
     public func reduceScatter(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, blockCount: Int) throws {
-        let slots = try rendezvous.exchange(rank: rank, Slot(pointer: UnsafeMutableRawPointer(mutating: input), count: blockCount))
+        let slots = try rendezvous.exchange(rank: rank, ThreadSlot(pointer: UnsafeMutableRawPointer(mutating: input), count: blockCount))
         let sources = slots.map { $0.pointer!.assumingMemoryBound(to: Float.self) + rank * blockCount }
         for i in 0..<blockCount {
             var acc = sources[0][i]
@@ -93,7 +93,7 @@ public final class ThreadCommunicator: Communicator {
     }
 
     public func allGatherBytes(input: UnsafeRawPointer, output: UnsafeMutableRawPointer, blockBytes: Int) throws {
-        let slots = try rendezvous.exchange(rank: rank, Slot(pointer: UnsafeMutableRawPointer(mutating: input), count: blockBytes))
+        let slots = try rendezvous.exchange(rank: rank, ThreadSlot(pointer: UnsafeMutableRawPointer(mutating: input), count: blockBytes))
         for (k, s) in slots.enumerated() {
             (output + k * blockBytes).copyMemory(from: s.pointer!, byteCount: blockBytes)
         }
@@ -102,7 +102,7 @@ public final class ThreadCommunicator: Communicator {
 
     public func broadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int) throws {
         guard (0..<worldSize).contains(root) else { throw CommunicatorError.invalid("broadcast root \(root) of \(worldSize) ranks") }
-        let slots = try rendezvous.exchange(rank: rank, Slot(pointer: buffer, count: bytes))
+        let slots = try rendezvous.exchange(rank: rank, ThreadSlot(pointer: buffer, count: bytes))
         if rank != root { buffer.copyMemory(from: slots[root].pointer!, byteCount: bytes) }
         rendezvous.wait()
     }
@@ -130,26 +130,26 @@ public final class ThreadCommunicator: Communicator {
 }
 
 /// One rank's contribution to a collective: a pointer and a count to check across ranks.
-struct Slot {
+struct ThreadSlot {
     var pointer: UnsafeMutableRawPointer?
     var count: Int
 }
 
 /// The state the ranks of a `ThreadCommunicator` group share: a reusable barrier, the slots of the
 /// current collective, and mailboxes for point-to-point messages.
-final class Rendezvous: @unchecked Sendable {
+final class ThreadRendezvous: @unchecked Sendable {
     let worldSize: Int
     private let condition = NSCondition()
     private var arrived = 0
     private var generation = 0
-    private var slots: [Slot]
+    private var slots: [ThreadSlot]
     private var mailboxes: [MailKey: [Data]] = [:]
 
     struct MailKey: Hashable { var from: Int, to: Int, tag: Int }
 
     init(worldSize: Int) {
         self.worldSize = worldSize
-        slots = Array(repeating: Slot(pointer: nil, count: 0), count: worldSize)
+        slots = Array(repeating: ThreadSlot(pointer: nil, count: 0), count: worldSize)
     }
 
     /// Blocks until every rank has called `wait` for this generation.
@@ -169,7 +169,7 @@ final class Rendezvous: @unchecked Sendable {
 
     /// Publishes this rank's slot, waits for all ranks, and returns every rank's slot. Counts must agree
     /// (the protocol's rule); a mismatch is reported by every rank.
-    func exchange(rank: Int, _ slot: Slot) throws -> [Slot] {
+    func exchange(rank: Int, _ slot: ThreadSlot) throws -> [ThreadSlot] {
         condition.lock()
         slots[rank] = slot
         condition.unlock()
@@ -201,7 +201,7 @@ final class Rendezvous: @unchecked Sendable {
 }
 
 /// Results of the rank threads, written once each.
-final class ResultBox<T>: @unchecked Sendable {
+final class ThreadResults<T>: @unchecked Sendable {
     private let lock = NSLock()
     private var results: [Result<T, Error>?]
 

@@ -97,35 +97,35 @@ final class ShardCollectives {
 
     /// Every rank's shard of group `g` (compact `local` buffers) into the group's range of `full`.
     func allGather(group g: Int, local: UnsafePointer<Float>, into full: UnsafeMutablePointer<Float>) throws {
-        let s = shards.groups[g], n = shards.worldSize
-        let output = scratch.raw.assumingMemoryBound(to: Float.self)
-        for (start, length) in chunks(s.shardSize) {
-            try communicator.allGather(input: local + s.localOffset + start, output: output, blockCount: length)
-            for q in 0..<n {
-                let owned = shards.ownedRange(group: g, rank: q)
-                let valid = Swift.max(0, Swift.min(length, owned.count - start))
-                if valid > 0 { (full + owned.lowerBound + start).update(from: output + q * length, count: valid) }
-            }
-        }
+        let offset = shards.groups[g].localOffset
+        try allGather(group: g, into: full) { start, _ in local + offset + start }
     }
 
     /// Like `allGather`, with each rank's shard read in place from `full` itself (ZeRO-1/2, where every
     /// rank holds full parameters and has just stepped its own shard). The shard is staged through
     /// scratch because it may be shorter than the block.
     func allGatherInPlace(group g: Int, full: UnsafeMutablePointer<Float>) throws {
-        let s = shards.groups[g], n = shards.worldSize
-        let output = scratch.raw.assumingMemoryBound(to: Float.self)
         let input = blockScratch.raw.assumingMemoryBound(to: Float.self)
         let mine = shards.ownedRange(group: g)
-        for (start, length) in chunks(s.shardSize) {
+        try allGather(group: g, into: full) { start, length in
             let valid = Swift.max(0, Swift.min(length, mine.count - start))
             if valid > 0 { input.update(from: full + mine.lowerBound + start, count: valid) }
             if valid < length { (input + valid).update(repeating: 0, count: length - valid) }
-            try communicator.allGather(input: input, output: output, blockCount: length)
-            for q in 0..<n {
+            return UnsafePointer(input)
+        }
+    }
+
+    /// Chunk by chunk: `block(start, length)` gives this rank's contribution, and the gathered blocks
+    /// land in each rank's owned range of `full`.
+    private func allGather(group g: Int, into full: UnsafeMutablePointer<Float>,
+                           block: (Int, Int) -> UnsafePointer<Float>) throws {
+        let output = scratch.raw.assumingMemoryBound(to: Float.self)
+        for (start, length) in chunks(shards.groups[g].shardSize) {
+            try communicator.allGather(input: block(start, length), output: output, blockCount: length)
+            for q in 0..<shards.worldSize {
                 let owned = shards.ownedRange(group: g, rank: q)
-                let v = Swift.max(0, Swift.min(length, owned.count - start))
-                if v > 0 { (full + owned.lowerBound + start).update(from: output + q * length, count: v) }
+                let valid = Swift.max(0, Swift.min(length, owned.count - start))
+                if valid > 0 { (full + owned.lowerBound + start).update(from: output + q * length, count: valid) }
             }
         }
     }

@@ -61,7 +61,7 @@ final class ZeROEquivalenceTests: XCTestCase {
         return try engine.microStep(tokens: tokens, positions: positions, spans: spans, targets: targets, normalizer: normalizer).lossSum
     }
 
-    func train(model name: String, stage: Int, ranks: Int) throws -> [Run] {
+    func train(model name: String, stage: Int, ranks: Int, checkpointing: Bool = false, frozen: Set<String> = []) throws -> [Run] {
         let path = Self.models + "/" + name
         let vocab = try TransformerModel.load(directory: path).config.vocabSize
         let batches = Self.batches(vocab: vocab, steps: 5)
@@ -69,9 +69,10 @@ final class ZeROEquivalenceTests: XCTestCase {
             let model = try TransformerModel.load(directory: path)
             var options = EngineOptions()
             options.zeroStage = stage
+            options.activationCheckpointing = checkpointing
             let engine = try TrainingEngine(model: model, options: options,
                                             optimizer: .adamw(beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1),
-                                            maxTokens: 64, communicator: comm)
+                                            frozen: frozen, maxTokens: 64, communicator: comm)
             var run = Run()
             for batch in batches {
                 let labels = batch.reduce(0) { $0 + $1.targets.filter { $0 != CrossEntropy.ignoreIndex }.count }
@@ -131,6 +132,34 @@ final class ZeROEquivalenceTests: XCTestCase {
     /// Tied LM head: the embedding group is used by the head phase and receives gradients twice.
     func testTiedModelAllStagesMatchOneRank() throws {
         try checkAllStages(model: "smollm_chat")
+    }
+
+    /// Frozen tensors (the embedding, one MLP weight) and activation checkpointing (backward re-runs
+    /// each block's forward, so ZeRO-3 gathers it for that too), stages 0-3 on 2 ranks against 1 rank.
+    func testFrozenAndCheckpointedStagesMatchOneRank() throws {
+        let name = "llama_gqa_llama3rope"
+        let frozen: Set<String> = ["model.embed_tokens.weight", "model.layers.0.mlp.up_proj.weight"]
+        let reference = try train(model: name, stage: 0, ranks: 1, checkpointing: true, frozen: frozen)[0]
+        let model = try TransformerModel.load(directory: Self.models + "/" + name)
+        let initial = Self.values(model.params)
+        for f in frozen {
+            let r = model.layout[f]!.range
+            XCTAssertEqual(Array(reference.weights[r]), Array(initial[r]), "\(f) must not move")
+        }
+        for stage in 0...3 {
+            let runs = try train(model: name, stage: stage, ranks: 2, checkpointing: true, frozen: frozen)
+            for run in runs {
+                for s in 0..<5 {
+                    XCTAssertEqual(run.losses[s], reference.losses[s], accuracy: 1e-5 * reference.losses[s], "stage \(stage): loss of step \(s)")
+                    XCTAssertEqual(run.norms[s], reference.norms[s], accuracy: 1e-5 * reference.norms[s], "stage \(stage): norm of step \(s)")
+                }
+                XCTAssertLessThan(Self.relativeL2(run.weights, reference.weights), 1e-5, "stage \(stage): final weights")
+                for f in frozen {
+                    let r = model.layout[f]!.range
+                    XCTAssertEqual(Array(run.weights[r]), Array(initial[r]), "stage \(stage): \(f) must not move")
+                }
+            }
+        }
     }
 
     /// A rank with no tokens in a micro-step still takes part in ZeRO-2/3's per-group collectives.
