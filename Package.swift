@@ -49,6 +49,7 @@ let package = Package(
         .testTarget(name: "TrainerDataTests", dependencies: ["Trainer", "Tokenizers", "Formats"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed", "SwiftFinetune"]),
         .testTarget(name: "TrainerTests", dependencies: ["Trainer", "Engine", "Kernels", "Tensors", "SafeTensors", "Models", "Tokenizers"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Distributed", "Models", "Tensors", "Kernels"]),
     ],
     // Kernels hand unsafe pointers to worker threads by design; Swift 6's strict Sendable checking
     // would force wrappers around every one of them, so the package uses the Swift 5 language mode.

@@ -1,3 +1,4 @@
+import Distributed
 import Kernels
 import Models
 import Tensors
@@ -35,28 +36,48 @@ public struct OptimizerStepResult: Sendable, Equatable {
     public var skipped: Bool
 }
 
-/// DeepSpeed's engine in one process: owns the gradients and optimizer state of a model's flat
-/// parameter buffer, runs micro-batches (forward, loss, backward, accumulating gradients) and the
-/// optimizer step (clip, then AdamW or SGD per parameter group). The distributed and mixed-precision
-/// engines keep this interface.
+/// DeepSpeed's engine: owns the gradients and optimizer state of a model's flat parameter buffer, runs
+/// micro-batches (forward, loss, backward, accumulating gradients) and the optimizer step (clip, then
+/// AdamW or SGD per parameter group), on one rank of a data-parallel job (`communicator`).
+///
+/// `options.zeroStage` selects what each rank holds (see ZeROEngine.swift for the collectives):
+/// - 0, data parallel: everything; gradients all-reduced before the step, every rank steps everything.
+/// - 1: full parameters and gradients; optimizer state only for the rank's shards (`ShardLayout`).
+/// - 2: full parameters; gradients reduce-scattered group by group during backward into `gradShards`,
+///   the full-size `grads` pages released after each group.
+/// - 3: parameters as shards too (`paramShards`); each group gathered into `model.params` before its
+///   forward and backward and released after.
+/// The loss normalizer passed to `microStep` must be the label count of the whole optimizer step across
+/// ranks, so summed gradients are the full-batch gradient.
 public final class TrainingEngine {
     public let model: TransformerModel
     public let options: EngineOptions
     public let optimizer: OptimizerSettings
     public let groups: ParameterGroups
+    public let communicator: Communicator
+    public let shards: ShardLayout
+    /// Full-size gradients, where backward adds. Resident for stages 0 and 1; for stages 2 and 3 each
+    /// group's pages are released once reduce-scattered.
     public let grads: FlatBuffer
-    /// AdamW m and v, or SGD's momentum buffer in `firstMoment`.
+    /// Stages 2 and 3: this rank's reduced gradient shards (compact, `shards.localCount`).
+    public let gradShards: FlatBuffer?
+    /// Stage 3: this rank's parameter shards, the fp32 master weights (compact).
+    public let paramShards: FlatBuffer?
+    /// AdamW m and v, or SGD's momentum buffer in `firstMoment`: full-size for stage 0, compact shards
+    /// for stages 1-3.
     public let firstMoment: FlatBuffer
     public let secondMoment: FlatBuffer?
     /// Optimizer steps taken so far (PyTorch's `state["step"]`).
     public internal(set) var stepsTaken = 0
-    private var state: TrainingState
+    var state: TrainingState
     private let evalWorkspace = ForwardWorkspace()
-    private let segments: [ParameterGroups.Segment]
+    /// What this rank steps: each piece of a parameter group it owns, with its offset in the state buffers.
+    let stepRanges: [StepRange]
+    let collectives: ShardCollectives
 
     public init(model: TransformerModel, options: EngineOptions, optimizer: OptimizerSettings,
-                frozen: Set<String> = [], maxTokens: Int) throws {
-        guard options.zeroStage == 0 else { throw EngineError.unsupported("engine.zero_stage \(options.zeroStage) in one process") }
+                frozen: Set<String> = [], maxTokens: Int, communicator: Communicator = ThreadCommunicator.group(worldSize: 1)[0]) throws {
+        guard (0...3).contains(options.zeroStage) else { throw EngineError.unsupported("engine.zero_stage \(options.zeroStage)") }
         guard options.precision == .f32 else { throw EngineError.unsupported("engine.precision \(options.precision.rawValue)") }
         guard options.pipeline.stages == 1 else { throw EngineError.unsupported("pipeline parallelism") }
         guard options.offloadOptimizer.device == .none || options.offloadOptimizer.device == .cpu else {
@@ -65,67 +86,72 @@ public final class TrainingEngine {
         self.model = model
         self.options = options
         self.optimizer = optimizer
+        self.communicator = communicator
         let policy = model.config.modelType == "gpt2" ? DecayPolicy.gpt2(layers: model.config.numLayers) : DecayPolicy()
         groups = ParameterGroups(layout: model.layout, weightDecay: optimizer.weightDecay, policy: policy, frozen: frozen)
-        segments = groups.segments(within: 0..<model.layout.totalCount)
+        shards = ShardLayout(layout: model.layout, worldSize: communicator.worldSize, rank: communicator.rank)
+        collectives = ShardCollectives(shards: shards, communicator: communicator)
+        let stage = options.zeroStage
+        stepRanges = Self.stepRanges(groups: groups, shards: shards, partitioned: stage > 0, total: model.layout.totalCount)
         let n = model.layout.totalCount
+        let stateCount = stage == 0 ? n : shards.localCount
         grads = FlatBuffer(dtype: .f32, count: n)
-        firstMoment = FlatBuffer(dtype: .f32, count: n)
-        if case .adamw = optimizer { secondMoment = FlatBuffer(dtype: .f32, count: n) } else { secondMoment = nil }
+        gradShards = stage >= 2 ? FlatBuffer(dtype: .f32, count: shards.localCount) : nil
+        paramShards = stage == 3 ? FlatBuffer(dtype: .f32, count: shards.localCount) : nil
+        firstMoment = FlatBuffer(dtype: .f32, count: stateCount)
+        if case .adamw = optimizer { secondMoment = FlatBuffer(dtype: .f32, count: stateCount) } else { secondMoment = nil }
         state = TrainingState(config: model.config, maxTokens: maxTokens, checkpointActivations: options.activationCheckpointing)
+        try startPartitioning()
     }
 
-    /// Bytes of model state this process holds: parameters, gradients, optimizer state (what DeepSpeed's
-    /// memory estimators count).
+    /// Bytes of model state this rank holds between steps: parameters, gradients, optimizer state (what
+    /// DeepSpeed's memory estimators count; compare `MemoryEstimate.modelStateBytes`). Transient memory
+    /// is not included: stage 2/3's not-yet-reduced gradient groups during backward, stage 3's gathered
+    /// groups, and the collectives' scratch.
     public var modelStateBytes: Int {
-        model.params.byteCount + grads.byteCount + firstMoment.byteCount + (secondMoment?.byteCount ?? 0)
+        let params = paramShards?.byteCount ?? model.params.byteCount
+        let gradients = gradShards?.byteCount ?? grads.byteCount
+        return params + gradients + firstMoment.byteCount + (secondMoment?.byteCount ?? 0)
     }
 
-    public func zeroGradients() { grads.zero() }
+    public func zeroGradients() {
+        if let gradShards { gradShards.zero() } else { grads.zero() }
+    }
 
     /// Forward, loss and backward of one micro-batch; gradients accumulate. `normalizer` is the label-token
-    /// count of the whole optimizer step. Returns the summed token loss and label count of this micro-batch.
+    /// count of the whole optimizer step (all micro-batches of all ranks). Returns the summed token loss
+    /// and label count of this rank's micro-batch. With ZeRO-2/3 this is collective (every rank calls it
+    /// the same number of times per step).
     @discardableResult
     public func microStep(tokens: [Int32], positions: [Int32], spans: [AttentionSpan], targets: [Int32],
                           normalizer: Float) throws -> (lossSum: Double, labelTokens: Int) {
-        guard !tokens.isEmpty else { return (0, 0) }
+        guard !tokens.isEmpty || options.zeroStage >= 2 else { return (0, 0) }
         if tokens.count > state.maxTokens {
             state = TrainingState(config: model.config, maxTokens: tokens.count, checkpointActivations: options.activationCheckpointing)
         }
+        if options.zeroStage >= 2 { state.hooks = self }
+        if tokens.isEmpty { return try emptyMicroStep() }
         return try model.lossAndGradients(tokens: tokens, positions: positions, spans: spans, targets: targets,
                                           normalizer: normalizer, grads: grads, state: state)
     }
 
-    /// Clips (when `maxGradNorm` > 0) and applies one optimizer step at learning rate `lr`.
+    /// Clips (when `maxGradNorm` > 0) and applies one optimizer step at learning rate `lr`. Collective:
+    /// every rank calls it; a failing collective aborts the job (the design's rule).
     public func step(lr: Double, maxGradNorm: Double?) -> OptimizerStepResult {
-        var norm: Double?
-        if let maxNorm = maxGradNorm, maxNorm > 0 {
-            let r = GradientClipping.clip(grads.floats, ranges: groups.trainableRanges, maxNorm: maxNorm)
-            norm = Double(r.norm)
-        } else {
-            let sum = GradientClipping.partialSumOfSquares(UnsafeBufferPointer(grads.floats), ranges: groups.trainableRanges)
-            norm = Double(GradientClipping.finish(sumOfSquares: sum))
+        do {
+            return try distributedStep(lr: lr, maxGradNorm: maxGradNorm)
+        } catch {
+            communicator.abort(message: "optimizer step: \(error)", code: 1)
         }
-        stepsTaken += 1
-        let p = model.params.floats.baseAddress!, g = grads.floats.baseAddress!, m = firstMoment.floats.baseAddress!
-        for s in segments {
-            let (lo, count) = (s.range.lowerBound, s.range.count)
-            switch optimizer {
-            case .adamw(let b1, let b2, let eps, _):
-                let c = AdamWCoefficients(lr: lr, beta1: b1, beta2: b2, eps: eps, weightDecay: s.weightDecay, step: stepsTaken)
-                AdamW.step(AdamWRange(params: p + lo, grads: g + lo, expAvg: m + lo,
-                                      expAvgSq: secondMoment!.floats.baseAddress! + lo, count: count), c)
-            case .sgd(let momentum, let dampening, _, let nesterov):
-                let c = SGDCoefficients(lr: lr, momentum: momentum, dampening: dampening, weightDecay: s.weightDecay, nesterov: nesterov)
-                SGD.step(SGDRange(params: p + lo, grads: g + lo, momentumBuffer: momentum != 0 ? m + lo : nil, count: count), c,
-                         isFirstStep: stepsTaken == 1)
-            }
-        }
-        return OptimizerStepResult(gradNorm: norm, skipped: false)
     }
 
-    /// Summed token loss and label count of a batch without gradients (evaluation).
+    /// Summed token loss and label count of a batch without gradients (evaluation). With ZeRO-3 this
+    /// gathers every group first and is collective.
     public func evaluate(tokens: [Int32], positions: [Int32], spans: [AttentionSpan], targets: [Int32]) throws -> (lossSum: Double, labelTokens: Int) {
-        try model.lossSum(tokens: tokens, positions: positions, spans: spans, targets: targets, workspace: evalWorkspace)
+        if options.zeroStage == 3 { try gatherFullParameters() }
+        defer { if options.zeroStage == 3 { releaseFullParameters() } }
+        // A rank with nothing to evaluate still joined the gather above.
+        guard !tokens.isEmpty else { return (0, 0) }
+        return try model.lossSum(tokens: tokens, positions: positions, spans: spans, targets: targets, workspace: evalWorkspace)
     }
 }

@@ -50,6 +50,22 @@ func carve(_ sizes: [Int]) -> (FlatBuffer, [UnsafeMutablePointer<Float>]) {
     return (buffer, views)
 }
 
+/// Called by `lossAndGradients` around the use of each parameter layer group (the layout's groups:
+/// 0 embeddings, 1...L blocks, L+1 final norm and untied LM head). ZeRO-3 gathers a group's weights in
+/// `willUse` and releases them in `didUse`; ZeRO-2 reduce-scatters a group's gradients in
+/// `gradientsReady`. Order of one micro-batch: forward 0, 1...L; the head phase (L+1, plus 0 when the LM
+/// head is tied to the embedding), which runs the loss and the head's backward; then backward L...1, each
+/// followed by `gradientsReady`; `gradientsReady(L+1)` right after the head phase and `gradientsReady(0)`
+/// last. Calls happen on the thread running `lossAndGradients`.
+public protocol TrainingHooks: AnyObject {
+    /// The weights of `group` are about to be read (`backward` false in forward and the head phase).
+    func willUse(group: Int, backward: Bool) throws
+    /// The weights of `group` are not needed until the next `willUse` of it.
+    func didUse(group: Int, backward: Bool) throws
+    /// The gradients of `group` for this micro-batch are complete.
+    func gradientsReady(group: Int) throws
+}
+
 /// Activations and scratch for `TransformerModel.lossAndGradients` over up to `maxTokens` tokens.
 /// Reuse one across steps: it allocates once.
 ///
@@ -60,6 +76,8 @@ func carve(_ sizes: [Int]) -> (FlatBuffer, [UnsafeMutablePointer<Float>]) {
 public final class TrainingState {
     public let maxTokens: Int
     public let checkpointActivations: Bool
+    /// Per-group callbacks (ZeRO); weak because the engine that owns this state is usually the hooks.
+    public weak var hooks: TrainingHooks?
     let config: TransformerConfig
     private let storage: [FlatBuffer]
     /// Block inputs: residual[l] is block l's input [N, H]; residual[L] the final residual.

@@ -48,12 +48,20 @@ extension TransformerModel {
                                    normalizer: normalizer, grads: grads, state: state)
         let c = config, N = tokens.count, H = c.hiddenSize, L = blocks.count
         let g = { (offset: Int) in grads.raw.assumingMemoryBound(to: Float.self) + offset }
+        let hooks = state.hooks
+        // The groups the head phase reads: the final norm's, and the embedding's when the LM head is tied to it.
+        let headGroups = lmHead == embedding ? [L + 1, 0] : [L + 1]
+        try hooks?.willUse(group: 0, backward: false)
         Embedding.forward(out: state.residual[0], tokens: tokens, table: w(embedding), C: H)
         if let pe = positionEmbedding { Embedding.addPositions(out: state.residual[0], positions: positions, table: w(pe), C: H) }
+        try hooks?.didUse(group: 0, backward: false)
         reserveRotary(positions: Int(positions.max() ?? 0) + 1)
         for l in 0..<L {
+            try hooks?.willUse(group: l + 1, backward: false)
             trainingBlockForward(l, out: state.residual[l + 1], state: state, positions: positions, spans: spans, N: N)
+            try hooks?.didUse(group: l + 1, backward: false)
         }
+        for group in headGroups { try hooks?.willUse(group: group, backward: false) }
         norm(out: state.lnF, mean: state.meanF, rstd: state.rstdF, inp: state.residual[L], weight: finalNormW, bias: finalNormB, N: N)
 
         state.dln.update(repeating: 0, count: N * H)
@@ -64,15 +72,22 @@ extension TransformerModel {
         state.dres.update(repeating: 0, count: N * H)
         normBackward(dinp: state.dres, grads: grads, dout: state.dln, inp: state.residual[L], weight: finalNormW, bias: finalNormB,
                      mean: state.meanF, rstd: state.rstdF, N: N)
+        for group in headGroups { try hooks?.didUse(group: group, backward: false) }
+        try hooks?.gradientsReady(group: L + 1)
         for l in stride(from: L - 1, through: 0, by: -1) {
+            try hooks?.willUse(group: l + 1, backward: true)
             if state.checkpointActivations {
                 // Re-run the block from its kept input; its output (identical) overwrites a no-longer-needed input.
                 trainingBlockForward(l, out: state.residual[l + 1], state: state, positions: positions, spans: spans, N: N)
             }
             trainingBlockBackward(l, grads: grads, state: state, positions: positions, spans: spans, N: N)
+            try hooks?.didUse(group: l + 1, backward: true)
+            try hooks?.gradientsReady(group: l + 1)
         }
+        // The embedding backward reads only gradients and indices, not the weights.
         Embedding.backward(dtable: g(embedding), dout: state.dres, indices: tokens, C: H)
         if let pe = positionEmbedding { Embedding.backward(dtable: g(pe), dout: state.dres, indices: positions, C: H) }
+        try hooks?.gradientsReady(group: 0)
         return result
     }
 

@@ -99,11 +99,8 @@ public final class Trainer {
         let settings: OptimizerSettings = o.type == .adamw
             ? .adamw(beta1: o.betas[0], beta2: o.betas[1], eps: o.eps, weightDecay: o.weightDecay)
             : .sgd(momentum: o.momentum, dampening: 0, weightDecay: o.weightDecay, nesterov: o.nesterov)
-        guard communicator.worldSize == 1 else {
-            throw TrainerError.configuration("training on \(communicator.worldSize) ranks needs the distributed engine, which this build does not have yet")
-        }
         engine = try TrainingEngine(model: model, options: c.engine, optimizer: settings,
-                                    maxTokens: t.microBatchSize * c.data.maxSeqLen)
+                                    maxTokens: t.microBatchSize * c.data.maxSeqLen, communicator: communicator)
         self.log(data.train.summary)
         if let warning = try? ExampleTokenizer(tokenizer: tokenizer, chatTemplate: template).chatTemplateBOSWarning() { self.log(warning) }
     }
@@ -155,7 +152,7 @@ public final class Trainer {
               let index = state["data_position"]?["index"]?.intValue else {
             throw EngineCheckpointError.missing(path: statePath, what: "global_step or data_position")
         }
-        try engine.loadState(from: directory, rank: communicator.rank)
+        try engine.loadState(from: directory)
         globalStep = step
         loader.restore(DataPosition(epoch: epoch, index: index))
         if let es = state["early_stopping"], let patience = configuration.training.earlyStopping {
@@ -193,7 +190,9 @@ public final class Trainer {
         guard labelCount > 0 else { throw TrainerError.noLabels(step: globalStep + 1) }
         engine.zeroGradients()
         var lossSum = 0.0
-        for mb in microBatches where !mb.tokens.isEmpty {
+        // Every micro-batch goes to the engine, empty ones too: under ZeRO-2/3 each one is a round of
+        // collectives every rank must join.
+        for mb in microBatches {
             let spans = mb.segments.map { AttentionSpan(qStart: $0.start, qLen: $0.length) }
             lossSum += try engine.microStep(tokens: mb.tokens, positions: mb.positions, spans: spans, targets: mb.targets,
                                             normalizer: Float(labelCount)).lossSum
@@ -215,7 +214,7 @@ public final class Trainer {
                                                        worldSize: communicator.worldSize, rank: communicator.rank)
         guard labels > 0 else { return nil }
         var sum = 0.0
-        for b in batches where !b.tokens.isEmpty {
+        for b in batches {
             sum += try engine.evaluate(tokens: b.tokens, positions: b.positions,
                                    spans: b.segments.map { AttentionSpan(qStart: $0.start, qLen: $0.length) }, targets: b.targets).lossSum
         }
@@ -286,6 +285,7 @@ public final class Trainer {
             progress.note(String(format: "final eval loss %.4f, perplexity %.2f", e.evalLoss, e.perplexity))
         }
         let final = (out as NSString).appendingPathComponent("final")
+        try engine.gatherFullParameters()  // ZeRO-3 keeps only shards; the export needs every weight
         if isMain {
             try HuggingFaceExport.write(model: model, dtype: exportDType, maxShardSize: try ShardSize.parse(c.output.maxShardSize),
                                         companionsFrom: modelDirectory ?? tokenizerDirectory, to: final)
@@ -337,12 +337,15 @@ public final class Trainer {
         let out = configuration.output.dir
         let name = "global_step\(globalStep)"
         let path = (out as NSString).appendingPathComponent(name)
-        // Every rank arrives here together; rank 0 writes the folder, then all continue.
+        // Every rank arrives here together: the state is gathered collectively, rank 0 writes the folder.
         defer { try? communicator.barrier() }
-        guard communicator.rank == 0 else { return path }
+        guard communicator.rank == 0 else {
+            try engine.saveState(to: "")
+            return path
+        }
         try HuggingFaceExport.write(model: model, dtype: exportDType, maxShardSize: try ShardSize.parse(configuration.output.maxShardSize),
                                     companionsFrom: modelDirectory ?? tokenizerDirectory, to: path) { staging in
-            try self.engine.saveState(to: staging, rank: self.communicator.rank)
+            try self.engine.saveState(to: staging)
             try self.checkpointState().write(to: (staging as NSString).appendingPathComponent("engine_state.json"))
         }
         try AtomicFile.write(Data((name + "\n").utf8), to: (out as NSString).appendingPathComponent("latest"))

@@ -1,0 +1,25 @@
+import Tensors
+
+/// DeepSpeed's model-state memory per rank (ZeRO paper, FORMATS.md) for Ψ parameters on N ranks with
+/// Adam: compute weights and gradients at the compute dtype's c bytes each, plus K bytes per parameter
+/// of optimizer state (partitioned from stage 1 on):
+///
+///     stage 0: (2c + K)Ψ     stage 1: 2cΨ + KΨ/N     stage 2: cΨ + (c + K)Ψ/N     stage 3: (2c + K)Ψ/N
+///
+/// Mixed precision (c = 2) has K = 12: an fp32 master copy, m and v. With f32 compute (c = 4) the
+/// compute weights ARE the master weights, so no copy exists and K = 8 (m and v); the totals keep
+/// DeepSpeed's 16Ψ at stage 0 and 16Ψ/N at stage 3. This is what `TrainingEngine.modelStateBytes`
+/// holds, up to the padding of shards (at most N − 1 elements per layer group).
+public enum MemoryEstimate {
+    public static func modelStateBytes(parameters psi: Int, stage: Int, ranks n: Int, computeDType: DType = .f32) -> Int {
+        let c = computeDType.byteSize
+        let k = c >= 4 ? 8 : 12
+        let n = max(1, n)
+        switch stage {
+        case 0: return (2 * c + k) * psi
+        case 1: return 2 * c * psi + k * psi / n
+        case 2: return c * psi + (c + k) * psi / n
+        default: return (2 * c + k) * psi / n
+        }
+    }
+}

@@ -1,0 +1,150 @@
+import Distributed
+import Kernels
+import Models
+import Tensors
+
+/// One piece of a parameter group this rank steps: its range in the full buffers and where it starts in
+/// the optimizer-state (and, for stages 2/3, gradient and weight) shard buffers.
+struct StepRange {
+    var weightDecay: Double
+    var full: Range<Int>
+    var local: Int
+    var localRange: Range<Int> { local..<local + full.count }
+}
+
+/// The data-parallel and ZeRO parts of `TrainingEngine`: partitioning at start, the per-group hooks
+/// backward calls (stage 2 reduce-scatter, stage 3 gather/release), and the collective optimizer step.
+///
+/// Memory, per stage, besides the model-state figures `modelStateBytes` reports:
+/// - stage 2 keeps `grads` as an mmap-backed buffer; a group's pages hold gradients only from its
+///   backward until its reduce-scatter (a tied embedding's from the head phase to the end of backward).
+/// - stage 3 keeps `model.params` as an mmap-backed buffer whose pages are resident only while a group
+///   is gathered (between `willUse` and `didUse`), plus partial pages at group edges.
+extension TrainingEngine: TrainingHooks {
+    static func stepRanges(groups: ParameterGroups, shards: ShardLayout, partitioned: Bool, total: Int) -> [StepRange] {
+        guard partitioned else {
+            return groups.segments(within: 0..<total).map {
+                StepRange(weightDecay: $0.weightDecay, full: $0.range, local: $0.range.lowerBound)
+            }
+        }
+        var out: [StepRange] = []
+        for g in shards.groups {
+            let owned = shards.ownedRange(group: g.group)
+            for s in groups.segments(within: owned) {
+                out.append(StepRange(weightDecay: s.weightDecay, full: s.range,
+                                     local: g.localOffset + s.range.lowerBound - owned.lowerBound))
+            }
+        }
+        return out
+    }
+
+    var stage: Int { options.zeroStage }
+    var params: UnsafeMutablePointer<Float> { model.params.raw.assumingMemoryBound(to: Float.self) }
+    private var fullGrads: UnsafeMutablePointer<Float> { grads.raw.assumingMemoryBound(to: Float.self) }
+
+    /// Every rank starts from rank 0's weights (DeepSpeed broadcasts them too); stage 3 then keeps only
+    /// its shards and releases the full buffer.
+    func startPartitioning() throws {
+        if communicator.worldSize > 1 {
+            try communicator.broadcast(model.params.raw, bytes: model.params.byteCount, root: 0)
+        }
+        if let paramShards {
+            let local = paramShards.raw.assumingMemoryBound(to: Float.self)
+            for g in shards.groups {
+                let owned = shards.ownedRange(group: g.group)
+                (local + g.localOffset).update(from: params + owned.lowerBound, count: owned.count)
+            }
+            releaseFullParameters()
+        }
+    }
+
+    /// Stage 3: every group's full weights into `model.params` (for export, evaluation or inspection).
+    /// Collective. They stay resident until the next training micro-step releases them group by group.
+    public func gatherFullParameters() throws {
+        guard let paramShards else { return }
+        for g in shards.groups { try collectives.allGather(group: g.group, local: paramShards.raw.assumingMemoryBound(to: Float.self), into: params) }
+    }
+
+    func releaseFullParameters() {
+        for g in shards.groups { model.params.release(g.range) }
+    }
+
+    // MARK: Hooks (stages 2 and 3)
+
+    public func willUse(group: Int, backward: Bool) throws {
+        guard let paramShards else { return }
+        try collectives.allGather(group: group, local: paramShards.raw.assumingMemoryBound(to: Float.self), into: params)
+    }
+
+    public func didUse(group: Int, backward: Bool) throws {
+        guard stage == 3 else { return }
+        model.params.release(shards.groups[group].range)
+    }
+
+    public func gradientsReady(group: Int) throws {
+        guard let gradShards else { return }
+        try collectives.reduceScatter(group: group, full: fullGrads, addInto: gradShards.raw.assumingMemoryBound(to: Float.self))
+        grads.release(shards.groups[group].range)
+    }
+
+    /// A rank without tokens in a ZeRO-2/3 micro-step still takes part in every collective the others
+    /// run, in the order `lossAndGradients` runs them, contributing zero gradients.
+    func emptyMicroStep() throws -> (lossSum: Double, labelTokens: Int) {
+        let L = model.config.numLayers
+        let tied = model.layout["lm_head.weight"] == nil
+        for g in 0...L { try willUse(group: g, backward: false); try didUse(group: g, backward: false) }
+        let head = tied ? [L + 1, 0] : [L + 1]
+        for g in head { try willUse(group: g, backward: false) }
+        for g in head { try didUse(group: g, backward: false) }
+        try gradientsReady(group: L + 1)
+        for g in stride(from: L, through: 1, by: -1) {
+            try willUse(group: g, backward: true); try didUse(group: g, backward: true); try gradientsReady(group: g)
+        }
+        try gradientsReady(group: 0)
+        return (0, 0)
+    }
+
+    // MARK: Optimizer step
+
+    func distributedStep(lr: Double, maxGradNorm: Double?) throws -> OptimizerStepResult {
+        if communicator.worldSize > 1 && stage <= 1 {
+            try communicator.allReduce(fullGrads, count: grads.count, op: .sum)
+        }
+        // Where this rank's gradients of each step range live.
+        let (gradBase, ranges): (UnsafeMutablePointer<Float>, [Range<Int>]) = gradShards.map {
+            ($0.raw.assumingMemoryBound(to: Float.self), stepRanges.map(\.localRange))
+        } ?? (fullGrads, stepRanges.map(\.full))
+        let gradBuffer = UnsafeMutableBufferPointer(start: gradBase, count: gradShards?.count ?? grads.count)
+        var sum = GradientClipping.partialSumOfSquares(UnsafeBufferPointer(gradBuffer), ranges: ranges)
+        // Stage 0 ranks hold every (identical) gradient; partitioned ranks hold disjoint pieces.
+        if stage > 0 && communicator.worldSize > 1 { sum = try communicator.allReduce(sum, op: .sum) }
+        let norm = GradientClipping.finish(sumOfSquares: sum)
+        if let maxNorm = maxGradNorm, maxNorm > 0 {
+            let c = GradientClipping.coefficient(norm: norm, maxNorm: maxNorm)
+            for r in ranges { GradientClipping.scale(gradBase + r.lowerBound, count: r.count, by: c) }
+        }
+        stepsTaken += 1
+        let weights = paramShards.map { $0.raw.assumingMemoryBound(to: Float.self) } ?? params
+        let m = firstMoment.raw.assumingMemoryBound(to: Float.self)
+        for s in stepRanges {
+            let p = weights + (paramShards != nil ? s.local : s.full.lowerBound)
+            let g = gradBase + (gradShards != nil ? s.local : s.full.lowerBound)
+            let count = s.full.count
+            switch optimizer {
+            case .adamw(let b1, let b2, let eps, _):
+                let c = AdamWCoefficients(lr: lr, beta1: b1, beta2: b2, eps: eps, weightDecay: s.weightDecay, step: stepsTaken)
+                AdamW.step(AdamWRange(params: p, grads: g, expAvg: m + s.local,
+                                      expAvgSq: secondMoment!.raw.assumingMemoryBound(to: Float.self) + s.local, count: count), c)
+            case .sgd(let momentum, let dampening, _, let nesterov):
+                let c = SGDCoefficients(lr: lr, momentum: momentum, dampening: dampening, weightDecay: s.weightDecay, nesterov: nesterov)
+                SGD.step(SGDRange(params: p, grads: g, momentumBuffer: momentum != 0 ? m + s.local : nil, count: count), c,
+                         isFirstStep: stepsTaken == 1)
+            }
+        }
+        // Stages 1 and 2 hold full weights: every rank's freshly stepped shards go to everyone.
+        if stage == 1 || stage == 2, communicator.worldSize > 1 {
+            for g in shards.groups { try collectives.allGatherInPlace(group: g.group, full: params) }
+        }
+        return OptimizerStepResult(gradNorm: Double(norm), skipped: false)
+    }
+}
