@@ -47,7 +47,7 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["SwiftFinetune"]),
         .testTarget(name: "RecipesTests", dependencies: ["Recipes", "Trainer", "Engine", "Formats"]),
         .testTarget(name: "TrainerDataTests", dependencies: ["Trainer", "Tokenizers", "Formats"]),
-        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "SwiftFinetune"]),
+        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "SwiftFinetune", "SafeTensors", "Formats"]),
         .testTarget(name: "TrainerTests", dependencies: ["Trainer", "Engine", "Kernels", "Tensors", "SafeTensors", "Models", "Tokenizers"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Distributed", "Models", "Tensors", "Kernels"]),
     ],

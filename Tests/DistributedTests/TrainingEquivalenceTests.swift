@@ -1,0 +1,64 @@
+import Foundation
+import XCTest
+import Formats
+import SafeTensors
+
+/// The same recipe and global batch (8 rows per optimizer step) trained through the command line as one
+/// process and under mpirun with data parallelism and ZeRO-1/2/3 on 2 and 4 ranks: per-step losses and
+/// the exported weights agree within 1e-5 relative.
+final class TrainingEquivalenceTests: XCTestCase {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+    struct Result { let losses: [Double]; let weights: [String: [Float]] }
+
+    func train(ranks: Int, stage: Int, work: String) throws -> Result {
+        let out = work + "/np\(ranks)-z\(stage)"
+        let recipe = work + "/recipe.yaml"
+        let accumulation = 8 / (2 * ranks)
+        try Data("""
+        model: {path: \(Self.root)/Tests/Fixtures/models/smollm_chat}
+        data:
+          train: {path: \(Self.root)/Recipes/data/quickstart_chat.jsonl, format: chat}
+          max_seq_len: 64
+          packing: true
+        training: {max_steps: 4, micro_batch_size: 2, gradient_accumulation_steps: \(accumulation), learning_rate: 3.0e-3, max_grad_norm: 0.5}
+        optimizer: {type: adamw, weight_decay: 0.1}
+        scheduler: {type: linear, warmup_steps: 1}
+        engine: {zero_stage: \(stage)}
+        output: {dir: \(out)}
+        logging: {progress: none}
+        seed: 3
+        """.utf8).write(to: URL(fileURLWithPath: recipe))
+        let bin = BoundedProcess.binary
+        let args = ranks == 1 ? [bin, recipe] : ["mpirun", "-np", "\(ranks)", "--oversubscribe", bin, recipe]
+        let run = try BoundedProcess.run(args, timeout: 120)
+        XCTAssertFalse(run.failed, "\(ranks) ranks, stage \(stage): \(run.stderr)")
+        let lines = try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        let losses = try lines.map { try JSONValue.parse(String($0)) }.compactMap { $0["loss"]?.doubleValue }
+        let file = try SafeTensorsFile(path: out + "/final/model.safetensors")
+        var weights: [String: [Float]] = [:]
+        for name in file.names { weights[name] = try file.floats(name) }
+        return Result(losses: losses, weights: weights)
+    }
+
+    func testOneProcessDataParallelAndZeROStagesAgree() throws {
+        let work = NSTemporaryDirectory() + "sf-equivalence-\(getpid())"
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let reference = try train(ranks: 1, stage: 0, work: work)
+        XCTAssertEqual(reference.losses.count, 4)
+        for (ranks, stage) in [(2, 0), (2, 1), (2, 2), (2, 3), (4, 1), (4, 2), (4, 3)] {
+            let r = try train(ranks: ranks, stage: stage, work: work)
+            XCTAssertEqual(r.losses.count, 4, "\(ranks) ranks, stage \(stage)")
+            // Tolerance: 1e-5 relative for per-step losses and for every exported tensor (max |a−b| / max |b|).
+            for (a, b) in zip(r.losses, reference.losses) {
+                XCTAssertLessThan(abs(a - b) / abs(b), 1e-5, "\(ranks) ranks, stage \(stage): losses \(r.losses) vs \(reference.losses)")
+            }
+            for (name, ref) in reference.weights {
+                let w = try XCTUnwrap(r.weights[name], name)
+                let err = zip(w, ref).map { abs($0 - $1) }.max()! / ref.map(abs).max()!
+                XCTAssertLessThan(err, 1e-5, "\(ranks) ranks, stage \(stage): \(name)")
+            }
+        }
+    }
+}
