@@ -102,6 +102,9 @@ public final class Trainer {
         engine = try TrainingEngine(model: model, options: c.engine, optimizer: settings,
                                     maxTokens: t.microBatchSize * c.data.maxSeqLen, communicator: communicator)
         self.log(data.train.summary)
+        self.log(String(format: "model state on each rank: %.1f MB (%@ parameters, ZeRO-%d, %d rank%@)",
+                        Double(engine.modelStateBytes) / 1e6, groupedDigits(model.parameterCount), c.engine.zeroStage,
+                        communicator.worldSize, communicator.worldSize == 1 ? "" : "s"))
         if let warning = try? ExampleTokenizer(tokenizer: tokenizer, chatTemplate: template).chatTemplateBOSWarning() { self.log(warning) }
     }
 

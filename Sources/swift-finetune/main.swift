@@ -29,6 +29,7 @@ func runCommand(_ argv: [String]) throws {
     case "tokenize": try TokenizeCommand.run(rest)
     case "generate": try GenerateCommand.run(rest)
     case "eval": try EvalCommand.run(rest)
+    case "estimate-memory": try EstimateMemoryCommand.run(rest)
     case "_collective-selftest": try CollectiveSelftest.run(rest)
     default:
         if first.hasSuffix(".yaml") || first.hasSuffix(".yml") {

@@ -62,3 +62,31 @@ final class TrainingEquivalenceTests: XCTestCase {
         }
     }
 }
+
+/// `estimate-memory` prints DeepSpeed's per-rank formula, and the engine of a real run reports the same
+/// figure (within 5%) for the stage it trains with.
+final class EstimateMemoryTests: XCTestCase {
+    func testEstimateMatchesWhatTheEngineHolds() throws {
+        let bin = BoundedProcess.binary
+        let recipe = TrainingEquivalenceTests.root + "/Recipes/quickstart.yaml"
+        let estimate = try BoundedProcess.run([bin, "estimate-memory", recipe, "--nproc", "2", "engine.zero_stage=2"], timeout: 60)
+        XCTAssertFalse(estimate.failed, estimate.stderr)
+        XCTAssertTrue(estimate.stdout.contains("1,747,392 trainable parameters"), estimate.stdout)
+        // f32 AdamW, Ψ = 1,747,392 on 2 ranks: stage 0 16Ψ, 1 8Ψ + 8Ψ/2, 2 4Ψ + 12Ψ/2, 3 16Ψ/2.
+        for (stage, mb) in [(0, "28.0 MB"), (1, "21.0 MB"), (2, "17.5 MB"), (3, "14.0 MB")] {
+            let line = estimate.stdout.split(separator: "\n").first { $0.contains("ZeRO-\(stage):") } ?? ""
+            XCTAssertTrue(line.contains(mb), estimate.stdout)
+        }
+        let out = NSTemporaryDirectory() + "sf-mem-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let run = try BoundedProcess.run(["mpirun", "-np", "2", "--oversubscribe", bin, recipe, "engine.zero_stage=2",
+                                          "training.max_steps=1", "output.dir=\(out)", "logging.sample_prompts=[]",
+                                          "training.eval_steps=null", "training.early_stopping=null", "data.eval=null"],
+                                         timeout: 120)
+        XCTAssertFalse(run.failed, run.stderr)
+        let line = try XCTUnwrap(run.stderr.split(separator: "\n").first { $0.contains("model state on each rank") })
+        let mb = try XCTUnwrap(Double(line.split(separator: " ")[5]))
+        // Tolerance: 5% (shards are padded to equal sizes per layer group).
+        XCTAssertEqual(mb, 17.47, accuracy: 17.47 * 0.05, String(line))
+    }
+}
