@@ -3,15 +3,19 @@ import SwiftFinetune
 
 // `make bench` [BENCH_ARGS="forward tokenizer ..."]: each section prints its figure beside references
 // measured in this same run (the sgemm peak; peers when `Benchmarks/peers/` ran first).
-let args = Set(CommandLine.arguments.dropFirst())
+let args = Set(CommandLine.arguments.dropFirst().filter { Int($0) == nil })
 func wanted(_ name: String) -> Bool { args.isEmpty || args.contains(name) }
 
-Parallel.setThreads(ProcessInfo.processInfo.activeProcessorCount)
-print("swift-finetune benchmarks: \(ProcessInfo.processInfo.activeProcessorCount) cores, \(Parallel.threads) threads")
+// Under mpirun each rank gets cores ÷ local ranks threads.
+Parallel.setThreads(Distributed.threadsPerRank(cores: ProcessInfo.processInfo.activeProcessorCount,
+                                               localRanks: Distributed.localRanks(environment: ProcessInfo.processInfo.environment)))
+// Under mpirun only rank 0 prints the banner and the sgemm reference.
+let isRankZero = (ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_RANK"] ?? "0") == "0"
+if isRankZero { print("swift-finetune benchmarks: \(ProcessInfo.processInfo.activeProcessorCount) cores, \(Parallel.threads) threads")
 // The peak is measured again right before each section and the higher of the two is used: another
 // process taking a core for a moment must not inflate a section's MFU.
 let startPeak = SgemmPeak.measure()
-Measure.line("OpenBLAS sgemm 2048³ (the MFU reference)", "\(Measure.fmt(startPeak)) GFLOP/s (median of 5)")
+if isRankZero { Measure.line("OpenBLAS sgemm 2048³ (the MFU reference)", "\(Measure.fmt(startPeak)) GFLOP/s (median of 5)") }
 func peak() -> Double {
     let now = SgemmPeak.measure()
     Measure.line("sgemm peak before this section", "\(Measure.fmt(now)) GFLOP/s")
@@ -23,6 +27,11 @@ do {
     if wanted("forward") { try ForwardBenchmark.run(peak: peak()) }
     if args.contains("attention") { AttentionBenchmark.run() }
     if wanted("train") { try TrainStepBenchmark.run(peak: peak()) }
+    if args.contains("zero") {
+        let stage = CommandLine.arguments.last.flatMap(Int.init)
+        if stage == nil { print("\n== ZeRO, 135M, global batch 8×256, f32 AdamW") }
+        try ZeROBenchmark.run(stage: stage)
+    }
 } catch {
     FileHandle.standardError.write(Data("benchmark failed: \(error)\n".utf8))
     exit(1)
