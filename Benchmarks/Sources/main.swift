@@ -11,7 +11,7 @@ Parallel.setThreads(Distributed.threadsPerRank(cores: ProcessInfo.processInfo.ac
                                                localRanks: Distributed.localRanks(environment: ProcessInfo.processInfo.environment)))
 // Under mpirun only rank 0 prints the banner and the sgemm reference.
 let isRankZero = (ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_RANK"] ?? "0") == "0"
-if isRankZero { print("swift-finetune benchmarks: \(ProcessInfo.processInfo.activeProcessorCount) cores, \(Parallel.threads) threads")
+if isRankZero { print("swift-finetune benchmarks: \(ProcessInfo.processInfo.activeProcessorCount) cores, \(Parallel.threads) threads") }
 // The peak is measured again right before each section and the higher of the two is used: another
 // process taking a core for a moment must not inflate a section's MFU.
 let startPeak = SgemmPeak.measure()

@@ -8,18 +8,15 @@ import statistics
 import time
 
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
 
-OUT = os.environ.get("SWIFT_FINETUNE_BENCH_DIR", "/tmp/swift-finetune-bench")
+from bench_model import OUT, config_135m, setup_threads
 
 
 def main():
-    threads = int(os.environ.get("BENCH_THREADS", os.cpu_count()))
-    torch.set_num_threads(threads)
+    threads = setup_threads()
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
-                         num_attention_heads=9, num_key_value_heads=3, max_position_embeddings=2048,
-                         rms_norm_eps=1e-5, tie_word_embeddings=True)
+    config = config_135m()
     model = LlamaForCausalLM(config).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     ids = torch.randint(0, config.vocab_size, (4, 256))

@@ -13,8 +13,7 @@ final class KillDuringSaveTests: XCTestCase {
         let args = ["Recipes/quickstart.yaml", "output.dir=\(out)", "output.save_steps=1", "output.keep_last=2",
                     "training.max_steps=60", "training.eval_steps=null", "logging.sample_prompts=[]", "logging.progress=none",
                     "data.eval=null", "training.early_stopping=null"]
-        var killedMidSave = false
-        for attempt in 0..<12 where !killedMidSave {
+        func start() throws -> Process {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: CLI.binary)
             p.arguments = args
@@ -22,6 +21,11 @@ final class KillDuringSaveTests: XCTestCase {
             p.standardOutput = FileHandle.nullDevice
             p.standardError = FileHandle.nullDevice
             try p.run()
+            return p
+        }
+        var killedMidSave = false
+        for attempt in 0..<12 where !killedMidSave {
+            let p = try start()
             // Wait for a first checkpoint, then kill at a varying moment.
             let deadline = Date().addingTimeInterval(30)
             while !FileManager.default.fileExists(atPath: out + "/latest") && Date() < deadline && p.isRunning { usleep(20_000) }
@@ -43,13 +47,7 @@ final class KillDuringSaveTests: XCTestCase {
         XCTAssertTrue(killedMidSave, "no kill landed inside a save in 12 attempts")
 
         // Kill once more and resume to the end.
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: CLI.binary)
-        p.arguments = args
-        p.currentDirectoryURL = URL(fileURLWithPath: root)
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
+        let p = try start()
         let deadline = Date().addingTimeInterval(30)
         while !FileManager.default.fileExists(atPath: out + "/latest") && p.isRunning && Date() < deadline { usleep(20_000) }
         usleep(150_000)
