@@ -1,17 +1,22 @@
 import Foundation
 import SwiftFinetune
 
-/// `swift-finetune export SOURCE OUT_DIR [--dtype f32|bf16|f16] [--max-shard-size 5GB]`: writes a
+/// `swift-finetune export SOURCE OUT [--dtype f32|bf16|f16] [--max-shard-size 5GB] [--archive]`: writes a
 /// Hugging Face model folder (config.json in the transformers-4 layout, weights sharded as
-/// save_pretrained shards them, generation_config.json, tokenizer files copied).
+/// save_pretrained shards them, generation_config.json, tokenizer files copied). SOURCE may be a model
+/// folder or a training checkpoint, whose fp32 master weights are used (what DeepSpeed needs
+/// zero_to_fp32.py for). `--archive` writes OUT as one .tar.zst instead of a folder.
 enum ExportCommand {
     static func run(_ args: [String]) throws {
-        var a = try Arguments(command: "export", args, flagNames: [])
+        var a = try Arguments(command: "export", args, flagNames: ["archive"])
         let dtypeName = a.string("dtype")
         let shard = a.string("max-shard-size")
+        let archive = a.flag("archive")
         try a.finish(positionals: 2...2)
         let (source, out) = (a.positionals[0], a.positionals[1])
         let model = try TransformerModel.load(directory: source)
+        let master = (source as NSString).appendingPathComponent(TrainingEngine.optimizerStateFileName(rank: 0))
+        if FileManager.default.fileExists(atPath: master) { try loadMasterWeights(master, into: model) }
         let dtype: DType
         if let dtypeName {
             let short: [String: DType] = ["f32": .f32, "fp32": .f32, "bf16": .bf16, "f16": .f16, "fp16": .f16]
@@ -23,7 +28,32 @@ enum ExportCommand {
             dtype = model.config.torchDtype.flatMap { [.f32, .bf16, .f16].contains($0) ? $0 : nil } ?? .f32
         }
         let maxShard = try shard.map { try ShardSize.parse($0) } ?? ShardSize.transformersDefault
+        if archive {
+            let path = out.hasSuffix(".tar.zst") ? out : out + ".tar.zst"
+            let staging = path + ".export-\(getpid())"
+            defer { try? FileManager.default.removeItem(atPath: staging) }
+            try HuggingFaceExport.write(model: model, dtype: dtype, maxShardSize: maxShard, companionsFrom: source, to: staging)
+            let writer = try ArchiveWriter(path: path)
+            let name = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
+            try writer.addDirectory(staging, as: (name as NSString).deletingPathExtension)
+            try writer.finish()
+            print("exported \(groupedDigits(model.parameterCount)) parameters as \(dtype.rawValue) to \(path)")
+            return
+        }
         try HuggingFaceExport.write(model: model, dtype: dtype, maxShardSize: maxShard, companionsFrom: source, to: out)
         print("exported \(groupedDigits(model.parameterCount)) parameters as \(dtype.rawValue) to \(out)")
+    }
+}
+
+/// A checkpoint's `<name>.master` tensors (fp32 master weights) replace the weights of its model folder,
+/// which may have been saved in bf16.
+func loadMasterWeights(_ path: String, into model: TransformerModel) throws {
+    let file = try SafeTensorsFile(path: path)
+    for entry in model.layout.entries {
+        let name = entry.name + ".master"
+        guard let info = file.info(name), info.shape == entry.shape else {
+            throw CLIError.failed("\(path): no f32 master weights for \(entry.name) with shape \(entry.shape)")
+        }
+        try file.readFloats(name, into: model.params.floats(entry.range))
     }
 }

@@ -56,6 +56,43 @@ final class ExportRoundTripTests: XCTestCase {
         XCTAssertLessThan(werr, 1e-5)
     }
 
+    func testArchiveHoldsTheSameFilesAsAFolderExport() throws {
+        let tmp = NSTemporaryDirectory() + "sf-archive-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: tmp); try? FileManager.default.removeItem(atPath: tmp + ".tar.zst") }
+        XCTAssertEqual(try CLI.run(["export", CLI.fixtures + "/models/qwen2_bias_tied", tmp, "--dtype", "bf16"]).status, 0)
+        let r = try CLI.run(["export", CLI.fixtures + "/models/qwen2_bias_tied", tmp + ".tar.zst", "--dtype", "bf16", "--archive"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let reader = try ArchiveReader(path: tmp + ".tar.zst")
+        var members: [String: Data] = [:]
+        while let entry = try reader.nextEntry() {
+            if entry.kind == .file { members[entry.name] = try reader.readAll() }
+        }
+        let prefix = (tmp as NSString).lastPathComponent + "/"
+        for file in try FileManager.default.contentsOfDirectory(atPath: tmp) {
+            XCTAssertEqual(members[prefix + file], FileManager.default.contents(atPath: tmp + "/" + file), file)
+        }
+        XCTAssertEqual(members.count, try FileManager.default.contentsOfDirectory(atPath: tmp).count)
+    }
+
+    /// A checkpoint saved with bf16 weights exports its fp32 master weights (DeepSpeed's zero_to_fp32).
+    func testCheckpointExportUsesMasterWeights() throws {
+        let root = URL(fileURLWithPath: CLI.fixtures).deletingLastPathComponent().deletingLastPathComponent().path
+        let out = NSTemporaryDirectory() + "sf-master-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: out); try? FileManager.default.removeItem(atPath: out + "-export") }
+        let train = try CLI.run(["Tests/Fixtures/roundtrip_recipe/finetune.yaml", "output.dir=\(out)", "output.dtype=bf16",
+                                 "output.save_steps=3"], cwd: root)
+        XCTAssertEqual(train.status, 0, train.stderr)
+        let checkpoint = out + "/global_step3"
+        XCTAssertEqual(try SafeTensorsFile(path: checkpoint + "/model.safetensors").info("model.norm.weight")?.dtype, .bf16)
+        let r = try CLI.run(["export", checkpoint, out + "-export", "--dtype", "f32"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let exported = try SafeTensorsFile(path: out + "-export/model.safetensors")
+        let master = try SafeTensorsFile(path: checkpoint + "/zero_rank0_optim_states.safetensors")
+        for name in exported.names {
+            XCTAssertEqual(try exported.floats(name), try master.floats(name + ".master"), name)
+        }
+    }
+
     func testExportRejectsABadDType() throws {
         let r = try CLI.run(["export", CLI.fixtures + "/models/gpt2", NSTemporaryDirectory() + "sf-x", "--dtype", "int8"])
         XCTAssertEqual(r.status, 1)
