@@ -209,12 +209,15 @@ public final class Trainer {
         return (loss, lr, result)
     }
 
+    /// This rank's eval batches, packed once.
+    private lazy var evalBatches: (batches: [TokenBatch], labelCount: Int)? = data.eval.map {
+        DataLoader.evalBatches(dataset: $0, microBatchSize: configuration.training.microBatchSize, packing: configuration.data.packing,
+                               worldSize: communicator.worldSize, rank: communicator.rank)
+    }
+
     /// Mean token loss over the eval set, or nil without one.
     public func evaluate() throws -> EvalMetrics? {
-        guard let eval = data.eval else { return nil }
-        let (batches, labels) = DataLoader.evalBatches(dataset: eval, microBatchSize: configuration.training.microBatchSize,
-                                                       packing: configuration.data.packing,
-                                                       worldSize: communicator.worldSize, rank: communicator.rank)
+        guard let (batches, labels) = evalBatches else { return nil }
         guard labels > 0 else { return nil }
         var sum = 0.0
         for b in batches {
