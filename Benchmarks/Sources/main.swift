@@ -27,6 +27,7 @@ do {
     if wanted("forward") { try ForwardBenchmark.run(peak: peak()) }
     if args.contains("attention") { AttentionBenchmark.run() }
     if wanted("train") { try TrainStepBenchmark.run(peak: peak()) }
+    if wanted("train-ckpt") { try TrainStepBenchmark.run(peak: peak(), checkpointing: true) }
     if args.contains("zero") {
         let stage = CommandLine.arguments.last.flatMap(Int.init)
         if stage == nil { print("\n== ZeRO, 135M, global batch 8×256, f32 AdamW") }
