@@ -46,7 +46,7 @@ public struct OptimizerStepResult: Sendable, Equatable {
 /// - 2: full parameters; gradients reduce-scattered group by group during backward into `gradShards`,
 ///   the full-size `grads` pages released after each group.
 /// - 3: parameters as shards too (`paramShards`); each group gathered into `model.params` before its
-///   forward and backward and released after.
+///   forward and backward and released after, the next block group's gather started early (`prefetch`).
 /// The loss normalizer passed to `microStep` must be the label count of the whole optimizer step across
 /// ranks, so summed gradients are the full-batch gradient.
 public final class TrainingEngine {
@@ -121,7 +121,7 @@ public final class TrainingEngine {
     /// Bytes of model state this rank holds between steps: parameters, gradients, optimizer state (what
     /// DeepSpeed's memory estimators count; compare `MemoryEstimate.modelStateBytes`). Transient memory
     /// is not included: stage 2/3's not-yet-reduced gradient groups during backward, stage 3's gathered
-    /// groups, and the collectives' scratch.
+    /// groups, and the collectives' and prefetch's scratch.
     public var modelStateBytes: Int {
         let params = paramShards?.byteCount ?? model.params.byteCount
         let gradients = gradShards?.byteCount ?? grads.byteCount

@@ -19,7 +19,8 @@ struct StepRange {
 /// - stage 2 keeps `grads` as an mmap-backed buffer; a group's pages hold gradients only from its
 ///   backward until its reduce-scatter (a tied embedding's from the head phase to the end of backward).
 /// - stage 3 keeps `model.params` as an mmap-backed buffer whose pages are resident only while a group
-///   is gathered (between `willUse` and `didUse`), plus partial pages at group edges.
+///   is gathered (between `willUse` and `didUse`), plus partial pages at group edges, and one padded
+///   block group of prefetch scratch (`prefetchScratch`, resident from the first prefetch on).
 extension TrainingEngine: TrainingHooks {
     static func stepRanges(groups: ParameterGroups, shards: ShardLayout, partitioned: Bool, total: Int) -> [StepRange] {
         guard partitioned else {
