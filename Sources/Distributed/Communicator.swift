@@ -15,6 +15,10 @@ public protocol Communicator: AnyObject {
     func reduceScatter(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, blockCount: Int) throws
     /// Every rank contributes `blockCount` elements; `output` receives worldSize blocks in rank order.
     func allGather(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, blockCount: Int) throws
+    /// Starts `allGather` and returns at once; the result is in `output` only after the handle's `wait()`.
+    /// Until then `input` and `output` must stay alive and untouched. Every rank starts and waits in the
+    /// same order relative to its other collectives. The default runs the blocking `allGather` now.
+    func startAllGather(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, blockCount: Int) throws -> PendingCollective
     /// Raw bytes (bf16/f16 storage, flags): the same as `allGather` on bytes.
     func allGatherBytes(input: UnsafeRawPointer, output: UnsafeMutableRawPointer, blockBytes: Int) throws
     /// Raw bytes from `root` to everyone.
@@ -25,6 +29,24 @@ public protocol Communicator: AnyObject {
     /// Ends the whole job at once (every rank), after `message` has been printed with this rank's number.
     /// Never returns.
     func abort(message: String, code: Int32) -> Never
+}
+
+/// A collective in flight (`startAllGather`). `wait()` must be called exactly once before its buffers are
+/// read or reused; `progress()` lets an implementation that advances only inside library calls (Open MPI)
+/// move it along while the caller computes.
+public protocol PendingCollective: AnyObject {
+    func wait() throws
+    func progress() throws
+}
+
+extension PendingCollective {
+    public func progress() throws {}
+}
+
+/// A collective that was already finished when it was started.
+public final class CompletedCollective: PendingCollective {
+    public init() {}
+    public func wait() throws {}
 }
 
 public enum ReduceOp: Sendable {
@@ -46,6 +68,11 @@ public enum CommunicatorError: Error, CustomStringConvertible {
 
 extension Communicator {
     public var isMain: Bool { rank == 0 }
+
+    public func startAllGather(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, blockCount: Int) throws -> PendingCollective {
+        try allGather(input: input, output: output, blockCount: blockCount)
+        return CompletedCollective()
+    }
 
     /// A scalar summed (or maxed) over ranks.
     public func allReduce(_ value: Double, op: ReduceOp) throws -> Double {

@@ -94,6 +94,25 @@ public final class MPICommunicator: Communicator, SplittableCommunicator {
         try check(MPI_Allgather(input, n, cmpi_float(), output, n, cmpi_float(), comm), "MPI_Allgather(float)")
     }
 
+    /// MPI_Iallgather: Open MPI progresses it mostly inside MPI calls, so the handle's `progress()`
+    /// (MPI_Test) is worth calling between pieces of compute.
+    public func startAllGather(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, blockCount: Int) throws -> PendingCollective {
+        let n = try int32Count(blockCount, "MPI_Iallgather(float)")
+        var request: MPI_Request? = nil
+        try check(MPI_Iallgather(input, n, cmpi_float(), output, n, cmpi_float(), comm, &request), "MPI_Iallgather(float)")
+        return MPIPendingCollective(communicator: self, request: request, call: "MPI_Iallgather(float)")
+    }
+
+    fileprivate func finish(_ request: inout MPI_Request?, call: String) throws {
+        try check(MPI_Wait(&request, cmpi_status_ignore()), "MPI_Wait(\(call))")
+    }
+
+    fileprivate func test(_ request: inout MPI_Request?, call: String) throws -> Bool {
+        var flag: Int32 = 0
+        try check(MPI_Test(&request, &flag, cmpi_status_ignore()), "MPI_Test(\(call))")
+        return flag != 0
+    }
+
     public func allGatherBytes(input: UnsafeRawPointer, output: UnsafeMutableRawPointer, blockBytes: Int) throws {
         let n = try int32Count(blockBytes, "MPI_Allgather(bytes)")
         try check(MPI_Allgather(input, n, cmpi_uint8(), output, n, cmpi_uint8(), comm), "MPI_Allgather(bytes)")
@@ -151,5 +170,36 @@ public final class MPICommunicator: Communicator, SplittableCommunicator {
         guard peer >= 0 && peer < worldSize else {
             throw CommunicatorError.invalid("\(call): rank \(peer) is outside 0..<\(worldSize) (this is rank \(rank))")
         }
+    }
+}
+
+/// A non-blocking MPI collective. Holds its communicator so the MPI_Comm outlives the request; the
+/// buffers are the caller's to keep alive until `wait()`.
+final class MPIPendingCollective: PendingCollective {
+    private let communicator: MPICommunicator
+    private var request: MPI_Request?
+    private let call: String
+    private var done = false
+
+    init(communicator: MPICommunicator, request: MPI_Request?, call: String) {
+        self.communicator = communicator
+        self.request = request
+        self.call = call
+    }
+
+    func wait() throws {
+        guard !done else { return }
+        done = true
+        try communicator.finish(&request, call: call)
+    }
+
+    func progress() throws {
+        guard !done else { return }
+        done = try communicator.test(&request, call: call)
+    }
+
+    /// Never leave MPI writing into buffers the caller may free: an abandoned request is completed here.
+    deinit {
+        if !done && !MPIRuntime.isFinalized { MPI_Wait(&request, cmpi_status_ignore()) }
     }
 }

@@ -115,6 +115,24 @@ final class ShardCollectives {
         }
     }
 
+    /// Starts gathering every rank's whole padded shard of group `g` into `scratch` (worldSize ×
+    /// shardSize floats, rank-major) without chunking; `finishGather` moves it into the full buffer once
+    /// the returned handle has been waited for. `local` and `scratch` must stay untouched until then.
+    func startGather(group g: Int, local: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>) throws -> PendingCollective {
+        let s = shards.groups[g]
+        return try communicator.startAllGather(input: local + s.localOffset, output: scratch, blockCount: s.shardSize)
+    }
+
+    /// The gathered blocks of `startGather` into the group's range of `full`, clipping the padding:
+    /// the same values the chunked `allGather` writes.
+    func finishGather(group g: Int, scratch: UnsafePointer<Float>, into full: UnsafeMutablePointer<Float>) {
+        let size = shards.groups[g].shardSize
+        for q in 0..<shards.worldSize {
+            let owned = shards.ownedRange(group: g, rank: q)
+            if !owned.isEmpty { (full + owned.lowerBound).update(from: scratch + q * size, count: owned.count) }
+        }
+    }
+
     /// Chunk by chunk: `block(start, length)` gives this rank's contribution, and the gathered blocks
     /// land in each rank's owned range of `full`.
     private func allGather(group g: Int, into full: UnsafeMutablePointer<Float>,

@@ -46,7 +46,7 @@ public struct OptimizerStepResult: Sendable, Equatable {
 /// - 2: full parameters; gradients reduce-scattered group by group during backward into `gradShards`,
 ///   the full-size `grads` pages released after each group.
 /// - 3: parameters as shards too (`paramShards`); each group gathered into `model.params` before its
-///   forward and backward and released after.
+///   forward and backward and released after, the next block group's gather started early (`prefetch`).
 /// The loss normalizer passed to `microStep` must be the label count of the whole optimizer step across
 /// ranks, so summed gradients are the full-batch gradient.
 public final class TrainingEngine {
@@ -74,6 +74,16 @@ public final class TrainingEngine {
     /// What this rank steps: each piece of a parameter group it owns, with its offset in the state buffers.
     let stepRanges: [StepRange]
     let collectives: ShardCollectives
+    /// Stage 3: while block group l is used, gather the block group used next (l+1 in forward, l-1 in
+    /// backward) so its communication overlaps l's compute. Off, every group is gathered when used.
+    /// Results are bit-identical either way. Every rank must use the same setting (it decides the
+    /// order of collectives); change it only between micro-steps.
+    public var prefetch = true
+    /// Stage 3: receives a prefetched block group's padded shards from every rank (worldSize × the
+    /// largest block group's shard size); nil for other stages or models with fewer than two blocks.
+    let prefetchScratch: FlatBuffer?
+    /// The one prefetch in flight: which group, and the collective to wait for.
+    var inFlight: (group: Int, pending: PendingCollective)?
 
     public init(model: TransformerModel, options: EngineOptions, optimizer: OptimizerSettings,
                 frozen: Set<String> = [], maxTokens: Int, communicator: Communicator = ThreadCommunicator.group(worldSize: 1)[0]) throws {
@@ -100,6 +110,10 @@ public final class TrainingEngine {
         paramShards = stage == 3 ? FlatBuffer(dtype: .f32, count: shards.localCount) : nil
         firstMoment = FlatBuffer(dtype: .f32, count: stateCount)
         if case .adamw = optimizer { secondMoment = FlatBuffer(dtype: .f32, count: stateCount) } else { secondMoment = nil }
+        let blocks = model.config.numLayers
+        let largestBlockShard = blocks >= 2 ? shards.groups[1...blocks].map(\.shardSize).max()! : 0
+        prefetchScratch = stage == 3 && largestBlockShard > 0
+            ? FlatBuffer(dtype: .f32, count: shards.worldSize * largestBlockShard) : nil
         state = TrainingState(config: model.config, maxTokens: maxTokens, checkpointActivations: options.activationCheckpointing)
         try startPartitioning()
     }
@@ -107,7 +121,7 @@ public final class TrainingEngine {
     /// Bytes of model state this rank holds between steps: parameters, gradients, optimizer state (what
     /// DeepSpeed's memory estimators count; compare `MemoryEstimate.modelStateBytes`). Transient memory
     /// is not included: stage 2/3's not-yet-reduced gradient groups during backward, stage 3's gathered
-    /// groups, and the collectives' scratch.
+    /// groups, and the collectives' and prefetch's scratch.
     public var modelStateBytes: Int {
         let params = paramShards?.byteCount ?? model.params.byteCount
         let gradients = gradShards?.byteCount ?? grads.byteCount

@@ -19,7 +19,8 @@ struct StepRange {
 /// - stage 2 keeps `grads` as an mmap-backed buffer; a group's pages hold gradients only from its
 ///   backward until its reduce-scatter (a tied embedding's from the head phase to the end of backward).
 /// - stage 3 keeps `model.params` as an mmap-backed buffer whose pages are resident only while a group
-///   is gathered (between `willUse` and `didUse`), plus partial pages at group edges.
+///   is gathered (between `willUse` and `didUse`), plus partial pages at group edges, and one padded
+///   block group of prefetch scratch (`prefetchScratch`, resident from the first prefetch on).
 extension TrainingEngine: TrainingHooks {
     static func stepRanges(groups: ParameterGroups, shards: ShardLayout, partitioned: Bool, total: Int) -> [StepRange] {
         guard partitioned else {
@@ -62,6 +63,7 @@ extension TrainingEngine: TrainingHooks {
     /// Collective. They stay resident until the next training micro-step releases them group by group.
     public func gatherFullParameters() throws {
         guard let paramShards else { return }
+        try finishPrefetch()
         for g in shards.groups { try collectives.allGather(group: g.group, local: paramShards.raw.assumingMemoryBound(to: Float.self), into: params) }
     }
 
@@ -71,14 +73,44 @@ extension TrainingEngine: TrainingHooks {
 
     // MARK: Hooks (stages 2 and 3)
 
+    /// Stage 3: the group's weights into `model.params`, from the prefetch when one is in flight for
+    /// it, else by a blocking gather; then, with `prefetch`, the next block group's gather starts. Only
+    /// block groups 1...L are prefetched (the embedding and head groups are used once per direction), one
+    /// at a time, into `prefetchScratch`, never into `model.params`: so a prefetch of l-1 cannot touch
+    /// group l while backward (or its activation-checkpointing recompute) reads it.
     public func willUse(group: Int, backward: Bool) throws {
         guard let paramShards else { return }
-        try collectives.allGather(group: group, local: paramShards.raw.assumingMemoryBound(to: Float.self), into: params)
+        let local = paramShards.raw.assumingMemoryBound(to: Float.self)
+        if let f = inFlight, f.group == group, let scratch = prefetchScratch {
+            inFlight = nil
+            try f.pending.wait()
+            collectives.finishGather(group: group, scratch: scratch.raw.assumingMemoryBound(to: Float.self), into: params)
+        } else {
+            try finishPrefetch()
+            try collectives.allGather(group: group, local: local, into: params)
+        }
+        let blocks = 1...model.config.numLayers
+        let next = backward ? group - 1 : group + 1
+        if prefetch, let scratch = prefetchScratch, blocks.contains(group), blocks.contains(next) {
+            let pending = try collectives.startGather(group: next, local: local,
+                                                      scratch: scratch.raw.assumingMemoryBound(to: Float.self))
+            inFlight = (next, pending)
+        }
     }
 
     public func didUse(group: Int, backward: Bool) throws {
         guard stage == 3 else { return }
+        // Open MPI advances a non-blocking collective mostly inside MPI calls: give it one here.
+        try inFlight?.pending.progress()
         model.params.release(shards.groups[group].range)
+    }
+
+    /// Completes and discards a prefetch nobody consumed, so the shards it reads may change and the
+    /// scratch may be reused. Every rank reaches the same state, so all wait together.
+    func finishPrefetch() throws {
+        guard let f = inFlight else { return }
+        inFlight = nil
+        try f.pending.wait()
     }
 
     public func gradientsReady(group: Int) throws {
@@ -107,6 +139,8 @@ extension TrainingEngine: TrainingHooks {
     // MARK: Optimizer step
 
     func distributedStep(lr: Double, maxGradNorm: Double?) throws -> OptimizerStepResult {
+        // The step rewrites the shards a prefetch would read.
+        try finishPrefetch()
         if communicator.worldSize > 1 && stage <= 1 {
             try communicator.allReduce(fullGrads, count: grads.count, op: .sum)
         }
