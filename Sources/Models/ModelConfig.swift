@@ -34,6 +34,10 @@ public struct TransformerConfig: Sendable {
     public var raw: JSONObject
 
     public var attentionShape: AttentionShape { AttentionShape(heads: numHeads, kvHeads: numKVHeads, headDim: headDim) }
+
+    /// The dtype an export keeps when none is asked for: the model's own (`torch_dtype`/`dtype`) when it
+    /// is a float format we write, else f32.
+    public var exportDType: DType { torchDtype.flatMap { [.f32, .bf16, .f16].contains($0) ? $0 : nil } ?? .f32 }
 }
 
 public enum ModelConfigError: Error, CustomStringConvertible {

@@ -307,17 +307,9 @@ public final class Trainer {
     public func samples() throws -> [(prompt: String, answer: String)] {
         let l = configuration.logging
         guard !l.samplePrompts.isEmpty else { return [] }
-        let template = try tokenizer.chatTemplateSource.map { try ChatTemplate(source: $0) }
-        let stop = Set((model.config.eosTokenIds + tokenizer.eosTokenIds).map(Int32.init))
+        let stop = ChatPrompt.stopIds(config: model.config, tokenizer: tokenizer, directory: modelDirectory)
         return try l.samplePrompts.map { prompt in
-            let ids: [Int]
-            if let template {
-                let text = try template.render(messages: [["role": .string("user"), "content": .string(prompt)]],
-                                               addGenerationPrompt: true, bosToken: tokenizer.bosToken, eosToken: tokenizer.eosToken)
-                ids = tokenizer.encode(text, addSpecialTokens: false)
-            } else {
-                ids = tokenizer.encode(prompt)
-            }
+            let ids = try ChatPrompt.ids(prompt, chat: tokenizer.chatTemplateSource != nil, tokenizer: tokenizer, source: tokenizerDirectory)
             let room = max(1, min(l.sampleMaxNewTokens, model.config.maxPositions - ids.count))
             let out = model.generate(prompt: ids.map(Int32.init), maxNewTokens: room, stopTokens: stop)
             let answer = tokenizer.decode(out.map(Int.init), skipSpecialTokens: true)
@@ -330,7 +322,7 @@ public final class Trainer {
         case .f32: return .f32
         case .bf16: return .bf16
         case .f16: return .f16
-        case nil: return model.config.torchDtype.flatMap { [.f32, .bf16, .f16].contains($0) ? $0 : nil } ?? .f32
+        case nil: return model.config.exportDType
         }
     }
 

@@ -25,7 +25,7 @@ enum ExportCommand {
             }
             dtype = d
         } else {
-            dtype = model.config.torchDtype.flatMap { [.f32, .bf16, .f16].contains($0) ? $0 : nil } ?? .f32
+            dtype = model.config.exportDType
         }
         let maxShard = try shard.map { try ShardSize.parse($0) } ?? ShardSize.transformersDefault
         if archive {

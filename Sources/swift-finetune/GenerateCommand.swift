@@ -23,11 +23,11 @@ enum GenerateCommand {
 
         let model = try TransformerModel.load(directory: dir)
         let tokenizer = try Tokenizer.load(directory: dir)
-        let ids = try promptIds(prompt, chat: chat, tokenizer: tokenizer, directory: dir)
+        let ids = try ChatPrompt.ids(prompt, chat: chat, tokenizer: tokenizer, source: dir)
         guard ids.count + maxNew <= model.config.maxPositions || model.config.modelType != "gpt2" else {
             throw CLIError.failed("prompt (\(ids.count) tokens) + --max-new-tokens exceed GPT-2's \(model.config.maxPositions) positions")
         }
-        let stop = Set(stopTokens(model: model, tokenizer: tokenizer, directory: dir).map(Int32.init))
+        let stop = ChatPrompt.stopIds(config: model.config, tokenizer: tokenizer, directory: dir)
         var generated: [Int] = []
         var printed = ""
         let out = FileHandle.standardOutput
@@ -48,26 +48,5 @@ enum GenerateCommand {
         let final = tokenizer.decode(generated, skipSpecialTokens: true)
         if final.hasPrefix(printed) { out.write(Data(final.dropFirst(printed.count).utf8)) }
         out.write(Data("\n".utf8))
-    }
-
-    static func promptIds(_ prompt: String, chat: Bool, tokenizer: Tokenizer, directory: String) throws -> [Int] {
-        guard chat else { return tokenizer.encode(prompt) }
-        guard let source = tokenizer.chatTemplateSource else {
-            throw CLIError.failed("\(directory): --chat needs a chat template (tokenizer_config.json chat_template or chat_template.jinja)")
-        }
-        let text = try ChatTemplate(source: source).render(
-            messages: [["role": .string("user"), "content": .string(prompt)]], addGenerationPrompt: true,
-            bosToken: tokenizer.bosToken, eosToken: tokenizer.eosToken)
-        // As apply_chat_template(tokenize=True): the template already wrote any special tokens.
-        return tokenizer.encode(text, addSpecialTokens: false)
-    }
-
-    static func stopTokens(model: TransformerModel, tokenizer: Tokenizer, directory: String) -> [Int] {
-        var ids = model.config.eosTokenIds + tokenizer.eosTokenIds
-        let genConfig = (directory as NSString).appendingPathComponent("generation_config.json")
-        if let g = try? JSONValue.read(path: genConfig), let eos = g["eos_token_id"] {
-            ids += eos.arrayValue?.compactMap(\.intValue) ?? eos.intValue.map { [$0] } ?? []
-        }
-        return ids
     }
 }

@@ -41,8 +41,17 @@ final class TokenizeGenerateEvalTests: XCTestCase {
         let bad = try CLI.run(["generate", "--model", model, "--prompt", "Hi", "--top-p", "1.5"])
         XCTAssertEqual(bad.status, 1)
         XCTAssertTrue(bad.stderr.contains("--top-p in (0, 1]"), bad.stderr)
-        let noTemplate = try CLI.run(["generate", "--model", CLI.fixtures + "/models/gpt2", "--prompt", "Hi", "--chat"])
+        // A folder with a tokenizer but no chat template: --chat is refused, naming the folder.
+        let plain = NSTemporaryDirectory() + "sf-notemplate-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: plain) }
+        try FileManager.default.copyItem(atPath: model, toPath: plain)
+        try? FileManager.default.removeItem(atPath: plain + "/chat_template.jinja")
+        var config = try XCTUnwrap(JSONValue.read(path: plain + "/tokenizer_config.json").objectValue)
+        config["chat_template"] = nil
+        try JSONValue.object(config).write(to: plain + "/tokenizer_config.json")
+        let noTemplate = try CLI.run(["generate", "--model", plain, "--prompt", "Hi", "--chat"])
         XCTAssertEqual(noTemplate.status, 1)
+        XCTAssertTrue(noTemplate.stderr.contains("\(plain): a chat prompt needs a chat template"), noTemplate.stderr)
     }
 
     func testEvalLossMatchesTransformers() throws {
