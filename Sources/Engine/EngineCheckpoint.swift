@@ -47,7 +47,7 @@ extension TrainingEngine {
     /// Writes the state (collective: every rank calls it; rank 0 writes the file).
     public func saveState(to directory: String) throws {
         let kinds = try fullState()
-        defer { if paramShards != nil { releaseFullParameters() } }
+        defer { if paramShards != nil || isMixed { releaseFullParameters() } }
         guard communicator.rank == 0 else { return }
         var writer = SafeTensorsWriter(metadata: ["steps_taken": String(stepsTaken), "optimizer": "\(optimizer)",
                                                   "ranges": "full", "zero_stage": String(options.zeroStage),
@@ -87,10 +87,7 @@ extension TrainingEngine {
             }
         }
         try read("master", into: model.params)
-        if let paramShards {
-            keepOwned(model.params, into: paramShards)
-            releaseFullParameters()
-        }
+        adoptFullParameters()
         var moments: [(String, FlatBuffer)] = [("exp_avg", firstMoment)]
         if let v = secondMoment { moments.append(("exp_avg_sq", v)) }
         for (suffix, buffer) in moments {

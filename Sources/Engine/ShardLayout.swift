@@ -59,7 +59,10 @@ final class ShardCollectives {
     let communicator: Communicator
     let chunkElements: Int
     private let scratch: FlatBuffer
-    private let blockScratch: FlatBuffer
+    let blockScratch: FlatBuffer
+    /// Mixed precision's staging in 16-bit words (`HalfShardCollectives.swift`), allocated on first use.
+    lazy var halfScratch = FlatBuffer(dtype: .bf16, count: shards.worldSize * chunkElements)
+    lazy var halfBlockScratch = FlatBuffer(dtype: .bf16, count: chunkElements)
 
     init(shards: ShardLayout, communicator: Communicator, chunkElements: Int = 1 << 20) {
         self.shards = shards
@@ -71,7 +74,7 @@ final class ShardCollectives {
     }
 
     /// The chunks of a shard: (offset within the shard, length); the same on every rank.
-    private func chunks(_ shardSize: Int) -> [(Int, Int)] {
+    func chunks(_ shardSize: Int) -> [(Int, Int)] {
         stride(from: 0, to: shardSize, by: chunkElements).map { ($0, Swift.min(chunkElements, shardSize - $0)) }
     }
 

@@ -84,11 +84,23 @@ public final class TrainingEngine {
     let prefetchScratch: FlatBuffer?
     /// The one prefetch in flight: which group, and the collective to wait for.
     var inFlight: (group: Int, pending: PendingCollective)?
+    /// Mixed precision (see MixedPrecision.swift): the half format of compute weights, activations and
+    /// gradient traffic; nil for f32.
+    public let computeFormat: HalfFormat?
+    /// Mixed precision, stages 0-2: f32 master weights (full for stage 0, this rank's shards for 1-2).
+    let master: FlatBuffer?
+    /// Mixed precision, stages 1-2: the half compute weights, full size.
+    let computeWeights: FlatBuffer?
+    /// Mixed precision, stages 0-1: gradients accumulated in half, full size.
+    let halfGrads: FlatBuffer?
+    /// Mixed precision: f32 gradients of one chunk while the step reads `halfGrads`.
+    let stepScratch: FlatBuffer?
+    /// fp16's loss scaler (nil for f32 and bf16, which need none). Checkpointed with the engine state.
+    public var lossScaler: LossScaler?
 
     public init(model: TransformerModel, options: EngineOptions, optimizer: OptimizerSettings,
                 frozen: Set<String> = [], maxTokens: Int, communicator: Communicator = ThreadCommunicator.group(worldSize: 1)[0]) throws {
         guard (0...3).contains(options.zeroStage) else { throw EngineError.unsupported("engine.zero_stage \(options.zeroStage)") }
-        guard options.precision == .f32 else { throw EngineError.unsupported("engine.precision \(options.precision.rawValue)") }
         guard options.pipeline.stages == 1 else { throw EngineError.unsupported("pipeline parallelism") }
         guard options.offloadOptimizer.device == .none || options.offloadOptimizer.device == .cpu else {
             throw EngineError.unsupported("optimizer offload to \(options.offloadOptimizer.device.rawValue)")
@@ -105,16 +117,25 @@ public final class TrainingEngine {
         stepRanges = Self.stepRanges(groups: groups, shards: shards, partitioned: stage > 0, total: model.layout.totalCount)
         let n = model.layout.totalCount
         let stateCount = stage == 0 ? n : shards.localCount
+        let format = HalfFormat(options.precision)
+        computeFormat = format
         grads = FlatBuffer(dtype: .f32, count: n)
         gradShards = stage >= 2 ? FlatBuffer(dtype: .f32, count: shards.localCount) : nil
         paramShards = stage == 3 ? FlatBuffer(dtype: .f32, count: shards.localCount) : nil
+        master = format != nil && stage < 3 ? FlatBuffer(dtype: .f32, count: stateCount) : nil
+        computeWeights = format.map { f in stage == 1 || stage == 2 ? FlatBuffer(dtype: f.dtype, count: n) : nil } ?? nil
+        halfGrads = format.map { f in stage <= 1 ? FlatBuffer(dtype: f.dtype, count: n) : nil } ?? nil
+        stepScratch = format != nil && stage <= 1 ? FlatBuffer(dtype: .f32, count: Self.mixedStepChunk) : nil
+        lossScaler = options.precision == .fp16 ? LossScaler(options: options.lossScaler) : nil
         firstMoment = FlatBuffer(dtype: .f32, count: stateCount)
         if case .adamw = optimizer { secondMoment = FlatBuffer(dtype: .f32, count: stateCount) } else { secondMoment = nil }
         let blocks = model.config.numLayers
         let largestBlockShard = blocks >= 2 ? shards.groups[1...blocks].map(\.shardSize).max()! : 0
-        prefetchScratch = stage == 3 && largestBlockShard > 0
+        // Mixed precision gathers 16-bit shards with blocking collectives (no prefetch).
+        prefetchScratch = stage == 3 && largestBlockShard > 0 && format == nil
             ? FlatBuffer(dtype: .f32, count: shards.worldSize * largestBlockShard) : nil
-        state = TrainingState(config: model.config, maxTokens: maxTokens, checkpointActivations: options.activationCheckpointing)
+        state = TrainingState(config: model.config, maxTokens: maxTokens, checkpointActivations: options.activationCheckpointing,
+                              activationDType: format?.dtype ?? .f32)
         try startPartitioning()
     }
 
@@ -123,14 +144,18 @@ public final class TrainingEngine {
     /// is not included: stage 2/3's not-yet-reduced gradient groups during backward, stage 3's gathered
     /// groups, and the collectives' and prefetch's scratch.
     public var modelStateBytes: Int {
-        let params = paramShards?.byteCount ?? model.params.byteCount
-        let gradients = gradShards?.byteCount ?? grads.byteCount
+        let params = isMixed ? (paramShards ?? master)!.byteCount + (computeWeights?.byteCount ?? 0)
+                             : paramShards?.byteCount ?? model.params.byteCount
+        let gradients = gradShards?.byteCount ?? halfGrads?.byteCount ?? grads.byteCount
         return params + gradients + firstMoment.byteCount + (secondMoment?.byteCount ?? 0)
     }
 
     public func zeroGradients() {
-        if let gradShards { gradShards.zero() } else { grads.zero() }
+        if let gradShards { gradShards.zero() } else if let halfGrads { halfGrads.zero() } else { grads.zero() }
     }
+
+    /// The fp16 loss scale the next micro-steps multiply the loss by (1 without a loss scaler).
+    public var lossScale: Double { lossScaler?.scale ?? 1 }
 
     /// Forward, loss and backward of one micro-batch; gradients accumulate. `normalizer` is the label-token
     /// count of the whole optimizer step (all micro-batches of all ranks). Returns the summed token loss
@@ -141,12 +166,14 @@ public final class TrainingEngine {
                           normalizer: Float) throws -> (lossSum: Double, labelTokens: Int) {
         guard !tokens.isEmpty || options.zeroStage >= 2 else { return (0, 0) }
         if tokens.count > state.maxTokens {
-            state = TrainingState(config: model.config, maxTokens: tokens.count, checkpointActivations: options.activationCheckpointing)
+            state = TrainingState(config: model.config, maxTokens: tokens.count, checkpointActivations: options.activationCheckpointing,
+                                  activationDType: computeFormat?.dtype ?? .f32)
         }
-        if options.zeroStage >= 2 { state.hooks = self }
+        if options.zeroStage >= 2 || isMixed { state.hooks = self }
         if tokens.isEmpty { return try emptyMicroStep() }
+        // fp16: gradients of (scale · loss), so small gradients survive the 16-bit rounding.
         return try model.lossAndGradients(tokens: tokens, positions: positions, spans: spans, targets: targets,
-                                          normalizer: normalizer, grads: grads, state: state)
+                                          normalizer: normalizer / Float(lossScale), grads: grads, state: state)
     }
 
     /// Clips (when `maxGradNorm` > 0) and applies one optimizer step at learning rate `lr`. Collective:
@@ -162,8 +189,12 @@ public final class TrainingEngine {
     /// Summed token loss and label count of a batch without gradients (evaluation). With ZeRO-3 this
     /// gathers every group first and is collective.
     public func evaluate(tokens: [Int32], positions: [Int32], spans: [AttentionSpan], targets: [Int32]) throws -> (lossSum: Double, labelTokens: Int) {
-        if options.zeroStage == 3 { try gatherFullParameters() }
-        defer { if options.zeroStage == 3 { releaseFullParameters() } }
+        if isMixed {
+            for g in shards.groups { try materializeComputeWeights(group: g.group) }
+        } else if options.zeroStage == 3 {
+            try gatherFullParameters()
+        }
+        defer { if options.zeroStage == 3 || isMixed { releaseFullParameters() } }
         // A rank with nothing to evaluate still joined the gather above.
         guard !tokens.isEmpty else { return (0, 0) }
         return try model.lossSum(tokens: tokens, positions: positions, spans: spans, targets: targets, workspace: evalWorkspace)

@@ -49,6 +49,12 @@ extension TrainingEngine: TrainingHooks {
         if communicator.worldSize > 1 {
             try communicator.broadcast(model.params.raw, bytes: model.params.byteCount, root: 0)
         }
+        adoptFullParameters()
+    }
+
+    /// `model.params` holds full f32 weights on every rank: keep what this rank's storage holds (stage 3
+    /// and mixed precision then release the full buffer).
+    func adoptFullParameters() {
         if let paramShards {
             let local = paramShards.raw.assumingMemoryBound(to: Float.self)
             for g in shards.groups {
@@ -57,11 +63,13 @@ extension TrainingEngine: TrainingHooks {
             }
             releaseFullParameters()
         }
+        adoptMixedParameters()
     }
 
     /// Stage 3: every group's full weights into `model.params` (for export, evaluation or inspection).
     /// Collective. They stay resident until the next training micro-step releases them group by group.
     public func gatherFullParameters() throws {
+        if isMixed { return try gatherMixedMaster() }
         guard let paramShards else { return }
         try finishPrefetch()
         for g in shards.groups { try collectives.allGather(group: g.group, local: paramShards.raw.assumingMemoryBound(to: Float.self), into: params) }
@@ -79,6 +87,7 @@ extension TrainingEngine: TrainingHooks {
     /// at a time, into `prefetchScratch`, never into `model.params`: so a prefetch of l-1 cannot touch
     /// group l while backward (or its activation-checkpointing recompute) reads it.
     public func willUse(group: Int, backward: Bool) throws {
+        if isMixed { return try materializeComputeWeights(group: group) }
         guard let paramShards else { return }
         let local = paramShards.raw.assumingMemoryBound(to: Float.self)
         if let f = inFlight, f.group == group, let scratch = prefetchScratch {
@@ -99,6 +108,7 @@ extension TrainingEngine: TrainingHooks {
     }
 
     public func didUse(group: Int, backward: Bool) throws {
+        if isMixed { return model.params.release(shards.groups[group].range) }
         guard stage == 3 else { return }
         // Open MPI advances a non-blocking collective mostly inside MPI calls: give it one here.
         try inFlight?.pending.progress()
@@ -114,6 +124,7 @@ extension TrainingEngine: TrainingHooks {
     }
 
     public func gradientsReady(group: Int) throws {
+        if isMixed { return try mixedGradientsReady(group: group) }
         guard let gradShards else { return }
         try collectives.reduceScatter(group: group, full: fullGrads, addInto: gradShards.raw.assumingMemoryBound(to: Float.self))
         grads.release(shards.groups[group].range)
@@ -141,6 +152,7 @@ extension TrainingEngine: TrainingHooks {
     func distributedStep(lr: Double, maxGradNorm: Double?) throws -> OptimizerStepResult {
         // The step rewrites the shards a prefetch would read.
         try finishPrefetch()
+        if isMixed { return try mixedStep(lr: lr, maxGradNorm: maxGradNorm) }
         if communicator.worldSize > 1 && stage <= 1 {
             try communicator.allReduce(fullGrads, count: grads.count, op: .sum)
         }

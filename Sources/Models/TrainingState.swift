@@ -19,6 +19,8 @@ struct LayerActivations {
     var up: UnsafeMutablePointer<Float>     // [N, I]      up_proj output (Llama family only)
     var act: UnsafeMutablePointer<Float>    // [N, I]      MLP activation (input of down_proj / c_proj)
     let probs: GrowingBuffer                // [heads · Σ_spans qLen·kLen] softmax probabilities
+    /// The views above in `sizes` order.
+    let pieces: [UnsafeMutablePointer<Float>]
 
     static func sizes(_ c: TransformerConfig, tokens n: Int) -> [Int] {
         let s = c.attentionShape, H = c.hiddenSize, I = c.intermediateSize
@@ -28,6 +30,7 @@ struct LayerActivations {
     init(_ p: [UnsafeMutablePointer<Float>]) {
         (ln1, mean1, rstd1, q, k, v, att) = (p[0], p[1], p[2], p[3], p[4], p[5], p[6])
         (mid, ln2, mean2, rstd2, gate, up, act) = (p[7], p[8], p[9], p[10], p[11], p[12], p[13])
+        pieces = p
         probs = GrowingBuffer()
     }
 }
@@ -73,17 +76,27 @@ public protocol TrainingHooks: AnyObject {
 /// one set of block activations is shared, and backward re-runs each block's forward before its
 /// backward (one extra forward per step, activation memory of one block instead of all). Gradients are
 /// bit-identical either way: the recomputation is the same arithmetic on the same inputs.
+///
+/// With a half `activationDType` (mixed precision) and no checkpointing, each block's activations are
+/// saved in that dtype after its forward and restored into one shared f32 working set before its
+/// backward (`ActivationStash`); block inputs stay f32. With checkpointing nothing but block inputs is
+/// kept, so the dtype changes nothing.
 public final class TrainingState {
     public let maxTokens: Int
     public let checkpointActivations: Bool
+    public let activationDType: DType
     /// Per-group callbacks (ZeRO); weak because the engine that owns this state is usually the hooks.
     public weak var hooks: TrainingHooks?
     let config: TransformerConfig
     private let storage: [FlatBuffer]
     /// Block inputs: residual[l] is block l's input [N, H]; residual[L] the final residual.
     let residual: [UnsafeMutablePointer<Float>]
-    /// One per block, or a single shared one when checkpointing.
+    /// One per block, or a single shared one when checkpointing or stashing.
     let layers: [LayerActivations]
+    /// Mixed precision without checkpointing: each block's saved activations in half precision.
+    let stashes: [ActivationStash]
+    /// Per-token widths of the `LayerActivations` pieces.
+    let pieceWidths: [Int]
     // The final norm: lnF [N, H] (input of the LM head), meanF, rstdF [N].
     let lnF, meanF, rstdF: UnsafeMutablePointer<Float>
     // Gradient scratch, reused by every block.
@@ -98,22 +111,28 @@ public final class TrainingState {
     let dgate: UnsafeMutablePointer<Float>  // [N, I]
     let dup: UnsafeMutablePointer<Float>    // [N, I]
 
-    public init(config c: TransformerConfig, maxTokens n: Int, checkpointActivations: Bool = false) {
+    public init(config c: TransformerConfig, maxTokens n: Int, checkpointActivations: Bool = false,
+                activationDType: DType = .f32) {
+        precondition([.f32, .bf16, .f16].contains(activationDType), "activations are f32, bf16 or f16")
         maxTokens = n
         self.checkpointActivations = checkpointActivations
+        self.activationDType = activationDType
         config = c
+        pieceWidths = LayerActivations.sizes(c, tokens: 1)
+        let stashing = activationDType != .f32 && !checkpointActivations
         let s = c.attentionShape, H = c.hiddenSize, I = c.intermediateSize, L = c.numLayers
         var buffers: [FlatBuffer] = []
         let (resBuffer, res) = carve(Array(repeating: H * n, count: L + 1))
         buffers.append(resBuffer)
         residual = res
         var layers: [LayerActivations] = []
-        for _ in 0..<(checkpointActivations ? 1 : L) {
+        for _ in 0..<(checkpointActivations || stashing ? 1 : L) {
             let (b, views) = carve(LayerActivations.sizes(c, tokens: n))
             buffers.append(b)
             layers.append(LayerActivations(views))
         }
         self.layers = layers
+        stashes = stashing ? (0..<L).map { _ in ActivationStash(dtype: activationDType, widths: LayerActivations.sizes(c, tokens: 1), maxTokens: n) } : []
         let (scratch, v) = carve([H, 1, 1, H, H, H, s.qDim, s.qDim, s.kvDim, s.kvDim, I, I, I].map { $0 * n })
         buffers.append(scratch)
         (lnF, meanF, rstdF, dres, dln, proj, datt) = (v[0], v[1], v[2], v[3], v[4], v[5], v[6])
@@ -124,5 +143,17 @@ public final class TrainingState {
     /// Logits of one chunk of the fused LM-head loss and its row copies.
     let lossScratch = GrowingBuffer()
 
-    func activations(layer l: Int) -> LayerActivations { checkpointActivations ? layers[0] : layers[l] }
+    func activations(layer l: Int) -> LayerActivations { layers.count == 1 ? layers[0] : layers[l] }
+
+    /// Mixed precision: after block l's forward, its activations into the half stash.
+    func saveActivations(layer l: Int, tokens: Int, probsCount: Int) {
+        guard !stashes.isEmpty else { return }
+        stashes[l].save(layers[0], widths: pieceWidths, tokens: tokens, probsCount: probsCount)
+    }
+
+    /// Mixed precision: before block l's backward, its stashed activations into the working set.
+    func restoreActivations(layer l: Int, tokens: Int, probsCount: Int) {
+        guard !stashes.isEmpty else { return }
+        stashes[l].restore(into: layers[0], widths: pieceWidths, tokens: tokens, probsCount: probsCount)
+    }
 }

@@ -51,6 +51,7 @@ extension TransformerModel {
         let hooks = state.hooks
         // The groups the head phase reads: the final norm's, and the embedding's when the LM head is tied to it.
         let headGroups = lmHead == embedding ? [L + 1, 0] : [L + 1]
+        let probsCount = c.attentionShape.probsCount(spans)
         try hooks?.willUse(group: 0, backward: false)
         Embedding.forward(out: state.residual[0], tokens: tokens, table: w(embedding), C: H)
         if let pe = positionEmbedding { Embedding.addPositions(out: state.residual[0], positions: positions, table: w(pe), C: H) }
@@ -59,6 +60,7 @@ extension TransformerModel {
         for l in 0..<L {
             try hooks?.willUse(group: l + 1, backward: false)
             trainingBlockForward(l, out: state.residual[l + 1], state: state, positions: positions, spans: spans, N: N)
+            state.saveActivations(layer: l, tokens: N, probsCount: probsCount)
             try hooks?.didUse(group: l + 1, backward: false)
         }
         for group in headGroups { try hooks?.willUse(group: group, backward: false) }
@@ -79,6 +81,8 @@ extension TransformerModel {
             if state.checkpointActivations {
                 // Re-run the block from its kept input; its output (identical) overwrites a no-longer-needed input.
                 trainingBlockForward(l, out: state.residual[l + 1], state: state, positions: positions, spans: spans, N: N)
+            } else {
+                state.restoreActivations(layer: l, tokens: N, probsCount: probsCount)
             }
             trainingBlockBackward(l, grads: grads, state: state, positions: positions, spans: spans, N: N)
             try hooks?.didUse(group: l + 1, backward: true)

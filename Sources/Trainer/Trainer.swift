@@ -123,6 +123,9 @@ public final class Trainer {
         o["world_size"] = .int(Int64(communicator.worldSize))
         o["zero_stage"] = .int(Int64(configuration.engine.zeroStage))
         o["seed"] = .int(Int64(configuration.seed))
+        if let scaler = engine.lossScaler, let json = try? JSONValue.parse(String(decoding: JSONEncoder().encode(scaler), as: UTF8.self)) {
+            o["loss_scaler"] = json
+        }
         if let s = stopper {
             o["early_stopping"] = .object(JSONObject([("best", s.best.map { .double($0) } ?? .null), ("bad_evaluations", .int(Int64(s.badEvaluations)))]))
         }
@@ -156,6 +159,13 @@ public final class Trainer {
             throw EngineCheckpointError.missing(path: statePath, what: "global_step or data_position")
         }
         try engine.loadState(from: directory)
+        if engine.lossScaler != nil, let saved = state["loss_scaler"] {
+            do {
+                engine.lossScaler = try JSONDecoder().decode(LossScaler.self, from: Data(JSONWriter.compact.string(saved).utf8))
+            } catch {
+                throw EngineCheckpointError.missing(path: statePath, what: "a readable loss_scaler (\(error))")
+            }
+        }
         globalStep = step
         loader.restore(DataPosition(epoch: epoch, index: index))
         if let es = state["early_stopping"], let patience = configuration.training.earlyStopping {
@@ -202,7 +212,9 @@ public final class Trainer {
         }
         // The step's loss over every rank's tokens (the normalizer already is global).
         let loss = try communicator.allReduce(lossSum, op: .sum) / Double(labelCount)
-        guard loss.isFinite else { throw EngineError.nonFiniteLoss(step: globalStep + 1, loss: loss) }
+        // Under a loss scaler a non-finite step is an overflow the engine skips, as DeepSpeed does.
+        guard loss.isFinite || engine.lossScaler != nil else { throw EngineError.nonFiniteLoss(step: globalStep + 1, loss: loss) }
+        // A skipped step does not advance the scheduler: the LR follows the optimizer steps taken.
         let lr = schedule.lr(step: engine.stepsTaken)
         let result = engine.step(lr: lr, maxGradNorm: configuration.training.maxGradNorm)
         globalStep += 1
@@ -253,13 +265,14 @@ public final class Trainer {
         while globalStep < totalSteps {
             let stepStart = Date()
             let dataStep = loader.nextStep()
+            let lossScale = engine.lossScaler?.scale
             let (loss, lr, result) = try optimizerStep(microBatches: dataStep.microBatches, labelCount: dataStep.labelCount)
             let tokens = Int(try communicator.allReduce(Double(dataStep.microBatches.reduce(0) { $0 + $1.tokens.count }), op: .sum))
             let elapsed = Date().timeIntervalSince(start)
             let m = StepMetrics(step: globalStep, epoch: Double(globalStep) / Double(max(stepsPerEpoch, 1)),
                                 loss: loss, learningRate: lr, gradNorm: result.gradNorm, tokens: tokens,
                                 tokensPerSecond: Double(tokens) / max(Date().timeIntervalSince(stepStart), 1e-9),
-                                skipped: result.skipped, elapsedSeconds: elapsed)
+                                lossScale: lossScale, skipped: result.skipped, elapsedSeconds: elapsed)
             lastLoss = loss
             metrics.log(m)
             progress.update(m, logEvery: c.logging.steps)
