@@ -37,7 +37,8 @@ bench: release
 	@if $(PYTHON) -c "import torch, transformers, tokenizers" 2>/dev/null; then $(PYTHON) Benchmarks/peers/run_all.py; \
 	else echo "peers skipped: PyTorch/tokenizers not installed (pip install -r Scripts/reference/requirements.txt)"; fi
 	@# One process per section, so each peak RSS is that section's own.
-	@for section in $(or $(BENCH_ARGS),tokenizer forward train train-ckpt); do [ $$section = zero ] && continue; $(RELEASE_BIN)/Benchmarks $$section || exit 1; done
+	@rm -f .build/bench/train_variants.jsonl
+	@for section in $(or $(BENCH_ARGS),tokenizer forward train train-ckpt train-bf16 train-bf16-ckpt train-bf16-offload checkpoint train-summary); do [ $$section = zero ] && continue; $(RELEASE_BIN)/Benchmarks $$section || exit 1; done
 	@# ZeRO: the one-process baseline, then 2 ranks for data parallel and each stage (one mpirun each).
 	@if [ -z "$(BENCH_ARGS)" ] || echo "$(BENCH_ARGS)" | grep -qw zero; then \
 	  $(RELEASE_BIN)/Benchmarks zero || exit 1; \

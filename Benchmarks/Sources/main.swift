@@ -26,8 +26,10 @@ do {
     if wanted("tokenizer") { try runTokenizerBenchmark() }
     if wanted("forward") { try ForwardBenchmark.run(peak: peak()) }
     if args.contains("attention") { AttentionBenchmark.run() }
-    if wanted("train") { try TrainStepBenchmark.run(peak: peak()) }
-    if wanted("train-ckpt") { try TrainStepBenchmark.run(peak: peak(), checkpointing: true) }
+    for name in ["train", "train-ckpt", "train-bf16", "train-bf16-ckpt", "train-bf16-offload"] where wanted(name) {
+        try TrainStepBenchmark.run(peak: peak(), variant: TrainStepBenchmark.variants[name]!)
+    }
+    if wanted("train-summary") { try TrainStepBenchmark.summary() }
     if args.contains("zero") {
         let stage = CommandLine.arguments.last.flatMap(Int.init)
         if stage == nil { print("\n== ZeRO, 135M, global batch 8×256, f32 AdamW") }

@@ -150,6 +150,12 @@ public final class TrainingEngine {
         return params + gradients + firstMoment.byteCount + (secondMoment?.byteCount ?? 0)
     }
 
+    /// Bytes of f32 master weights (mixed precision) and optimizer moments this rank holds: what
+    /// optimizer offload moves out of memory.
+    public var optimizerStateBytes: Int {
+        (master?.byteCount ?? 0) + firstMoment.byteCount + (secondMoment?.byteCount ?? 0)
+    }
+
     public func zeroGradients() {
         if let gradShards { gradShards.zero() } else if let halfGrads { halfGrads.zero() } else { grads.zero() }
     }
