@@ -13,6 +13,15 @@ public protocol Communicator: AnyObject {
     func allReduce(_ buffer: UnsafeMutablePointer<Double>, count: Int, op: ReduceOp) throws
     /// `input` holds worldSize blocks of `blockCount`; rank r receives the sum over ranks of block r in `output`.
     func reduceScatter(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, blockCount: Int) throws
+    /// In place over 16-bit storage (bf16 or f16 bits): every rank ends with the elementwise sum, each
+    /// step computed in f32 and rounded to the format (`HalfSum`), identical on every rank. For 2 ranks
+    /// the result is exactly round(f32(a) + f32(b)); over more ranks MPI rounds every partial sum while
+    /// the in-process communicators sum in rank order and round once (see `HalfSum`).
+    func allReduce(halves buffer: UnsafeMutablePointer<UInt16>, count: Int, format: HalfFormat) throws
+    /// `input` holds worldSize blocks of `blockCount` halves; rank r receives the sum (as in
+    /// `allReduce(halves:)`) of block r in `output`.
+    func reduceScatter(halves input: UnsafePointer<UInt16>, output: UnsafeMutablePointer<UInt16>, blockCount: Int,
+                       format: HalfFormat) throws
     /// Every rank contributes `blockCount` elements; `output` receives worldSize blocks in rank order.
     func allGather(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, blockCount: Int) throws
     /// Starts `allGather` and returns at once; the result is in `output` only after the handle's `wait()`.

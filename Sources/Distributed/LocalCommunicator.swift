@@ -24,6 +24,17 @@ public final class LocalCommunicator: Communicator, SplittableCommunicator {
         if UnsafePointer(output) != input { output.update(from: input, count: blockCount) }
     }
 
+    /// The sum over one rank is the value itself, bits unchanged (MPI does not call its op for one rank).
+    public func allReduce(halves buffer: UnsafeMutablePointer<UInt16>, count: Int, format: HalfFormat) throws {
+        try checkCount(count, "allReduce(halves)")
+    }
+
+    public func reduceScatter(halves input: UnsafePointer<UInt16>, output: UnsafeMutablePointer<UInt16>, blockCount: Int,
+                              format: HalfFormat) throws {
+        try checkCount(blockCount, "reduceScatter(halves)")
+        if UnsafePointer(output) != input { output.update(from: input, count: blockCount) }
+    }
+
     public func allGather(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, blockCount: Int) throws {
         try checkCount(blockCount, "allGather")
         if UnsafePointer(output) != input { output.update(from: input, count: blockCount) }

@@ -89,6 +89,34 @@ public final class MPICommunicator: Communicator, SplittableCommunicator {
         try check(MPI_Reduce_scatter_block(input, output, n, cmpi_float(), cmpi_op_sum(), comm), "MPI_Reduce_scatter_block")
     }
 
+    /// The user-defined MPI_Op summing `format` over MPI_UINT16_T (cmpi_half.c), created on first use.
+    private func halfSumOp(_ format: HalfFormat) throws -> MPI_Op {
+        var op: MPI_Op? = nil
+        let rc = format == .bf16 ? cmpi_op_bf16_sum(&op) : cmpi_op_f16_sum(&op)
+        try check(rc, "MPI_Op_create(\(format) sum)")
+        guard let op else { throw CommunicatorError.mpi(rank: rank, call: "MPI_Op_create(\(format) sum)", message: "returned no op") }
+        return op
+    }
+
+    /// Pieces of at most Int32.max halves, like the f32 all-reduce; the reduction order is MPI's (`HalfSum`).
+    public func allReduce(halves buffer: UnsafeMutablePointer<UInt16>, count: Int, format: HalfFormat) throws {
+        guard count >= 0 else { throw CommunicatorError.invalid("allReduce(halves): negative count \(count)") }
+        let op = try halfSumOp(format)
+        try inPieces(count) { offset, n in
+            try check(MPI_Allreduce(cmpi_in_place(), buffer + offset, n, cmpi_uint16(), op, comm), "MPI_Allreduce(\(format))")
+        }
+    }
+
+    /// One call, so a block is limited to Int32.max halves (as the f32 reduce-scatter): splitting it would
+    /// need strided pieces of every block.
+    public func reduceScatter(halves input: UnsafePointer<UInt16>, output: UnsafeMutablePointer<UInt16>, blockCount: Int,
+                              format: HalfFormat) throws {
+        let call = "MPI_Reduce_scatter_block(\(format))"
+        let n = try int32Count(blockCount, call)
+        let op = try halfSumOp(format)
+        try check(MPI_Reduce_scatter_block(input, output, n, cmpi_uint16(), op, comm), call)
+    }
+
     public func allGather(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, blockCount: Int) throws {
         let n = try int32Count(blockCount, "MPI_Allgather(float)")
         try check(MPI_Allgather(input, n, cmpi_float(), output, n, cmpi_float(), comm), "MPI_Allgather(float)")

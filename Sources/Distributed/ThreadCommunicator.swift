@@ -87,6 +87,27 @@ public final class ThreadCommunicator: Communicator {
         rendezvous.wait()
     }
 
+    /// Rank r sums elements [r·count/N, (r+1)·count/N) over all ranks (`HalfSum.reduce`: rank order in
+    /// f32, rounded once) and writes them into every rank's buffer.
+    public func allReduce(halves buffer: UnsafeMutablePointer<UInt16>, count: Int, format: HalfFormat) throws {
+        guard count >= 0 else { throw CommunicatorError.invalid("allReduce(halves): negative count \(count)") }
+        let slots = try rendezvous.exchange(rank: rank, ThreadSlot(pointer: UnsafeMutableRawPointer(buffer), count: count))
+        let n = worldSize
+        let lo = count * rank / n, hi = count * (rank + 1) / n
+        let buffers = slots.map { $0.pointer!.assumingMemoryBound(to: UInt16.self) + lo }
+        HalfSum.reduce(buffers.map { UnsafePointer($0) }, count: hi - lo, format: format, into: buffers)
+        rendezvous.wait()
+    }
+
+    public func reduceScatter(halves input: UnsafePointer<UInt16>, output: UnsafeMutablePointer<UInt16>, blockCount: Int,
+                              format: HalfFormat) throws {
+        guard blockCount >= 0 else { throw CommunicatorError.invalid("reduceScatter(halves): negative block count \(blockCount)") }
+        let slots = try rendezvous.exchange(rank: rank, ThreadSlot(pointer: UnsafeMutableRawPointer(mutating: input), count: blockCount))
+        let sources = slots.map { UnsafePointer($0.pointer!.assumingMemoryBound(to: UInt16.self)) + rank * blockCount }
+        HalfSum.reduce(sources, count: blockCount, format: format, into: [output])
+        rendezvous.wait()
+    }
+
     public func allGather(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, blockCount: Int) throws {
         try allGatherBytes(input: UnsafeRawPointer(input), output: UnsafeMutableRawPointer(output),
                            blockBytes: blockCount * MemoryLayout<Float>.stride)

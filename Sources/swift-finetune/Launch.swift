@@ -83,8 +83,9 @@ enum Launch {
 
 /// `swift-finetune _collective-selftest [--steps N] [--fail-rank R] [--kill-rank R] [--mpi-error-rank R] [--at-step K]`
 /// (hidden; run under mpirun): N rounds of every collective with values whose results are known exactly
-/// (small integers, exact in f32), on the world and on the data-parallel and pipeline groups. Prints
-/// "ok rank R" when every check passed. `--fail-rank R` makes rank R throw at round K (the job must
+/// (small integers, exact in f32), on the world and on the data-parallel and pipeline groups, and the
+/// bf16/f16 sums (`HalfCollectiveSelftest`). Prints "ok rank R" when every check passed, after
+/// "halves ok rank R world W elements N". `--fail-rank R` makes rank R throw at round K (the job must
 /// abort); `--kill-rank R` makes it SIGKILL itself (mpirun must tear the job down); `--mpi-error-rank R`
 /// makes it call MPI with an invalid tag (MPI's error must be thrown, then abort the job).
 enum CollectiveSelftest {
@@ -116,6 +117,7 @@ enum CollectiveSelftest {
         }
         let stages = comm.worldSize % 2 == 0 ? 2 : 1
         let groups = try ParallelGroups(world: comm, pipelineStages: stages)
+        var halfChecks = 0
         for step in 0..<steps {
             if step == atStep && comm.rank == failRank { throw Failure.injected(rank: comm.rank, step: step) }
             if step == atStep && comm.rank == killRank {
@@ -127,13 +129,15 @@ enum CollectiveSelftest {
                 var byte: UInt8 = 0
                 try comm.send(&byte, bytes: 1, to: (comm.rank + 1) % comm.worldSize, tag: -5)
             }
-            try round(comm, groups: groups, step: step)
+            halfChecks += try round(comm, groups: groups, step: step)
         }
         try comm.barrier()
+        print("halves ok rank \(comm.rank) world \(comm.worldSize) elements \(halfChecks)")
         print("ok rank \(comm.rank) world \(comm.worldSize) steps \(steps) pipeline stages \(stages)")
     }
 
-    private static func round(_ comm: Communicator, groups: ParallelGroups, step s: Int) throws {
+    /// One round of every collective; returns how many half-precision sums were checked.
+    private static func round(_ comm: Communicator, groups: ParallelGroups, step s: Int) throws -> Int {
         let r = comm.rank, w = comm.worldSize
         func expect(_ ok: Bool, _ what: @autoclosure () -> String) throws {
             if !ok { throw Failure.mismatch(rank: r, step: s, what: what()) }
@@ -202,6 +206,9 @@ enum CollectiveSelftest {
         try expect(dpSum == Double(groups.stage * d * d + d * (d - 1) / 2), "data-parallel group sum \(dpSum)")
         let ppSum = try groups.pipeline.allReduce(Double(r), op: .sum)
         try expect(ppSum == Double(d * p * (p - 1) / 2 + p * groups.replica), "pipeline group sum \(ppSum)")
+
+        let halfChecks = try HalfCollectiveSelftest.run(comm, step: s, expect: expect)
         try comm.barrier()
+        return halfChecks
     }
 }

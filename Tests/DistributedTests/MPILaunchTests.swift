@@ -17,14 +17,29 @@ final class MPILaunchTests: XCTestCase {
         }
     }
 
-    private func okLines(_ run: BoundedRun) -> [String] {
-        run.stdout.split(separator: "\n").map(String.init).filter { $0.hasPrefix("ok rank ") }.sorted()
+    private func okLines(_ run: BoundedRun, prefix: String = "ok rank ") -> [String] {
+        run.stdout.split(separator: "\n").map(String.init).filter { $0.hasPrefix(prefix) }.sorted()
     }
+
+    /// The bf16/f16 all-reduce and reduce-scatter checks of the selftest (`HalfCollectiveSelftest`): per
+    /// round 2 formats × (known cases + reduce-scatter + 3001 + step random elements).
+    private func halvesLines(_ run: BoundedRun) -> [String] { okLines(run, prefix: "halves ok rank ") }
 
     func testTwoRanksVerifyEveryCollective() throws {
         let run = try BoundedProcess.run(["mpirun", "-np", "2", bin, "_collective-selftest", "--steps", "6"], timeout: deadline)
         XCTAssertEqual(run.exitCode, 0, run.stderr)
         XCTAssertEqual(okLines(run), (0..<2).map { "ok rank \($0) world 2 steps 6 pipeline stages 2" })
+        XCTAssertEqual(halvesLines(run), (0..<2).map { "halves ok rank \($0) world 2 elements 37380" })
+    }
+
+    /// An odd world (MPI's non-power-of-two reduction paths): the half sums must still be identical on
+    /// every rank and exact for the known cases.
+    func testThreeRanksVerifyHalfCollectives() throws {
+        let run = try BoundedProcess.run(["mpirun", "-np", "3", "--oversubscribe", bin, "_collective-selftest", "--steps", "3"],
+                                         timeout: deadline)
+        XCTAssertEqual(run.exitCode, 0, run.stderr)
+        XCTAssertEqual(okLines(run), (0..<3).map { "ok rank \($0) world 3 steps 3 pipeline stages 1" })
+        XCTAssertEqual(halvesLines(run), (0..<3).map { "halves ok rank \($0) world 3 elements 18672" })
     }
 
     func testFourRanksOversubscribedVerifyEveryCollectiveAndGroups() throws {
@@ -32,6 +47,7 @@ final class MPILaunchTests: XCTestCase {
                                          timeout: deadline)
         XCTAssertEqual(run.exitCode, 0, run.stderr)
         XCTAssertEqual(okLines(run), (0..<4).map { "ok rank \($0) world 4 steps 6 pipeline stages 2" })
+        XCTAssertEqual(halvesLines(run), (0..<4).map { "halves ok rank \($0) world 4 elements 37380" })
     }
 
     func testThrowingRankAbortsTwoRankJob() throws {
