@@ -209,6 +209,18 @@ public final class OffloadStore {
         return a
     }
 
+    /// Test hook: points array `name`'s descriptor at another file (e.g. /dev/full, whose writes fail
+    /// with ENOSPC) while error messages keep naming the array's own file. Pass `paths[i]` to undo.
+    func redirectDescriptorForTesting(_ name: String, to path: String) throws {
+        let a = try arrayIndex(name, range: 0..<0)
+        let fd = open(path, O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else { throw OffloadError.ioFailed(operation: "open", path: path, reason: Self.errnoText()) }
+        defer { _ = Glibc.close(fd) }
+        guard dup2(fd, descriptors[a]) >= 0 else {
+            throw OffloadError.ioFailed(operation: "dup2", path: path, reason: Self.errnoText())
+        }
+    }
+
     func checkUsable() throws {
         if isClosed { throw OffloadError.closed }
         if streaming { throw OffloadError.busy }
