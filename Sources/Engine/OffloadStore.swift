@@ -244,18 +244,22 @@ public final class OffloadStore {
 
     /// pwrite until all `bytes` are accepted, retrying EINTR and short counts.
     func pwriteFully(array a: Int, _ buffer: UnsafeRawPointer, bytes: Int, offset: Int) throws {
+        try Self.pwriteFully(fd: descriptors[a], path: paths[a], buffer, bytes: bytes, offset: offset)
+    }
+
+    private static func pwriteFully(fd: Int32, path: String, _ buffer: UnsafeRawPointer, bytes: Int, offset: Int) throws {
         var done = 0
         while done < bytes {
-            let n = pwrite(descriptors[a], buffer + done, bytes - done, off_t(offset + done))
+            let n = pwrite(fd, buffer + done, bytes - done, off_t(offset + done))
             if n < 0 {
                 let code = errno
                 if code == EINTR { continue }
                 if code == ENOSPC || code == EDQUOT {
-                    throw OffloadError.noSpaceLeft(path: paths[a], offset: offset, bytes: bytes)
+                    throw OffloadError.noSpaceLeft(path: path, offset: offset, bytes: bytes)
                 }
-                throw OffloadError.ioFailed(operation: "pwrite", path: paths[a], reason: Self.errnoText(code))
+                throw OffloadError.ioFailed(operation: "pwrite", path: path, reason: errnoText(code))
             }
-            if n == 0 { throw OffloadError.shortWrite(path: paths[a], offset: offset, expected: bytes, got: done) }
+            if n == 0 { throw OffloadError.shortWrite(path: path, offset: offset, expected: bytes, got: done) }
             done += n
         }
     }
@@ -289,18 +293,8 @@ public final class OffloadStore {
         let zeros = UnsafeMutableRawPointer.allocate(byteCount: block, alignment: 4096)
         defer { zeros.deallocate() }
         zeros.initializeMemory(as: UInt8.self, repeating: 0, count: block)
-        var offset = 0
-        while offset < bytes {
-            let length = min(block, bytes - offset)
-            let n = pwrite(fd, zeros, length, off_t(offset))
-            if n < 0 {
-                let code = errno
-                if code == EINTR { continue }
-                if code == ENOSPC || code == EDQUOT { throw OffloadError.noSpaceLeft(path: path, offset: offset, bytes: length) }
-                throw OffloadError.ioFailed(operation: "pwrite", path: path, reason: errnoText(code))
-            }
-            if n == 0 { throw OffloadError.shortWrite(path: path, offset: offset, expected: length, got: 0) }
-            offset += n
+        for offset in stride(from: 0, to: bytes, by: block) {
+            try pwriteFully(fd: fd, path: path, zeros, bytes: min(block, bytes - offset), offset: offset)
         }
     }
 
