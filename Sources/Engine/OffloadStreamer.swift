@@ -28,9 +28,9 @@ extension OffloadStore {
         streaming = true
         defer { streaming = false }
 
-        var chunks = ChunkIterator(ranges: ranges, chunkElements: chunkElements)
+        var chunks = OffloadChunkIterator(ranges: ranges, chunkElements: chunkElements)
         guard var current = chunks.next() else { return }
-        let failure = FirstError()
+        let failure = OffloadFirstError()
         let readDone = (0..<Self.slotCount).map { _ in DispatchSemaphore(value: 0) }
         let drainAndThrowIfFailed = { [ioQueue] in
             ioQueue.sync {}
@@ -70,7 +70,7 @@ extension OffloadStore {
         }
     }
 
-    private func enqueueRead(_ chunk: Range<Int>, slot: Int, failure: FirstError, done: DispatchSemaphore) {
+    private func enqueueRead(_ chunk: Range<Int>, slot: Int, failure: OffloadFirstError, done: DispatchSemaphore) {
         ioQueue.async { [self] in
             defer { done.signal() }
             guard failure.error == nil else { return }
@@ -85,7 +85,7 @@ extension OffloadStore {
         }
     }
 
-    private func enqueueWrite(_ chunk: Range<Int>, slot: Int, failure: FirstError) {
+    private func enqueueWrite(_ chunk: Range<Int>, slot: Int, failure: OffloadFirstError) {
         ioQueue.async { [self] in
             guard failure.error == nil else { return }
             do {
@@ -102,7 +102,7 @@ extension OffloadStore {
 
 /// Splits sorted ranges into chunks of at most `chunkElements`, lazily (a chunk size of 1 over
 /// millions of elements must not build a list of millions of ranges).
-struct ChunkIterator: IteratorProtocol {
+struct OffloadChunkIterator: IteratorProtocol {
     let ranges: [Range<Int>]
     let chunkElements: Int
     private var rangeIndex = 0
@@ -130,7 +130,7 @@ struct ChunkIterator: IteratorProtocol {
 }
 
 /// The first error raised on the I/O queue, read by the streaming thread.
-final class FirstError: @unchecked Sendable {
+final class OffloadFirstError: @unchecked Sendable {
     private let lock = NSLock()
     private var stored: Error?
 
