@@ -23,9 +23,13 @@ struct StepRange {
 ///   block group of prefetch scratch (`prefetchScratch`, resident from the first prefetch on).
 extension TrainingEngine: TrainingHooks {
     static func stepRanges(groups: ParameterGroups, shards: ShardLayout, partitioned: Bool, total: Int) -> [StepRange] {
+        // Unpartitioned ranges are still cut at group boundaries, so the gradient norm's partial sums
+        // (and so every bit of the step) are the same as one rank's under ZeRO.
         guard partitioned else {
-            return groups.segments(within: 0..<total).map {
-                StepRange(weightDecay: $0.weightDecay, full: $0.range, local: $0.range.lowerBound)
+            return shards.groups.flatMap { g in
+                groups.segments(within: g.range).map {
+                    StepRange(weightDecay: $0.weightDecay, full: $0.range, local: $0.range.lowerBound)
+                }
             }
         }
         var out: [StepRange] = []
