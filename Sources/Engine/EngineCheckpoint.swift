@@ -26,6 +26,8 @@ extension TrainingEngine {
     /// Collective under ZeRO.
     func fullState() throws -> [(suffix: String, buffer: FlatBuffer)] {
         try gatherFullParameters()
+        // The caller drops the pages again (`dropOffloadedPages`) once it has read them.
+        try pageInOffloaded()
         var kinds: [(String, FlatBuffer)] = [("master", model.params)]
         var moments: [(String, FlatBuffer)] = [("exp_avg", firstMoment)]
         if let v = secondMoment { moments.append(("exp_avg_sq", v)) }
@@ -47,7 +49,10 @@ extension TrainingEngine {
     /// Writes the state (collective: every rank calls it; rank 0 writes the file).
     public func saveState(to directory: String) throws {
         let kinds = try fullState()
-        defer { if paramShards != nil || isMixed { releaseFullParameters() } }
+        defer {
+            if paramShards != nil || isMixed { releaseFullParameters() }
+            dropOffloadedPages()
+        }
         guard communicator.rank == 0 else { return }
         var writer = SafeTensorsWriter(metadata: ["steps_taken": String(stepsTaken), "optimizer": "\(optimizer)",
                                                   "ranges": "full", "zero_stage": String(options.zeroStage),
@@ -87,7 +92,7 @@ extension TrainingEngine {
             }
         }
         try read("master", into: model.params)
-        adoptFullParameters()
+        try adoptFullParameters()
         var moments: [(String, FlatBuffer)] = [("exp_avg", firstMoment)]
         if let v = secondMoment { moments.append(("exp_avg_sq", v)) }
         for (suffix, buffer) in moments {
@@ -99,6 +104,8 @@ extension TrainingEngine {
                 keepOwned(full, into: buffer)
             }
         }
+        // The moments were read into their in-memory views: offload sends them home.
+        try pageOutOffloaded()
         guard let steps = file.metadata["steps_taken"].flatMap(Int.init) else {
             throw EngineCheckpointError.missing(path: path, what: "metadata steps_taken")
         }

@@ -115,4 +115,24 @@ extension ShardCollectives {
             }
         }
     }
+
+    /// Like `allGatherHalf`, with each rank's shard read in place from the full 16-bit buffer `words`
+    /// (mixed precision's compute weights under ZeRO-1/2, where each rank just wrote its own shard).
+    func allGatherHalfInPlace(group g: Int, words: UnsafeMutablePointer<UInt16>) throws {
+        let s = shards.groups[g]
+        let block = halfBlockScratch.raw.assumingMemoryBound(to: UInt16.self)
+        let output = halfScratch.raw.assumingMemoryBound(to: UInt16.self)
+        let mine = shards.ownedRange(group: g)
+        for (start, length) in chunks(s.shardSize) {
+            let valid = Swift.max(0, Swift.min(length, mine.count - start))
+            if valid > 0 { block.update(from: words + mine.lowerBound + start, count: valid) }
+            if valid < length { (block + valid).update(repeating: 0, count: length - valid) }
+            try communicator.allGatherBytes(input: block, output: output, blockBytes: length * 2)
+            for q in 0..<shards.worldSize where q != shards.rank {
+                let owned = shards.ownedRange(group: g, rank: q)
+                let n = Swift.max(0, Swift.min(length, owned.count - start))
+                if n > 0 { (words + owned.lowerBound + start).update(from: output + q * length, count: n) }
+            }
+        }
+    }
 }

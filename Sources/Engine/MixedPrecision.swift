@@ -71,6 +71,7 @@ extension TrainingEngine {
             format.roundTrip(master.raw.assumingMemoryBound(to: Float.self) + range.lowerBound, count: range.count,
                              into: params + range.lowerBound)
         } else if let paramShards {
+            try pageInParamShard(group: g)
             let full = params
             try collectives.allGatherHalf(group: g, local: paramShards.raw.assumingMemoryBound(to: Float.self), format: format) { start, words, count in
                 format.load(words, count: count, into: full + start)
@@ -144,32 +145,28 @@ extension TrainingEngine {
         }
         let factor = Float(1 / combined)
         stepsTaken += 1
-        let weights = (master ?? paramShards!).raw.assumingMemoryBound(to: Float.self)
-        let m = firstMoment.raw.assumingMemoryBound(to: Float.self)
-        let v = secondMoment?.raw.assumingMemoryBound(to: Float.self)
         let step = stepsTaken
-        forEachGradientChunk { i, offset, g, n in
-            let s = stepRanges[i]
-            if factor != 1 { GradientClipping.scale(g, count: n, by: factor) }
-            let local = s.local + offset
-            switch optimizer {
-            case .adamw(let b1, let b2, let eps, _):
-                let c = AdamWCoefficients(lr: lr, beta1: b1, beta2: b2, eps: eps, weightDecay: s.weightDecay, step: step)
-                AdamW.step(AdamWRange(params: weights + local, grads: g, expAvg: m + local, expAvgSq: v! + local, count: n), c)
-            case .sgd(let momentum, let dampening, _, let nesterov):
-                let c = SGDCoefficients(lr: lr, momentum: momentum, dampening: dampening, weightDecay: s.weightDecay, nesterov: nesterov)
-                SGD.step(SGDRange(params: weights + local, grads: g, momentumBuffer: momentum != 0 ? m + local : nil, count: n), c,
-                         isFirstStep: step == 1)
+        let words = computeWeights?.raw.assumingMemoryBound(to: UInt16.self)
+        let gradWords = halfGrads?.raw.assumingMemoryBound(to: UInt16.self)
+        let scratch = stepScratch?.raw.assumingMemoryBound(to: Float.self)
+        let shardBase = gradShards?.raw.assumingMemoryBound(to: Float.self)
+        try forEachStateChunk(chunk: Self.mixedStepChunk) { c in
+            let s = stepRanges[c.index]
+            let g: UnsafeMutablePointer<Float>
+            if let gradWords, let scratch {
+                format.load(gradWords + s.full.lowerBound + c.offset, count: c.count, into: scratch)
+                g = scratch
+            } else {
+                g = shardBase! + s.local + c.offset
             }
+            if factor != 1 { GradientClipping.scale(g, count: c.count, by: factor) }
+            applyOptimizer(c, grads: g, lr: lr, step: step)
+            // The stepped master chunk, rounded, is this rank's part of the compute weights.
+            if let words { format.store(c.weights, count: c.count, into: words + s.full.lowerBound + c.offset) }
         }
-        // Stages 1 and 2: everyone's stepped master shards, rounded, become everyone's compute weights.
-        if let computeWeights, let master {
-            let words = computeWeights.raw.assumingMemoryBound(to: UInt16.self)
-            for g in shards.groups {
-                try collectives.allGatherHalf(group: g.group, local: master.raw.assumingMemoryBound(to: Float.self), format: format) { start, src, count in
-                    (words + start).update(from: src, count: count)
-                }
-            }
+        // Stages 1 and 2: every rank's freshly rounded shard goes to everyone.
+        if let computeWeights, stage == 1 || stage == 2, communicator.worldSize > 1 {
+            for g in shards.groups { try collectives.allGatherHalfInPlace(group: g.group, words: computeWeights.raw.assumingMemoryBound(to: UInt16.self)) }
         }
         return OptimizerStepResult(gradNorm: norm, skipped: false)
     }

@@ -17,11 +17,13 @@ public enum OptimizerSettings: Sendable, Equatable {
 
 public enum EngineError: Error, CustomStringConvertible {
     case unsupported(String)
+    case invalidOption(String)
     case nonFiniteLoss(step: Int, loss: Double)
 
     public var description: String {
         switch self {
         case .unsupported(let what): return "engine: \(what) is not supported yet"
+        case .invalidOption(let what): return what
         case .nonFiniteLoss(let step, let loss):
             return "step \(step): the loss is \(loss); stopping (with f32 there is no loss scaler to skip the step)"
         }
@@ -97,14 +99,25 @@ public final class TrainingEngine {
     let stepScratch: FlatBuffer?
     /// fp16's loss scaler (nil for f32 and bf16, which need none). Checkpointed with the engine state.
     public var lossScaler: LossScaler?
+    /// NVMe offload: where optimizer state (and mixed precision's master weights, and ZeRO-3's weight
+    /// shards with `offload_param`) live; nil when everything is in memory. See OptimizerOffload.swift.
+    public let offloadStore: OffloadStore?
 
     public init(model: TransformerModel, options: EngineOptions, optimizer: OptimizerSettings,
                 frozen: Set<String> = [], maxTokens: Int, communicator: Communicator = ThreadCommunicator.group(worldSize: 1)[0]) throws {
         guard (0...3).contains(options.zeroStage) else { throw EngineError.unsupported("engine.zero_stage \(options.zeroStage)") }
         guard options.pipeline.stages == 1 else { throw EngineError.unsupported("pipeline parallelism") }
-        guard options.offloadOptimizer.device == .none || options.offloadOptimizer.device == .cpu else {
-            throw EngineError.unsupported("optimizer offload to \(options.offloadOptimizer.device.rawValue)")
+        let offloadParam = options.offloadParam.device == .nvme
+        if offloadParam && options.zeroStage != 3 {
+            throw EngineError.invalidOption("engine.offload_param needs zero_stage 3 (as in DeepSpeed), got zero_stage \(options.zeroStage)")
         }
+        if options.offloadOptimizer.device == .nvme && options.offloadOptimizer.path == nil {
+            throw EngineError.invalidOption("engine.offload_optimizer: device nvme needs a path")
+        }
+        if offloadParam && options.offloadParam.path == nil && options.offloadOptimizer.path == nil {
+            throw EngineError.invalidOption("engine.offload_param: device nvme needs a path")
+        }
+        if options.precision == .fp16 { try LossScaler.validate(options.lossScaler) }
         self.model = model
         self.options = options
         self.optimizer = optimizer
@@ -123,16 +136,30 @@ public final class TrainingEngine {
         gradShards = stage >= 2 ? FlatBuffer(dtype: .f32, count: shards.localCount) : nil
         paramShards = stage == 3 ? FlatBuffer(dtype: .f32, count: shards.localCount) : nil
         master = format != nil && stage < 3 ? FlatBuffer(dtype: .f32, count: stateCount) : nil
-        computeWeights = format.map { f in stage == 1 || stage == 2 ? FlatBuffer(dtype: f.dtype, count: n) : nil } ?? nil
+        let offloading = options.offloadOptimizer.device == .nvme || offloadParam
+        // Mixed stage 0 rounds master per use, unless master is on disk: then a 16-bit copy is kept.
+        computeWeights = format.map { f in stage == 1 || stage == 2 || (stage == 0 && offloading) ? FlatBuffer(dtype: f.dtype, count: n) : nil } ?? nil
         halfGrads = format.map { f in stage <= 1 ? FlatBuffer(dtype: f.dtype, count: n) : nil } ?? nil
-        stepScratch = format != nil && stage <= 1 ? FlatBuffer(dtype: .f32, count: Self.mixedStepChunk) : nil
+        if offloading {
+            let names = Self.offloadNames(optimizer: optimizer, mixed: format != nil, stage: stage, offloadParam: offloadParam)
+            let root = options.offloadOptimizer.path ?? options.offloadParam.path!
+            let bufferBytes = options.offloadOptimizer.device == .nvme ? options.offloadOptimizer.bufferSize : options.offloadParam.bufferSize
+            // The bounded buffer: 3 slots (computing, reading ahead, writing behind) per array.
+            let chunk = Swift.max(4096, bufferBytes / (4 * 3 * names.count))
+            offloadStore = try OffloadStore(directory: root + "/rank\(communicator.rank)",
+                                            names: names, count: stateCount, chunkElements: chunk)
+        } else {
+            offloadStore = nil
+        }
+        let scratchCount = Swift.max(Self.mixedStepChunk, offloadStore?.chunkElements ?? 0)
+        stepScratch = format != nil && stage <= 1 ? FlatBuffer(dtype: .f32, count: scratchCount) : nil
         lossScaler = options.precision == .fp16 ? LossScaler(options: options.lossScaler) : nil
         firstMoment = FlatBuffer(dtype: .f32, count: stateCount)
         if case .adamw = optimizer { secondMoment = FlatBuffer(dtype: .f32, count: stateCount) } else { secondMoment = nil }
         let blocks = model.config.numLayers
         let largestBlockShard = blocks >= 2 ? shards.groups[1...blocks].map(\.shardSize).max()! : 0
         // Mixed precision gathers 16-bit shards with blocking collectives (no prefetch).
-        prefetchScratch = stage == 3 && largestBlockShard > 0 && format == nil
+        prefetchScratch = stage == 3 && largestBlockShard > 0 && format == nil && !offloadParam
             ? FlatBuffer(dtype: .f32, count: shards.worldSize * largestBlockShard) : nil
         state = TrainingState(config: model.config, maxTokens: maxTokens, checkpointActivations: options.activationCheckpointing,
                               activationDType: format?.dtype ?? .f32)
@@ -147,7 +174,8 @@ public final class TrainingEngine {
         let params = isMixed ? (paramShards ?? master)!.byteCount + (computeWeights?.byteCount ?? 0)
                              : paramShards?.byteCount ?? model.params.byteCount
         let gradients = gradShards?.byteCount ?? halfGrads?.byteCount ?? grads.byteCount
-        return params + gradients + firstMoment.byteCount + (secondMoment?.byteCount ?? 0)
+        let offloaded = offloadedArrays.reduce(0) { $0 + $1.buffer.byteCount }
+        return params + gradients + firstMoment.byteCount + (secondMoment?.byteCount ?? 0) - offloaded
     }
 
     /// Bytes of f32 master weights (mixed precision) and optimizer moments this rank holds: what
@@ -196,7 +224,7 @@ public final class TrainingEngine {
     /// gathers every group first and is collective.
     public func evaluate(tokens: [Int32], positions: [Int32], spans: [AttentionSpan], targets: [Int32]) throws -> (lossSum: Double, labelTokens: Int) {
         if isMixed {
-            for g in shards.groups { try materializeComputeWeights(group: g.group) }
+            for g in shards.groups { try materializeComputeWeights(group: g.group); releaseParamShard(group: g.group) }
         } else if options.zeroStage == 3 {
             try gatherFullParameters()
         }

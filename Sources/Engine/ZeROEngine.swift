@@ -53,12 +53,12 @@ extension TrainingEngine: TrainingHooks {
         if communicator.worldSize > 1 {
             try communicator.broadcast(model.params.raw, bytes: model.params.byteCount, root: 0)
         }
-        adoptFullParameters()
+        try adoptFullParameters()
     }
 
     /// `model.params` holds full f32 weights on every rank: keep what this rank's storage holds (stage 3
     /// and mixed precision then release the full buffer).
-    func adoptFullParameters() {
+    func adoptFullParameters() throws {
         if let paramShards {
             let local = paramShards.raw.assumingMemoryBound(to: Float.self)
             for g in shards.groups {
@@ -68,11 +68,14 @@ extension TrainingEngine: TrainingHooks {
             releaseFullParameters()
         }
         adoptMixedParameters()
+        try pageOutOffloaded()
     }
 
     /// Stage 3: every group's full weights into `model.params` (for export, evaluation or inspection).
     /// Collective. They stay resident until the next training micro-step releases them group by group.
     public func gatherFullParameters() throws {
+        try pageInWeights()
+        defer { dropOffloadedWeights() }
         if isMixed { return try gatherMixedMaster() }
         guard let paramShards else { return }
         try finishPrefetch()
@@ -93,6 +96,7 @@ extension TrainingEngine: TrainingHooks {
     public func willUse(group: Int, backward: Bool) throws {
         if isMixed { return try materializeComputeWeights(group: group) }
         guard let paramShards else { return }
+        try pageInParamShard(group: group)
         let local = paramShards.raw.assumingMemoryBound(to: Float.self)
         if let f = inFlight, f.group == group, let scratch = prefetchScratch {
             inFlight = nil
@@ -112,6 +116,7 @@ extension TrainingEngine: TrainingHooks {
     }
 
     public func didUse(group: Int, backward: Bool) throws {
+        releaseParamShard(group: group)
         if isMixed { return model.params.release(shards.groups[group].range) }
         guard stage == 3 else { return }
         // Open MPI advances a non-blocking collective mostly inside MPI calls: give it one here.
@@ -174,22 +179,10 @@ extension TrainingEngine: TrainingHooks {
             for r in ranges { GradientClipping.scale(gradBase + r.lowerBound, count: r.count, by: c) }
         }
         stepsTaken += 1
-        let weights = paramShards.map { $0.raw.assumingMemoryBound(to: Float.self) } ?? params
-        let m = firstMoment.raw.assumingMemoryBound(to: Float.self)
-        for s in stepRanges {
-            let p = weights + (paramShards != nil ? s.local : s.full.lowerBound)
-            let g = gradBase + (gradShards != nil ? s.local : s.full.lowerBound)
-            let count = s.full.count
-            switch optimizer {
-            case .adamw(let b1, let b2, let eps, _):
-                let c = AdamWCoefficients(lr: lr, beta1: b1, beta2: b2, eps: eps, weightDecay: s.weightDecay, step: stepsTaken)
-                AdamW.step(AdamWRange(params: p, grads: g, expAvg: m + s.local,
-                                      expAvgSq: secondMoment!.raw.assumingMemoryBound(to: Float.self) + s.local, count: count), c)
-            case .sgd(let momentum, let dampening, _, let nesterov):
-                let c = SGDCoefficients(lr: lr, momentum: momentum, dampening: dampening, weightDecay: s.weightDecay, nesterov: nesterov)
-                SGD.step(SGDRange(params: p, grads: g, momentumBuffer: momentum != 0 ? m + s.local : nil, count: count), c,
-                         isFirstStep: stepsTaken == 1)
-            }
+        let step = stepsTaken
+        try forEachStateChunk(chunk: Int.max) { c in
+            let s = stepRanges[c.index]
+            applyOptimizer(c, grads: gradBase + (gradShards != nil ? s.local : s.full.lowerBound) + c.offset, lr: lr, step: step)
         }
         // Stages 1 and 2 hold full weights: every rank's freshly stepped shards go to everyone.
         if stage == 1 || stage == 2, communicator.worldSize > 1 {

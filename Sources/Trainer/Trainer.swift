@@ -61,7 +61,6 @@ public final class Trainer {
         if c.lora != nil { throw TrainerError.configuration("lora: LoRA training is not available yet in this build; remove the lora section for a full fine-tune") }
         if c.logging.tensorboard { throw TrainerError.configuration("logging.tensorboard: TensorBoard event files are not available yet; metrics.jsonl and metrics.csv are") }
         if c.deepspeed != nil { throw TrainerError.configuration("deepspeed: importing a ds_config.json is not available yet; put its settings in the recipe's engine/training sections") }
-        if c.engine.offloadParam.device != .none { throw TrainerError.configuration("engine.offload_param: parameter offload is not available yet") }
         if let path = c.model.path {
             model = try TransformerModel.load(directory: path)
             modelDirectory = path
