@@ -319,6 +319,9 @@ public final class Trainer {
     public func samples() throws -> [(prompt: String, answer: String)] {
         let l = configuration.logging
         guard !l.samplePrompts.isEmpty else { return [] }
+        // ZeRO-3 and mixed precision keep no full f32 weights between uses: gather the master weights
+        // (collective; every rank calls this).
+        try engine.gatherFullParameters()
         let stop = ChatPrompt.stopIds(config: model.config, tokenizer: tokenizer, directory: modelDirectory)
         return try l.samplePrompts.map { prompt in
             let ids = try ChatPrompt.ids(prompt, chat: tokenizer.chatTemplateSource != nil, tokenizer: tokenizer, source: tokenizerDirectory)

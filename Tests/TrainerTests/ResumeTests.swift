@@ -38,8 +38,44 @@ final class ResumeTests: XCTestCase {
     }
 
     func testResumedRunIsBitIdenticalToAnUninterruptedOne() throws {
-        let a = NSTemporaryDirectory() + "sf-resume-a-\(getpid())", b = NSTemporaryDirectory() + "sf-resume-b-\(getpid())"
+        try checkResume(tag: "f32") { _ in }
+    }
+
+    /// fp16 with a loss scale so large that the first steps overflow (skipped, logged, the scale halving
+    /// with hysteresis 1) while a window of 2 doubles it again later: the scaler's state crosses the
+    /// checkpoint. Optimizer state and master weights live on disk (NVMe offload) in the first half and
+    /// in memory after the resume: the checkpoint does not depend on where state lived.
+    func testFP16WithSkippedStepsAndOffloadResumesBitIdentically() throws {
+        let offload = NSTemporaryDirectory() + "sf-resume-offload-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: offload) }
+        let metrics = try checkResume(tag: "fp16", secondHalf: { $0.engine.offloadOptimizer = EngineOptions.Offload() }) { c in
+            c.engine.precision = .fp16
+            c.engine.lossScaler.initialScalePower = 18
+            c.engine.lossScaler.hysteresis = 1
+            c.engine.lossScaler.lossScaleWindow = 2
+            c.engine.offloadOptimizer.device = .nvme
+            c.engine.offloadOptimizer.path = offload
+        }
+        let skipped = metrics.filter { $0["skipped"]?.boolValue == true }.count
+        let scales = metrics.compactMap { $0["loss_scale"]?.doubleValue }
+        print("fp16 resume: skipped \(skipped) of \(metrics.count) steps; loss scales \(scales)")
+        XCTAssertGreaterThan(skipped, 0, "the large initial scale must overflow")
+        XCTAssertLessThan(skipped, metrics.count, "the scale must come down far enough to train")
+        XCTAssertEqual(scales.count, metrics.count, "every step logs loss_scale")
+    }
+
+    /// Runs 10 steps whole, and 5 + resume 5 (with `secondHalf` changing the resumed run's settings);
+    /// returns the whole run's step records from metrics.jsonl.
+    @discardableResult
+    func checkResume(tag: String, secondHalf: (inout TrainingConfiguration) -> Void = { _ in },
+                     _ configure: (inout TrainingConfiguration) -> Void) throws -> [JSONValue] {
+        let a = NSTemporaryDirectory() + "sf-resume-a-\(tag)-\(getpid())", b = NSTemporaryDirectory() + "sf-resume-b-\(tag)-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: a); try? FileManager.default.removeItem(atPath: b) }
+        func configuration(output: String) -> TrainingConfiguration {
+            var c = self.configuration(output: output)
+            configure(&c)
+            return c
+        }
 
         let whole = try Trainer(configuration: configuration(output: a), log: { _ in })
         let wholeLosses = Losses()
@@ -57,6 +93,7 @@ final class ResumeTests: XCTestCase {
         }
 
         var c = configuration(output: b)
+        secondHalf(&c)
         c.resume = "auto"
         let second = try Trainer(configuration: c, log: { _ in })
         let secondLosses = Losses()
@@ -67,7 +104,10 @@ final class ResumeTests: XCTestCase {
         // Exact: same data position, schedule step, optimizer moments and master weights.
         for step in 6...10 { XCTAssertEqual(secondLosses.byStep[step], wholeLosses.byStep[step], "step \(step)") }
         XCTAssertEqual(Array(second.model.params.floats), Array(whole.model.params.floats))
-        XCTAssertEqual(second.engine.stepsTaken, 10)
+        XCTAssertEqual(second.engine.stepsTaken, whole.engine.stepsTaken)
+        XCTAssertEqual(second.engine.lossScaler, whole.engine.lossScaler)
+        let text = try String(contentsOfFile: a + "/metrics.jsonl", encoding: .utf8)
+        return try text.split(separator: "\n").map { try JSONValue.parse(String($0)) }.filter { $0["loss"] != nil }
     }
 
     func testResumeRejectsAnotherModelsCheckpoint() throws {
