@@ -29,6 +29,7 @@ do {
     for name in ["train", "train-ckpt", "train-bf16", "train-bf16-ckpt", "train-bf16-offload"] where wanted(name) {
         try TrainStepBenchmark.run(peak: peak(), variant: TrainStepBenchmark.variants[name]!)
     }
+    if wanted("checkpoint") { try CheckpointBenchmark.run() }
     if wanted("train-summary") { try TrainStepBenchmark.summary() }
     if args.contains("zero") {
         let stage = CommandLine.arguments.last.flatMap(Int.init)

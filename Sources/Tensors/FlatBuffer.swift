@@ -38,8 +38,15 @@ public final class FlatBuffer: @unchecked Sendable {
 
     private static func map(bytes: Int) -> UnsafeMutableRawPointer? {
         let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-        return p == MAP_FAILED ? nil : p
+        guard p != MAP_FAILED, let p else { return nil }
+        // Large buffers are filled and released group by group many times per step (ZeRO-3, mixed
+        // precision): 2 MB pages fault 512 times less often than 4 KB ones. A hint only; with THP off
+        // it does nothing.
+        if bytes >= hugePageThreshold { _ = madvise(p, bytes, 14 /* MADV_HUGEPAGE */) }
+        return p
     }
+
+    static let hugePageThreshold = 8 << 20
 
     /// True when `release` returns memory to the system (otherwise it only zeroes).
     public var isReleasable: Bool { mappedBytes > 0 }

@@ -62,11 +62,14 @@ public enum HalfConversion {
         let s = UnsafeRawPointer(src.baseAddress!)
         let d = UnsafeMutableRawPointer(dst.baseAddress!)
         while i + 8 <= n {
-            let u = s.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<UInt32>.self)
+            // Int32 lanes and masks made by arithmetic: the stdlib's SIMD compares and `replacing`
+            // are scalarized (a loop through memory) on baseline x86-64; shifts and bit ops are not.
+            // The shifts' sign fill is cut off by the truncation to 16 bits.
+            let u = s.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Int32>.self)
             let rounded = (u &+ ((u &>> 16) & 1) &+ 0x7FFF) &>> 16
-            // NaN: exponent all ones and a non-zero mantissa.
-            let isNaN = (u & 0x7FFF_FFFF) .> 0x7F80_0000
-            let out = SIMD8<UInt16>(truncatingIfNeeded: rounded.replacing(with: 0xFFFF, where: isNaN))
+            // NaN: exponent all ones and a non-zero mantissa, i.e. magnitude > 0x7F80_0000.
+            let isNaN = Self.lanesAbove(u & 0x7FFF_FFFF, 0x7F80_0000)
+            let out = SIMD8<UInt16>(truncatingIfNeeded: Self.select(isNaN, SIMD8(repeating: -1), rounded))
             d.storeBytes(of: out, toByteOffset: i * 2, as: SIMD8<UInt16>.self)
             i += 8
         }
@@ -94,16 +97,19 @@ public enum HalfConversion {
         let s = UnsafeRawPointer(src.baseAddress!)
         let d = UnsafeMutableRawPointer(dst.baseAddress!)
         while i + 8 <= n {
-            let x = s.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<UInt32>.self)
-            let sign = x & 0x8000_0000
+            // Int32 lanes as in toBF16: the magnitude `u` fits, and signed compares vectorize.
+            let x = s.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Int32>.self)
+            let sign = x & Int32(bitPattern: 0x8000_0000)
             let u = x ^ sign
             // The three cases of the scalar reference, computed for all lanes and selected by mask.
-            let nanOrInf = SIMD8<UInt32>(repeating: 0x7C00).replacing(with: 0x7E00 | ((u &>> 13) & 0x3FF), where: u .> 0x7F80_0000)
-            let sub = SIMD8<Float>(bitPattern: u) + SIMD8<Float>(repeating: 0.5)
-            let subBits = SIMD8<UInt32>(bitPattern: sub) &- 0x3F00_0000
-            let normal = (u &+ 0xC800_0FFF &+ ((u &>> 13) & 1)) &>> 13
-            var o = normal.replacing(with: subBits, where: u .< 0x3880_0000)
-            o.replace(with: nanOrInf, where: u .>= 0x4780_0000)
+            let nanOrInf = Self.select(Self.lanesAbove(u, 0x7F80_0000), 0x7E00 | ((u &>> 13) & 0x3FF), SIMD8(repeating: 0x7C00))
+            let sub = unsafeBitCast(u, to: SIMD8<Float>.self) + SIMD8<Float>(repeating: 0.5)
+            let subBits = unsafeBitCast(sub, to: SIMD8<Int32>.self) &- 0x3F00_0000
+            // 0xC800_0FFF as a wrapping Int32 addend; the arithmetic shift's sign fill lies above
+            // the 16 bits kept.
+            let normal = (u &+ Int32(bitPattern: 0xC800_0FFF) &+ ((u &>> 13) & 1)) &>> 13
+            var o = Self.select(Self.lanesAbove(0x3880_0000, u), subBits, normal)
+            o = Self.select(Self.lanesAbove(0x4780_0000, u), o, nanOrInf)
             let out = SIMD8<UInt16>(truncatingIfNeeded: o | (sign &>> 16))
             d.storeBytes(of: out, toByteOffset: i * 2, as: SIMD8<UInt16>.self)
             i += 8
@@ -118,21 +124,31 @@ public enum HalfConversion {
         let s = UnsafeRawPointer(src.baseAddress!)
         let d = UnsafeMutableRawPointer(dst.baseAddress!)
         while i + 8 <= n {
-            let h = SIMD8<UInt32>(truncatingIfNeeded: s.loadUnaligned(fromByteOffset: i * 2, as: SIMD8<UInt16>.self))
+            // Int32 lanes and arithmetic masks, as in toBF16.
+            let h = SIMD8<Int32>(truncatingIfNeeded: s.loadUnaligned(fromByteOffset: i * 2, as: SIMD8<UInt16>.self))
             let sign = (h & 0x8000) &<< 16
             let exp = (h &>> 10) & 0x1F
             let mant = h & 0x3FF
             let normal = sign | ((exp &+ 112) &<< 23) | (mant &<< 13)
             let special = sign | 0x7F80_0000 | (mant &<< 13)
             let subF = SIMD8<Float>(mant) * SIMD8<Float>(repeating: Float(bitPattern: 0x3380_0000))
-            let sub = SIMD8<UInt32>(bitPattern: subF) | sign
-            var o = normal.replacing(with: special, where: exp .== 0x1F)
-            o.replace(with: sub, where: exp .== 0)
-            d.storeBytes(of: o, toByteOffset: i * 4, as: SIMD8<UInt32>.self)
+            let sub = unsafeBitCast(subF, to: SIMD8<Int32>.self) | sign
+            var o = Self.select(Self.lanesAbove(exp, 0x1E), special, normal)
+            o = Self.select(Self.lanesAbove(1, exp), sub, o)
+            d.storeBytes(of: o, toByteOffset: i * 4, as: SIMD8<Int32>.self)
             i += 8
         }
         while i < n { dst[i] = float(f16: src[i]); i += 1 }
     }
+}
+
+extension HalfConversion {
+    /// All ones in the lanes where a > b, zero elsewhere; for non-negative lanes (a − b cannot overflow).
+    @inline(__always) static func lanesAbove(_ a: SIMD8<Int32>, _ b: SIMD8<Int32>) -> SIMD8<Int32> { (b &- a) &>> 31 }
+    @inline(__always) static func lanesAbove(_ a: SIMD8<Int32>, _ b: Int32) -> SIMD8<Int32> { lanesAbove(a, SIMD8(repeating: b)) }
+    @inline(__always) static func lanesAbove(_ a: Int32, _ b: SIMD8<Int32>) -> SIMD8<Int32> { lanesAbove(SIMD8(repeating: a), b) }
+    /// `a` where `mask` is all ones, `b` where it is zero.
+    @inline(__always) static func select(_ mask: SIMD8<Int32>, _ a: SIMD8<Int32>, _ b: SIMD8<Int32>) -> SIMD8<Int32> { (a & mask) | (b & ~mask) }
 }
 
 extension SIMD8 where Scalar == Float {
