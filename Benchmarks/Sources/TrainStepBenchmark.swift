@@ -13,6 +13,8 @@ enum TrainStepBenchmark {
         var checkpointing = false
         /// Optimizer state (and master weights) in files under this directory.
         var offloadPath: String?
+        /// Rows × tokens per row of the micro-batch.
+        var batch = (rows: 4, length: 256)
     }
 
     static let variants: [String: Variant] = [
@@ -22,13 +24,16 @@ enum TrainStepBenchmark {
         "train-bf16-ckpt": Variant(name: "bf16 + activation checkpointing", precision: .bf16, checkpointing: true),
         "train-bf16-offload": Variant(name: "bf16 + NVMe optimizer offload", precision: .bf16,
                                       offloadPath: NSTemporaryDirectory() + "swift-finetune-bench-offload"),
+        // Longer rows: activations outweigh model state, as in most fine-tunes.
+        "train-512": Variant(name: "f32, 4×512", batch: (4, 512)),
+        "train-bf16-512": Variant(name: "bf16, 4×512", precision: .bf16, batch: (4, 512)),
     ]
 
     static func run(peak: Double, variant v: Variant) throws {
         let c = try BenchModel.config135M()
         let model = TransformerModel(config: c)
         model.initializeRandom(seed: 0)
-        let (B, T) = (4, 256)
+        let (B, T) = v.batch
         let checkpointing = v.checkpointing
         var options = EngineOptions()
         options.activationCheckpointing = checkpointing
@@ -101,13 +106,17 @@ enum TrainStepBenchmark {
             rows[j["variant"]!.stringValue!] = (j["tokens_per_second"]!.doubleValue!, j["peak_rss_gb"]!.doubleValue!,
                                                j["optimizer_state_gb"]!.doubleValue!)
         }
-        print("\n== Precision, checkpointing and offload side by side (135M, 4×256, this run)")
-        for name in ["f32", "f32 + activation checkpointing", "bf16", "bf16 + activation checkpointing", "bf16 + NVMe optimizer offload"] {
+        print("\n== Precision, checkpointing and offload side by side (135M, batch 4×256 unless named, this run)")
+        for name in ["f32", "f32 + activation checkpointing", "bf16", "bf16 + activation checkpointing", "bf16 + NVMe optimizer offload",
+                     "f32, 4×512", "bf16, 4×512"] {
             guard let r = rows[name] else { continue }
             Measure.line("  " + name, "\(Measure.fmt(r.tps)) tokens/s, peak RSS \(Measure.fmt(r.rss, 2)) GB")
         }
         if let f = rows["f32"], let b = rows["bf16"] {
             Measure.line("bf16 / f32", "\(Measure.fmt(b.rss / f.rss, 2))× peak RSS (target ≤ 0.70), \(Measure.fmt(b.tps / f.tps, 2))× tokens/s")
+        }
+        if let f = rows["f32, 4×512"], let b = rows["bf16, 4×512"] {
+            Measure.line("bf16 / f32 at 4×512", "\(Measure.fmt(b.rss / f.rss, 2))× peak RSS (target ≤ 0.70), \(Measure.fmt(b.tps / f.tps, 2))× tokens/s")
         }
         if let f = rows["f32"], let b = rows["bf16"], let o = rows["bf16 + NVMe optimizer offload"] {
             Measure.line("offload: peak RSS vs f32 − 0.8 × state", "\(Measure.fmt(o.rss, 2)) GB vs \(Measure.fmt(f.rss - 0.8 * b.opt, 2)) GB (offloaded \(Measure.fmt(b.opt, 2)) GB)")
