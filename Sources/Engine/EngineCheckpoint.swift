@@ -15,74 +15,118 @@ public enum EngineCheckpointError: Error, CustomStringConvertible {
     }
 }
 
-/// The engine's share of a checkpoint: fp32 master weights and optimizer state of every parameter, by
-/// Hugging Face name, in `zero_rank0_optim_states.safetensors`. Under ZeRO the shards are gathered and
-/// rank 0 writes them consolidated (metadata `ranges: full`), so a run resumes on any number of ranks and
-/// any stage by slicing again; per-rank shard files (no gather) are a later optimisation.
+/// The engine's share of a checkpoint: each rank writes `zero_rank{R}_optim_states.safetensors` with the
+/// f32 master weights and optimizer moments it owns, by Hugging Face name and element range, without any
+/// gather (ARCHITECTURE.md, decision 8). A tensor the rank owns whole is `<name>.<kind>` with the
+/// parameter's shape; a piece is `<name>.<kind>@<start>-<end>`, 1-D, over the flattened parameter. Kinds:
+/// `master`, `exp_avg`, `exp_avg_sq`. Data parallel (stage 0) ranks hold identical state: rank 0 writes
+/// it whole and the others write files with no tensors. A resume reads every rank's file, on any world
+/// size and stage, and keeps its own slices.
 extension TrainingEngine {
     public static func optimizerStateFileName(rank: Int) -> String { "zero_rank\(rank)_optim_states.safetensors" }
 
-    /// Full-size views of each kind of state, gathering shards when this rank holds only its own.
-    /// Collective under ZeRO.
-    func fullState() throws -> [(suffix: String, buffer: FlatBuffer)] {
-        try gatherFullParameters()
-        // The caller drops the pages again (`dropOffloadedPages`) once it has read them.
-        try pageInOffloaded()
-        var kinds: [(String, FlatBuffer)] = [("master", model.params)]
-        var moments: [(String, FlatBuffer)] = [("exp_avg", firstMoment)]
-        if let v = secondMoment { moments.append(("exp_avg_sq", v)) }
-        for (suffix, buffer) in moments {
-            if options.zeroStage == 0 {
-                kinds.append((suffix, buffer))
-            } else {
-                let full = FlatBuffer(dtype: .f32, count: model.layout.totalCount)
-                for g in shards.groups {
-                    try collectives.allGather(group: g.group, local: buffer.raw.assumingMemoryBound(to: Float.self),
-                                              into: full.raw.assumingMemoryBound(to: Float.self))
-                }
-                kinds.append((suffix, full))
-            }
-        }
+    /// This rank's state, per kind: the buffer and whether it is compact (shard coordinates) or full.
+    func stateKinds() -> [(kind: String, buffer: FlatBuffer, compact: Bool)] {
+        var kinds: [(String, FlatBuffer, Bool)]
+        if let w = master ?? paramShards { kinds = [("master", w, stage > 0)] } else { kinds = [("master", model.params, false)] }
+        kinds.append(("exp_avg", firstMoment, stage > 0))
+        if let v = secondMoment { kinds.append(("exp_avg_sq", v, stage > 0)) }
         return kinds
     }
 
-    /// Writes the state (collective: every rank calls it; rank 0 writes the file).
-    public func saveState(to directory: String) throws {
-        let kinds = try fullState()
-        defer {
-            if paramShards != nil || isMixed { releaseFullParameters() }
-            dropOffloadedPages()
+    /// The pieces of each layout entry this rank writes: (entry, range within the entry's elements, the
+    /// full-buffer range, the offset in compact buffers).
+    func ownedPieces() -> [(entry: ParameterLayout.Entry, within: Range<Int>, compactOffset: Int)] {
+        var out: [(ParameterLayout.Entry, Range<Int>, Int)] = []
+        if stage == 0 {
+            guard communicator.rank == 0 else { return [] }
+            return model.layout.entries.map { ($0, 0..<$0.count, $0.range.lowerBound) }
         }
-        guard communicator.rank == 0 else { return }
+        for g in shards.groups {
+            let owned = shards.ownedRange(group: g.group)
+            for e in model.layout.entries where e.range.overlaps(owned) {
+                let lo = Swift.max(e.range.lowerBound, owned.lowerBound), hi = Swift.min(e.range.upperBound, owned.upperBound)
+                out.append((e, (lo - e.range.lowerBound)..<(hi - e.range.lowerBound), g.localOffset + lo - owned.lowerBound))
+            }
+        }
+        return out
+    }
+
+    /// Writes this rank's state file into `directory` (every rank calls it; no collectives).
+    public func saveState(to directory: String) throws {
+        try pageInOffloaded()
+        defer { dropOffloadedPages() }
         var writer = SafeTensorsWriter(metadata: ["steps_taken": String(stepsTaken), "optimizer": "\(optimizer)",
-                                                  "ranges": "full", "zero_stage": String(options.zeroStage),
+                                                  "zero_stage": String(options.zeroStage), "rank": String(communicator.rank),
                                                   "world_size": String(communicator.worldSize)])
-        for entry in model.layout.entries {
-            for (suffix, buffer) in kinds {
-                try writer.add("\(entry.name).\(suffix)", dtype: .f32, shape: entry.shape, source: .floatProducer(count: entry.count) { emit in
-                    try emit(UnsafeBufferPointer(buffer.floats(entry.range)))
+        let kinds = stateKinds()
+        for (entry, within, compactOffset) in ownedPieces() {
+            let whole = within.count == entry.count
+            for (kind, buffer, compact) in kinds {
+                let start = compact ? compactOffset : entry.range.lowerBound + within.lowerBound
+                let name = whole ? "\(entry.name).\(kind)" : "\(entry.name).\(kind)@\(within.lowerBound)-\(within.upperBound)"
+                try writer.add(name, dtype: .f32, shape: whole ? entry.shape : [within.count], source: .floatProducer(count: within.count) { emit in
+                    try emit(UnsafeBufferPointer(buffer.floats(start..<start + within.count)))
                 })
             }
         }
-        try writer.write(to: (directory as NSString).appendingPathComponent(Self.optimizerStateFileName(rank: 0)))
+        try writer.write(to: (directory as NSString).appendingPathComponent(Self.optimizerStateFileName(rank: communicator.rank)))
+    }
+
+    /// Reads every rank's state file of a checkpoint into full-size f32 buffers, one per kind asked for
+    /// (all elements of every parameter must be found). Returns the saving run's steps taken.
+    @discardableResult
+    public static func readState(directory: String, layout: ParameterLayout, into buffers: [String: FlatBuffer]) throws -> Int {
+        let first = (directory as NSString).appendingPathComponent(optimizerStateFileName(rank: 0))
+        guard FileManager.default.fileExists(atPath: first) else { throw EngineCheckpointError.missing(path: directory, what: optimizerStateFileName(rank: 0)) }
+        let rank0 = try SafeTensorsFile(path: first)
+        guard let worldSize = rank0.metadata["world_size"].flatMap(Int.init), worldSize > 0,
+              let steps = rank0.metadata["steps_taken"].flatMap(Int.init) else {
+            throw EngineCheckpointError.missing(path: first, what: "metadata world_size and steps_taken")
+        }
+        var filled = buffers.mapValues { _ in 0 }
+        for r in 0..<worldSize {
+            let path = (directory as NSString).appendingPathComponent(optimizerStateFileName(rank: r))
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw EngineCheckpointError.missing(path: directory, what: "\(optimizerStateFileName(rank: r)) (written by \(worldSize) ranks)")
+            }
+            let file = r == 0 ? rank0 : try SafeTensorsFile(path: path)
+            for tensor in file.names {
+                let (base, piece) = tensor.split(separator: "@", maxSplits: 1).map(String.init).splitFirst()
+                guard let dot = base.lastIndex(of: ".") else { throw EngineCheckpointError.layoutMismatch(path: path, detail: "tensor \(tensor) names no state kind") }
+                let name = String(base[..<dot]), kind = String(base[base.index(after: dot)...])
+                guard let buffer = buffers[kind] else { continue }
+                guard let entry = layout[name] else { throw EngineCheckpointError.layoutMismatch(path: path, detail: "the model has no parameter \(name)") }
+                let info = file.info(tensor)!
+                var within = 0..<entry.count
+                if let piece {
+                    let bounds = piece.split(separator: "-").compactMap { Int($0) }
+                    guard bounds.count == 2, bounds[0] < bounds[1], bounds[1] <= entry.count, info.shape == [bounds[1] - bounds[0]] else {
+                        throw EngineCheckpointError.layoutMismatch(path: path, detail: "\(tensor) has shape \(info.shape), not a piece of \(name) \(entry.shape)")
+                    }
+                    within = bounds[0]..<bounds[1]
+                } else if info.shape != entry.shape {
+                    throw EngineCheckpointError.layoutMismatch(path: path, detail: "\(tensor) has shape \(info.shape), the model \(entry.shape)")
+                }
+                let start = entry.range.lowerBound + within.lowerBound
+                try file.readFloats(tensor, into: buffer.floats(start..<start + within.count))
+                filled[kind]! += within.count
+            }
+        }
+        for (kind, count) in filled where count != layout.totalCount {
+            throw EngineCheckpointError.missing(path: directory, what: "\(layout.totalCount - count) of \(layout.totalCount) \(kind) values in the \(worldSize) state files")
+        }
+        return steps
     }
 
     /// Restores master weights and optimizer state, whatever stage and world size wrote them: every rank
-    /// reads the consolidated file and keeps its own slices.
+    /// reads all state files and keeps its own slices.
     public func loadState(from directory: String) throws {
-        let path = (directory as NSString).appendingPathComponent(Self.optimizerStateFileName(rank: 0))
-        guard FileManager.default.fileExists(atPath: path) else { throw EngineCheckpointError.missing(path: directory, what: Self.optimizerStateFileName(rank: 0)) }
-        let file = try SafeTensorsFile(path: path)
-        func read(_ suffix: String, into full: FlatBuffer) throws {
-            for entry in model.layout.entries {
-                let name = "\(entry.name).\(suffix)"
-                guard let info = file.info(name) else { throw EngineCheckpointError.missing(path: path, what: "tensor \(name)") }
-                guard info.shape == entry.shape else {
-                    throw EngineCheckpointError.layoutMismatch(path: path, detail: "\(name) has shape \(info.shape), the model \(entry.shape)")
-                }
-                try file.readFloats(name, into: full.floats(entry.range))
-            }
-        }
+        let n = model.layout.totalCount
+        var kinds = ["master": model.params, "exp_avg": FlatBuffer(dtype: .f32, count: n)]
+        if secondMoment != nil { kinds["exp_avg_sq"] = FlatBuffer(dtype: .f32, count: n) }
+        let steps = try Self.readState(directory: directory, layout: model.layout, into: kinds)
+        try adoptFullParameters()
         /// Copies this rank's slices of a full buffer into a compact shard buffer.
         func keepOwned(_ full: FlatBuffer, into local: FlatBuffer) {
             let src = full.raw.assumingMemoryBound(to: Float.self), dst = local.raw.assumingMemoryBound(to: Float.self)
@@ -91,24 +135,18 @@ extension TrainingEngine {
                 (dst + g.localOffset).update(from: src + owned.lowerBound, count: owned.count)
             }
         }
-        try read("master", into: model.params)
-        try adoptFullParameters()
         var moments: [(String, FlatBuffer)] = [("exp_avg", firstMoment)]
         if let v = secondMoment { moments.append(("exp_avg_sq", v)) }
-        for (suffix, buffer) in moments {
-            if options.zeroStage == 0 {
-                try read(suffix, into: buffer)
-            } else {
-                let full = FlatBuffer(dtype: .f32, count: model.layout.totalCount)
-                try read(suffix, into: full)
-                keepOwned(full, into: buffer)
-            }
+        for (kind, buffer) in moments {
+            if stage == 0 { buffer.floats.update(fromContentsOf: kinds[kind]!.floats) } else { keepOwned(kinds[kind]!, into: buffer) }
         }
         // The moments were read into their in-memory views: offload sends them home.
         try pageOutOffloaded()
-        guard let steps = file.metadata["steps_taken"].flatMap(Int.init) else {
-            throw EngineCheckpointError.missing(path: path, what: "metadata steps_taken")
-        }
         stepsTaken = steps
     }
+}
+
+private extension Array where Element == String {
+    /// ("base", "piece") from a split at "@"; the piece is nil when there was none.
+    func splitFirst() -> (String, String?) { (self[0], count > 1 ? self[1] : nil) }
 }

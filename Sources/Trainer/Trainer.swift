@@ -350,16 +350,24 @@ public final class Trainer {
         let out = configuration.output.dir
         let name = "global_step\(globalStep)"
         let path = (out as NSString).appendingPathComponent(name)
-        // Every rank arrives here together: the state is gathered collectively, rank 0 writes the folder.
+        // Every rank arrives here together. The model folder needs every weight: ZeRO-3 and mixed
+        // precision keep none in full between uses, so they are gathered (collective) first.
+        try engine.gatherFullParameters()
         defer { try? communicator.barrier() }
         guard communicator.rank == 0 else {
-            try engine.saveState(to: "")
+            // Rank 0 names the staging folder; each rank writes its own optimizer shard into it.
+            let staging = try receiveStagingPath()
+            try engine.saveState(to: staging)
+            try communicator.barrier()
             return path
         }
         try HuggingFaceExport.write(model: model, dtype: exportDType, maxShardSize: try ShardSize.parse(configuration.output.maxShardSize),
                                     companionsFrom: modelDirectory ?? tokenizerDirectory, to: path) { staging in
+            try self.sendStagingPath(staging)
             try self.engine.saveState(to: staging)
             try self.checkpointState().write(to: (staging as NSString).appendingPathComponent("engine_state.json"))
+            // The folder is renamed into place only once every rank's shard is in it.
+            try self.communicator.barrier()
         }
         try AtomicFile.write(Data((name + "\n").utf8), to: (out as NSString).appendingPathComponent("latest"))
         if let keep = configuration.output.keepLast {
@@ -370,5 +378,20 @@ public final class Trainer {
             for s in steps.dropLast(keep) { try? fm.removeItem(atPath: (out as NSString).appendingPathComponent("global_step\(s)")) }
         }
         return path
+    }
+
+    private static let stagingPathBytes = 4096
+
+    private func sendStagingPath(_ staging: String) throws {
+        var bytes = Array(staging.utf8)
+        guard bytes.count < Self.stagingPathBytes else { throw TrainerError.configuration("output.dir: the checkpoint path \(staging) is longer than \(Self.stagingPathBytes - 1) bytes") }
+        bytes += [UInt8](repeating: 0, count: Self.stagingPathBytes - bytes.count)
+        try bytes.withUnsafeMutableBytes { try communicator.broadcast($0.baseAddress!, bytes: Self.stagingPathBytes, root: 0) }
+    }
+
+    private func receiveStagingPath() throws -> String {
+        var bytes = [UInt8](repeating: 0, count: Self.stagingPathBytes)
+        try bytes.withUnsafeMutableBytes { try communicator.broadcast($0.baseAddress!, bytes: Self.stagingPathBytes, root: 0) }
+        return String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
     }
 }

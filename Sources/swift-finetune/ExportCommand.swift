@@ -15,8 +15,11 @@ enum ExportCommand {
         try a.finish(positionals: 2...2)
         let (source, out) = (a.positionals[0], a.positionals[1])
         let model = try TransformerModel.load(directory: source)
-        let master = (source as NSString).appendingPathComponent(TrainingEngine.optimizerStateFileName(rank: 0))
-        if FileManager.default.fileExists(atPath: master) { try loadMasterWeights(master, into: model) }
+        // A checkpoint: its f32 master weights (in every rank's optimizer shard) replace the folder's
+        // weights, which may have been saved in bf16.
+        if FileManager.default.fileExists(atPath: (source as NSString).appendingPathComponent(TrainingEngine.optimizerStateFileName(rank: 0))) {
+            try TrainingEngine.readState(directory: source, layout: model.layout, into: ["master": model.params])
+        }
         let dtype: DType
         if let dtypeName {
             let short: [String: DType] = ["f32": .f32, "fp32": .f32, "bf16": .bf16, "f16": .f16, "fp16": .f16]
@@ -42,18 +45,5 @@ enum ExportCommand {
         }
         try HuggingFaceExport.write(model: model, dtype: dtype, maxShardSize: maxShard, companionsFrom: source, to: out)
         print("exported \(groupedDigits(model.parameterCount)) parameters as \(dtype.rawValue) to \(out)")
-    }
-}
-
-/// A checkpoint's `<name>.master` tensors (fp32 master weights) replace the weights of its model folder,
-/// which may have been saved in bf16.
-func loadMasterWeights(_ path: String, into model: TransformerModel) throws {
-    let file = try SafeTensorsFile(path: path)
-    for entry in model.layout.entries {
-        let name = entry.name + ".master"
-        guard let info = file.info(name), info.shape == entry.shape else {
-            throw CLIError.failed("\(path): no f32 master weights for \(entry.name) with shape \(entry.shape)")
-        }
-        try file.readFloats(name, into: model.params.floats(entry.range))
     }
 }

@@ -128,6 +128,13 @@ final class ResumeAcrossWorldSizesTests: XCTestCase {
         let first = try BoundedProcess.run(["mpirun", "-np", "2", "--oversubscribe", bin,
                                             try recipe(accumulation: 2, stage: 2, out: work + "/two", resume: nil)], timeout: 120)
         XCTAssertFalse(first.failed, first.stderr)
+        // One optimizer shard per rank, each holding only that rank's pieces (no gather at save time).
+        let shardSizes = try (0..<2).map { r -> Int in
+            let path = work + "/two/global_step2/zero_rank\(r)_optim_states.safetensors"
+            return (try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        }
+        let modelSize = (try FileManager.default.attributesOfItem(atPath: work + "/two/global_step2/model.safetensors")[.size] as? Int) ?? 0
+        for size in shardSizes { XCTAssertLessThan(size, 2 * modelSize, "a rank's shard holds about half of 3 f32 copies") }
         let resumed = try BoundedProcess.run([bin, try recipe(accumulation: 4, stage: 0, out: work + "/one", resume: work + "/two/global_step2")],
                                              timeout: 120)
         XCTAssertFalse(resumed.failed, resumed.stderr)

@@ -79,10 +79,20 @@ final class OffloadEngineTests: XCTestCase {
                 XCTAssertFalse(engine.step(lr: 3e-3, maxGradNorm: 0.5).skipped)
             }
             run.stateBytes = engine.modelStateBytes
-            // The checkpoint path pages offloaded state in: what a resume would see.
-            let state = try engine.fullState()
-            run.weights = Z.values(state[0].buffer)
-            run.moments = state.dropFirst().flatMap { Z.values($0.buffer) }
+            // Every rank's checkpoint shard (paged in from the store when offloaded), read back whole:
+            // what a resume sees.
+            let dir = self.root + "-ckpt-\(offload)-\(s.precision)-\(s.stage)-\(s.ranks)"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            try engine.saveState(to: dir)
+            try comm.barrier()
+            let n = model.layout.totalCount
+            let full = ["master": FlatBuffer(dtype: .f32, count: n), "exp_avg": FlatBuffer(dtype: .f32, count: n),
+                        "exp_avg_sq": FlatBuffer(dtype: .f32, count: n)]
+            XCTAssertEqual(try TrainingEngine.readState(directory: dir, layout: model.layout, into: full), steps)
+            try comm.barrier()
+            if comm.rank == 0 { try FileManager.default.removeItem(atPath: dir) }
+            run.weights = Z.values(full["master"]!)
+            run.moments = Z.values(full["exp_avg"]!) + Z.values(full["exp_avg_sq"]!)
             return run
         }
     }
