@@ -27,6 +27,8 @@ enum TrainStepBenchmark {
         // Longer rows: activations outweigh model state, as in most fine-tunes.
         "train-512": Variant(name: "f32, 4×512", batch: (4, 512)),
         "train-bf16-512": Variant(name: "bf16, 4×512", precision: .bf16, batch: (4, 512)),
+        "train-1024": Variant(name: "f32, 4×1024", batch: (4, 1024)),
+        "train-bf16-1024": Variant(name: "bf16, 4×1024", precision: .bf16, batch: (4, 1024)),
     ]
 
     static func run(peak: Double, variant v: Variant) throws {
@@ -108,15 +110,17 @@ enum TrainStepBenchmark {
         }
         print("\n== Precision, checkpointing and offload side by side (135M, batch 4×256 unless named, this run)")
         for name in ["f32", "f32 + activation checkpointing", "bf16", "bf16 + activation checkpointing", "bf16 + NVMe optimizer offload",
-                     "f32, 4×512", "bf16, 4×512"] {
+                     "f32, 4×512", "bf16, 4×512", "f32, 4×1024", "bf16, 4×1024"] {
             guard let r = rows[name] else { continue }
             Measure.line("  " + name, "\(Measure.fmt(r.tps)) tokens/s, peak RSS \(Measure.fmt(r.rss, 2)) GB")
         }
         if let f = rows["f32"], let b = rows["bf16"] {
             Measure.line("bf16 / f32", "\(Measure.fmt(b.rss / f.rss, 2))× peak RSS (target ≤ 0.70), \(Measure.fmt(b.tps / f.tps, 2))× tokens/s")
         }
-        if let f = rows["f32, 4×512"], let b = rows["bf16, 4×512"] {
-            Measure.line("bf16 / f32 at 4×512", "\(Measure.fmt(b.rss / f.rss, 2))× peak RSS (target ≤ 0.70), \(Measure.fmt(b.tps / f.tps, 2))× tokens/s")
+        for batch in ["4×512", "4×1024"] {
+            if let f = rows["f32, " + batch], let b = rows["bf16, " + batch] {
+                Measure.line("bf16 / f32 at \(batch)", "\(Measure.fmt(b.rss / f.rss, 2))× peak RSS (target ≤ 0.70), \(Measure.fmt(b.tps / f.tps, 2))× tokens/s")
+            }
         }
         if let f = rows["f32"], let b = rows["bf16"], let o = rows["bf16 + NVMe optimizer offload"] {
             Measure.line("offload: peak RSS vs f32 − 0.8 × state", "\(Measure.fmt(o.rss, 2)) GB vs \(Measure.fmt(f.rss - 0.8 * b.opt, 2)) GB (offloaded \(Measure.fmt(b.opt, 2)) GB)")

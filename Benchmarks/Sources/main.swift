@@ -26,7 +26,8 @@ do {
     if wanted("tokenizer") { try runTokenizerBenchmark() }
     if wanted("forward") { try ForwardBenchmark.run(peak: peak()) }
     if args.contains("attention") { AttentionBenchmark.run() }
-    for name in ["train", "train-ckpt", "train-bf16", "train-bf16-ckpt", "train-bf16-offload", "train-512", "train-bf16-512"]
+    for name in ["train", "train-ckpt", "train-bf16", "train-bf16-ckpt", "train-bf16-offload", "train-512", "train-bf16-512",
+                 "train-1024", "train-bf16-1024"]
         where wanted(name) {
         try TrainStepBenchmark.run(peak: peak(), variant: TrainStepBenchmark.variants[name]!)
     }
