@@ -29,7 +29,8 @@ enum Measure {
     static func peakRSS() -> Int {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
         for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-            let kb = line.split(separator: " ").compactMap { Int($0) }.first ?? 0
+            // "VmHWM:\t 3640000 kB"; from 8 digits on there is no space after the tab.
+            let kb = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).compactMap { Int($0) }.first ?? 0
             return kb * 1024
         }
         return 0
