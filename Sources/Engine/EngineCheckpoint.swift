@@ -127,18 +127,10 @@ extension TrainingEngine {
         if secondMoment != nil { kinds["exp_avg_sq"] = FlatBuffer(dtype: .f32, count: n) }
         let steps = try Self.readState(directory: directory, layout: model.layout, into: kinds)
         try adoptFullParameters()
-        /// Copies this rank's slices of a full buffer into a compact shard buffer.
-        func keepOwned(_ full: FlatBuffer, into local: FlatBuffer) {
-            let src = full.raw.assumingMemoryBound(to: Float.self), dst = local.raw.assumingMemoryBound(to: Float.self)
-            for g in shards.groups {
-                let owned = shards.ownedRange(group: g.group)
-                (dst + g.localOffset).update(from: src + owned.lowerBound, count: owned.count)
-            }
-        }
         var moments: [(String, FlatBuffer)] = [("exp_avg", firstMoment)]
         if let v = secondMoment { moments.append(("exp_avg_sq", v)) }
         for (kind, buffer) in moments {
-            if stage == 0 { buffer.floats.update(fromContentsOf: kinds[kind]!.floats) } else { keepOwned(kinds[kind]!, into: buffer) }
+            if stage == 0 { buffer.floats.update(fromContentsOf: kinds[kind]!.floats) } else { copyOwnedSlices(from: kinds[kind]!.raw.assumingMemoryBound(to: Float.self), into: buffer) }
         }
         // The moments were read into their in-memory views: offload sends them home.
         try pageOutOffloaded()

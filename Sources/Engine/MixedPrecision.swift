@@ -32,11 +32,7 @@ extension TrainingEngine {
             if stage == 0 {
                 master.raw.assumingMemoryBound(to: Float.self).update(from: full, count: master.count)
             } else {
-                let local = master.raw.assumingMemoryBound(to: Float.self)
-                for g in shards.groups {
-                    let owned = shards.ownedRange(group: g.group)
-                    (local + g.localOffset).update(from: full + owned.lowerBound, count: owned.count)
-                }
+                copyOwnedSlices(from: full, into: master)
             }
         }
         if let computeWeights {

@@ -60,15 +60,20 @@ extension TrainingEngine: TrainingHooks {
     /// and mixed precision then release the full buffer).
     func adoptFullParameters() throws {
         if let paramShards {
-            let local = paramShards.raw.assumingMemoryBound(to: Float.self)
-            for g in shards.groups {
-                let owned = shards.ownedRange(group: g.group)
-                (local + g.localOffset).update(from: params + owned.lowerBound, count: owned.count)
-            }
+            copyOwnedSlices(from: params, into: paramShards)
             releaseFullParameters()
         }
         adoptMixedParameters()
         try pageOutOffloaded()
+    }
+
+    /// This rank's owned slices of a full-size buffer into a compact shard buffer.
+    func copyOwnedSlices(from full: UnsafePointer<Float>, into local: FlatBuffer) {
+        let dst = local.raw.assumingMemoryBound(to: Float.self)
+        for g in shards.groups {
+            let owned = shards.ownedRange(group: g.group)
+            (dst + g.localOffset).update(from: full + owned.lowerBound, count: owned.count)
+        }
     }
 
     /// Stage 3: every group's full weights into `model.params` (for export, evaluation or inspection).
