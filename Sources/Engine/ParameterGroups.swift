@@ -1,3 +1,4 @@
+import Models
 import Tensors
 
 /// Which parameters get weight decay, matching transformers 5.23's `Trainer.get_decay_parameter_names`:
@@ -24,14 +25,9 @@ public struct DecayPolicy: Sendable {
         self.layerNormModules = layerNormModules
     }
 
-    /// GPT-2's LayerNorm modules for `layers` blocks; `prefix` is "transformer." for current files.
-    public static func gpt2(layers: Int, prefix: String = "transformer.") -> DecayPolicy {
-        var modules: Set<String> = ["\(prefix)ln_f"]
-        for i in 0..<layers {
-            modules.insert("\(prefix)h.\(i).ln_1")
-            modules.insert("\(prefix)h.\(i).ln_2")
-        }
-        return DecayPolicy(layerNormModules: modules)
+    /// The policy of a config's architecture (which of its modules are LayerNorms).
+    public init(for config: TransformerConfig) {
+        self.init(layerNormModules: config.architecture.layerNormModules(config))
     }
 
     public func decays(_ name: String) -> Bool {

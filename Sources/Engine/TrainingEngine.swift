@@ -122,7 +122,7 @@ public final class TrainingEngine {
         self.options = options
         self.optimizer = optimizer
         self.communicator = communicator
-        let policy = model.config.modelType == "gpt2" ? DecayPolicy.gpt2(layers: model.config.numLayers) : DecayPolicy()
+        let policy = DecayPolicy(for: model.config)
         groups = ParameterGroups(layout: model.layout, weightDecay: optimizer.weightDecay, policy: policy, frozen: frozen)
         shards = ShardLayout(layout: model.layout, worldSize: communicator.worldSize, rank: communicator.rank)
         collectives = ShardCollectives(shards: shards, communicator: communicator)

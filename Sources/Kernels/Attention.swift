@@ -44,10 +44,13 @@ public struct AttentionShape: Sendable {
 public enum Attention {
     /// out[N, heads·hd] = softmax(q·kᵀ·scale, causal per span)·v for q[N, heads·hd], k/v[rows, kvHeads·hd].
     /// `probs`, when given, receives each (span, head)'s [qLen, kLen] probability block in order
-    /// (span-major, then head): backward needs them.
+    /// (span-major, then head): backward needs them. `scale` defaults to head_dim^-0.5. With a `window`,
+    /// query i sees only keys j with i − j < window (transformers' sliding-window layers); the keys it
+    /// no longer sees get probability exactly 0.
     public static func forward(out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>?,
                                q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-                               spans: [AttentionSpan], shape: AttentionShape) {
+                               spans: [AttentionSpan], shape: AttentionShape, scale: Float? = nil, window: Int? = nil) {
+        let scale = scale ?? shape.scale
         var units: [(span: AttentionSpan, h: Int, offset: Int)] = []
         var offset = 0
         for span in spans {
@@ -65,7 +68,7 @@ public enum Attention {
             defer { scratch?.deallocate() }
             for u in chunk {
                 head(out: out, p: probs.map { $0 + units[u].offset } ?? scratch!, q: q, k: k, v: v,
-                     span: units[u].span, h: units[u].h, shape: shape, parallelRows: parallelRows)
+                     span: units[u].span, h: units[u].h, shape: shape, scale: scale, window: window, parallelRows: parallelRows)
             }
         }
         if parallelHeads {
@@ -85,7 +88,8 @@ public enum Attention {
 
     private static func head(out: UnsafeMutablePointer<Float>, p: UnsafeMutablePointer<Float>,
                              q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-                             span: AttentionSpan, h: Int, shape: AttentionShape, parallelRows: Bool) {
+                             span: AttentionSpan, h: Int, shape: AttentionShape, scale: Float, window: Int?,
+                             parallelRows: Bool) {
         let hd = shape.headDim, g = shape.kvHead(of: h)
         let qh = q + span.qStart * shape.qDim + h * hd
         let kh = k + span.kvStart * shape.kvDim + g * hd
@@ -98,15 +102,18 @@ public enum Attention {
             let keys = min(kLen, past + i0 + rows)
             let pb = p + i0 * kLen
             // scores[rows, keys] = scale · Q·Kᵀ; entries past each row's own limit are overwritten below.
-            Matmul.gemm(transA: false, transB: true, M: rows, N: keys, K: hd, alpha: shape.scale,
+            Matmul.gemm(transA: false, transB: true, M: rows, N: keys, K: hd, alpha: scale,
                         A: qh + i0 * shape.qDim, lda: shape.qDim, B: kh, ldb: shape.kvDim, C: pb, ldc: kLen)
             let softmaxRows = { (range: Range<Int>) in
                 for i in range {
                     let row = pb + i * kLen
                     let visible = past + i0 + i + 1
-                    let m = VectorMath.max(row, visible)
-                    let s = VectorMath.expShiftSum(row, visible, shift: m)
-                    VectorMath.scale(row, visible, by: 1 / s)
+                    // Keys before `first` are outside the window: zero, and left out of the softmax.
+                    let first = window.map { Swift.max(0, visible - $0) } ?? 0
+                    if first > 0 { row.update(repeating: 0, count: first) }
+                    let m = VectorMath.max(row + first, visible - first)
+                    let s = VectorMath.expShiftSum(row + first, visible - first, shift: m)
+                    VectorMath.scale(row + first, visible - first, by: 1 / s)
                     // Backward reads the whole [qLen, kLen] square: the masked part must be exact zeros.
                     if visible < kLen { (row + visible).update(repeating: 0, count: kLen - visible) }
                 }
@@ -121,20 +128,21 @@ public enum Attention {
     /// The plain definition in f64, one score at a time.
     public static func forwardReference(out: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>,
                                         k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-                                        spans: [AttentionSpan], shape: AttentionShape) {
-        let hd = shape.headDim
+                                        spans: [AttentionSpan], shape: AttentionShape, scale: Float? = nil, window: Int? = nil) {
+        let hd = shape.headDim, scale = Double(scale ?? shape.scale)
         for span in spans {
             for h in 0..<shape.heads {
                 let g = shape.kvHead(of: h)
                 for i in 0..<span.qLen {
                     let qi = q + (span.qStart + i) * shape.qDim + h * hd
                     let visible = span.past + i + 1
-                    var scores = [Double](repeating: 0, count: visible)
-                    for j in 0..<visible {
+                    let first = window.map { max(0, visible - $0) } ?? 0
+                    var scores = [Double](repeating: -.infinity, count: visible)
+                    for j in first..<visible {
                         let kj = k + (span.kvStart + j) * shape.kvDim + g * hd
                         var s: Double = 0
                         for d in 0..<hd { s += Double(qi[d]) * Double(kj[d]) }
-                        scores[j] = s * Double(shape.scale)
+                        scores[j] = s * scale
                     }
                     let m = scores.max()!
                     let e = scores.map { exp($0 - m) }
@@ -160,7 +168,8 @@ extension Attention {
     public static func backward(dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>,
                                 dv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, probs: UnsafePointer<Float>,
                                 q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-                                spans: [AttentionSpan], shape: AttentionShape) {
+                                spans: [AttentionSpan], shape: AttentionShape, scale: Float? = nil) {
+        let scale = scale ?? shape.scale
         let maxBlock = spans.map { $0.qLen * $0.kLen }.max() ?? 0
         let dS = UnsafeMutablePointer<Float>.allocate(capacity: max(maxBlock, 1))
         defer { dS.deallocate() }
@@ -180,7 +189,7 @@ extension Attention {
                             C: dS, ldc: kLen)
                 Matmul.gemm(transA: true, transB: false, M: kLen, N: hd, K: qLen, A: p, lda: kLen, B: doh, ldb: qDim,
                             beta: 1, C: dvh, ldc: kvDim)
-                let scale = shape.scale, past = span.past
+                let past = span.past
                 Parallel.forEachChunk(qLen, minPerThread: 64) { rows in
                     for i in rows {
                         let pr = p + i * kLen, dr = dS + i * kLen
@@ -208,8 +217,8 @@ extension Attention {
     public static func backwardReference(dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>,
                                          dv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                                          q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-                                         spans: [AttentionSpan], shape: AttentionShape) {
-        let hd = shape.headDim, scale = Double(shape.scale)
+                                         spans: [AttentionSpan], shape: AttentionShape, scale: Float? = nil, window: Int? = nil) {
+        let hd = shape.headDim, scale = Double(scale ?? shape.scale)
         for span in spans {
             for h in 0..<shape.heads {
                 let g = shape.kvHead(of: h)
@@ -217,7 +226,10 @@ extension Attention {
                 func kj(_ j: Int, _ d: Int) -> Int { (span.kvStart + j) * shape.kvDim + g * hd + d }
                 for i in 0..<span.qLen {
                     let visible = span.past + i + 1
-                    var s = (0..<visible).map { j in (0..<hd).reduce(0.0) { $0 + Double(q[qi(i, $1)]) * Double(k[kj(j, $1)]) } * scale }
+                    let first = window.map { max(0, visible - $0) } ?? 0
+                    var s = (0..<visible).map { j in
+                        j < first ? -Double.infinity : (0..<hd).reduce(0.0) { $0 + Double(q[qi(i, $1)]) * Double(k[kj(j, $1)]) } * scale
+                    }
                     let m = s.max()!
                     s = s.map { exp($0 - m) }
                     let z = s.reduce(0, +)

@@ -21,9 +21,11 @@ public enum CrossEntropy {
     /// dhidden/dweight are given, also, with dlogits = (softmax − onehot(target)) / normalizer:
     ///   dhidden[N, H] += dlogits · W        dweight[V, H] += dlogitsᵀ · hidden
     /// hidden[N, H], weight[V, H] (nn.Linear layout). Every target must be -100 or in 0..<V.
+    /// With a `softcap` c (Gemma's final_logit_softcapping) the logits are c·tanh(z / c) and dlogits is
+    /// multiplied by 1 − tanh²(z / c) on its way back to z.
     public static func lmHeadLoss(dhidden: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>?,
                                   hidden: UnsafePointer<Float>, weight: UnsafePointer<Float>, targets: [Int32],
-                                  normalizer: Float, H: Int, V: Int, chunkRows: Int = defaultChunkRows,
+                                  normalizer: Float, H: Int, V: Int, softcap: Float? = nil, chunkRows: Int = defaultChunkRows,
                                   scratch: UnsafeMutablePointer<Float>? = nil) -> (lossSum: Double, labelTokens: Int) {
         let labelled = targets.indices.filter { targets[$0] != ignoreIndex }
         guard !labelled.isEmpty else { return (0, 0) }
@@ -46,8 +48,12 @@ public enum CrossEntropy {
             Matmul.gemm(transA: false, transB: true, M: R, N: V, K: H, A: h, lda: H, B: weight, ldb: H, C: logits, ldc: V)
             losses.withUnsafeMutableBufferPointer { loss in
                 Parallel.forEachChunk(R, minPerThread: 4) { range in
+                    // Softcapping keeps tanh(z / c) of the row for the backward factor.
+                    let tanhRow = softcap != nil && wantGradients ? UnsafeMutablePointer<Float>.allocate(capacity: V) : nil
+                    defer { tanhRow?.deallocate() }
                     for r in range {
                         let row = logits + r * V
+                        if let cap = softcap { Self.softcap(row, V, cap: cap, keepingTanh: tanhRow) }
                         let t = Int(targets[rows[r]])
                         let target = row[t]
                         let m = VectorMath.max(row, V)
@@ -56,6 +62,7 @@ public enum CrossEntropy {
                         guard wantGradients else { continue }
                         VectorMath.scale(row, V, by: invNorm / s)
                         row[t] -= invNorm
+                        if let tanhRow { for v in 0..<V { row[v] *= 1 - tanhRow[v] * tanhRow[v] } }
                     }
                 }
             }
@@ -74,23 +81,35 @@ public enum CrossEntropy {
         return (total, labelled.count)
     }
 
+    /// row[v] = cap · tanh(row[v] / cap), in transformers' order of operations.
+    public static func softcap(_ row: UnsafeMutablePointer<Float>, _ n: Int, cap: Float, keepingTanh: UnsafeMutablePointer<Float>? = nil) {
+        for v in 0..<n {
+            let t = tanhf(row[v] / cap)
+            keepingTanh?[v] = t
+            row[v] = t * cap
+        }
+    }
+
     /// Floats of the `scratch` lmHeadLoss takes for `chunkRows` (logits [chunk, V] and two [chunk, H]).
     public static func scratchCount(chunkRows: Int, H: Int, V: Int) -> Int { chunkRows * (V + 2 * H) }
 
     /// Plain definition in f64, one row at a time over full logits; same contract as `lmHeadLoss`.
     public static func lmHeadLossReference(dhidden: UnsafeMutablePointer<Float>, dweight: UnsafeMutablePointer<Float>,
                                            hidden: UnsafePointer<Float>, weight: UnsafePointer<Float>, targets: [Int32],
-                                           normalizer: Float, H: Int, V: Int) -> (lossSum: Double, labelTokens: Int) {
+                                           normalizer: Float, H: Int, V: Int, softcap: Float? = nil) -> (lossSum: Double, labelTokens: Int) {
         var total: Double = 0, count = 0
         for (n, t) in targets.enumerated() where t != ignoreIndex {
             count += 1
-            let z = (0..<V).map { v in (0..<H).reduce(0.0) { $0 + Double(hidden[n * H + $1]) * Double(weight[v * H + $1]) } }
+            let raw = (0..<V).map { v in (0..<H).reduce(0.0) { $0 + Double(hidden[n * H + $1]) * Double(weight[v * H + $1]) } }
+            let cap = softcap.map(Double.init)
+            let z = cap.map { c in raw.map { c * tanh($0 / c) } } ?? raw
             let m = z.max()!
             let e = z.map { exp($0 - m) }
             let s = e.reduce(0, +)
             total += log(s) + m - z[Int(t)]
             for v in 0..<V {
-                let d = (e[v] / s - (v == Int(t) ? 1 : 0)) / Double(normalizer)
+                let capFactor = cap.map { c in 1 - tanh(raw[v] / c) * tanh(raw[v] / c) } ?? 1
+                let d = (e[v] / s - (v == Int(t) ? 1 : 0)) / Double(normalizer) * capFactor
                 for c in 0..<H {
                     dhidden[n * H + c] += Float(d * Double(weight[v * H + c]))
                     dweight[v * H + c] += Float(d * Double(hidden[n * H + c]))

@@ -5,9 +5,14 @@ import Glibc
 /// RMSNorm (Llama family) and LayerNorm (GPT-2), over rows of C channels. Statistics are kept
 /// (rstd, and mean for LayerNorm) because backward needs them.
 public enum RMSNorm {
-    /// out[N, C] = inp · rsqrt(mean(inp²) + eps) · weight;  rstd[N] saved.
+    /// out[N, C] = inp · rsqrt(mean(inp²) + eps) · weight;  rstd[N] saved. With `unitOffset` the scale
+    /// is (1 + weight), Gemma's RMSNorm, whose weights are stored as offsets from one.
     public static func forward(out: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>?,
-                               inp: UnsafePointer<Float>, weight: UnsafePointer<Float>, N: Int, C: Int, eps: Float) {
+                               inp: UnsafePointer<Float>, weight: UnsafePointer<Float>, N: Int, C: Int, eps: Float,
+                               unitOffset: Bool = false) {
+        if unitOffset {
+            return withUnitOffset(weight, C) { forward(out: out, rstd: rstd, inp: inp, weight: $0, N: N, C: C, eps: eps) }
+        }
         Parallel.forEachChunk(N, minPerThread: 16) { rows in
             for r in rows {
                 let x = inp + r * C, y = out + r * C
@@ -26,13 +31,22 @@ public enum RMSNorm {
     }
 
     public static func forwardReference(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
-                                        weight: UnsafePointer<Float>, N: Int, C: Int, eps: Float) {
+                                        weight: UnsafePointer<Float>, N: Int, C: Int, eps: Float, unitOffset: Bool = false) {
         for r in 0..<N {
             var ss: Double = 0
             for i in 0..<C { ss += Double(inp[r * C + i]) * Double(inp[r * C + i]) }
             let s = 1 / (ss / Double(C) + Double(eps)).squareRoot()
-            for i in 0..<C { out[r * C + i] = Float(Double(inp[r * C + i]) * s) * weight[i] }
+            for i in 0..<C { out[r * C + i] = Float(Double(inp[r * C + i]) * s) * (weight[i] + (unitOffset ? 1 : 0)) }
         }
+    }
+
+    /// Runs `body` with (1 + weight[c]) in a temporary: the unit-offset norm is the plain one on it, in
+    /// forward (the scale) and backward (dinp); dweight does not depend on the weight at all.
+    static func withUnitOffset<R>(_ weight: UnsafePointer<Float>, _ C: Int, _ body: (UnsafePointer<Float>) -> R) -> R {
+        let shifted = UnsafeMutablePointer<Float>.allocate(capacity: C)
+        defer { shifted.deallocate() }
+        for i in 0..<C { shifted[i] = 1 + weight[i] }
+        return body(shifted)
     }
 }
 
@@ -42,7 +56,12 @@ extension RMSNorm {
     ///   dweight[C]  += Σ_rows dout·inp·s
     public static func backward(dinp: UnsafeMutablePointer<Float>, dweight: UnsafeMutablePointer<Float>,
                                 dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-                                rstd: UnsafePointer<Float>, N: Int, C: Int) {
+                                rstd: UnsafePointer<Float>, N: Int, C: Int, unitOffset: Bool = false) {
+        if unitOffset {
+            return withUnitOffset(weight, C) {
+                backward(dinp: dinp, dweight: dweight, dout: dout, inp: inp, weight: $0, rstd: rstd, N: N, C: C)
+            }
+        }
         Parallel.forEachChunk(N, minPerThread: 16) { rows in
             for r in rows {
                 let x = inp + r * C, dy = dout + r * C, dx = dinp + r * C
@@ -67,14 +86,15 @@ extension RMSNorm {
 
     public static func backwardReference(dinp: UnsafeMutablePointer<Float>, dweight: UnsafeMutablePointer<Float>,
                                          dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-                                         N: Int, C: Int, eps: Float) {
+                                         N: Int, C: Int, eps: Float, unitOffset: Bool = false) {
+        let offset: Double = unitOffset ? 1 : 0
         for r in 0..<N {
             var ss: Double = 0, dot: Double = 0
-            for i in 0..<C { let x = Double(inp[r * C + i]); ss += x * x; dot += Double(dout[r * C + i]) * Double(weight[i]) * x }
+            for i in 0..<C { let x = Double(inp[r * C + i]); ss += x * x; dot += Double(dout[r * C + i]) * (Double(weight[i]) + offset) * x }
             let s = 1 / (ss / Double(C) + Double(eps)).squareRoot()
             for i in 0..<C {
                 let x = Double(inp[r * C + i]), dy = Double(dout[r * C + i])
-                dinp[r * C + i] += Float(s * (dy * Double(weight[i]) - x * s * s * dot / Double(C)))
+                dinp[r * C + i] += Float(s * (dy * (Double(weight[i]) + offset) - x * s * s * dot / Double(C)))
                 dweight[i] += Float(dy * x * s)
             }
         }

@@ -13,13 +13,10 @@ final class ActivationStash {
     private let stats: FlatBuffer
     private var probs: FlatBuffer
 
-    /// Indices of the `LayerActivations.sizes` pieces kept in f32.
-    static let statPieces: Set<Int> = [1, 2, 9, 10]
-
-    init(dtype: DType, widths: [Int], maxTokens: Int) {
+    init(dtype: DType, slots: [ActivationSlot], maxTokens: Int) {
         self.dtype = dtype
-        let statWidth = widths.indices.filter { Self.statPieces.contains($0) }.map { widths[$0] }.reduce(0, +)
-        let tensorWidth = widths.reduce(0, +) - statWidth
+        let statWidth = slots.filter(\.isStatistic).map(\.width).reduce(0, +)
+        let tensorWidth = slots.map(\.width).reduce(0, +) - statWidth
         tensors = FlatBuffer(dtype: dtype, count: tensorWidth * maxTokens, zeroed: false)
         stats = FlatBuffer(dtype: .f32, count: statWidth * maxTokens, zeroed: false)
         probs = FlatBuffer(dtype: dtype, count: 0)
@@ -28,11 +25,11 @@ final class ActivationStash {
     var byteCount: Int { tensors.byteCount + stats.byteCount + probs.byteCount }
 
     /// Copies (rounding) the first `tokens` rows of every piece, and `probsCount` probabilities, in.
-    func save(_ a: LayerActivations, widths: [Int], tokens n: Int, probsCount: Int) {
+    func save(_ a: BlockActivations, slots: [ActivationSlot], tokens n: Int, probsCount: Int) {
         var tensorOffset = 0, statOffset = 0
-        for (i, view) in a.pieces.enumerated() {
-            let count = widths[i] * n
-            if Self.statPieces.contains(i) {
+        for (i, view) in a.views.enumerated() {
+            let count = slots[i].width * n
+            if slots[i].isStatistic {
                 stats.store(UnsafeBufferPointer(start: view, count: count), at: statOffset)
                 statOffset += count
             } else {
@@ -41,16 +38,16 @@ final class ActivationStash {
             }
         }
         if probs.count < probsCount { probs = FlatBuffer(dtype: dtype, count: probsCount, zeroed: false) }
-        let p = a.probs.pointer(count: probsCount)
+        let p = a.probs!.pointer(count: probsCount)
         Self.convert(probsCount) { r in probs.store(UnsafeBufferPointer(start: p + r.lowerBound, count: r.count), at: r.lowerBound) }
     }
 
     /// The saved rows back into the f32 working set `a` (as saved by `save` with the same arguments).
-    func restore(into a: LayerActivations, widths: [Int], tokens n: Int, probsCount: Int) {
+    func restore(into a: BlockActivations, slots: [ActivationSlot], tokens n: Int, probsCount: Int) {
         var tensorOffset = 0, statOffset = 0
-        for (i, view) in a.pieces.enumerated() {
-            let count = widths[i] * n
-            if Self.statPieces.contains(i) {
+        for (i, view) in a.views.enumerated() {
+            let count = slots[i].width * n
+            if slots[i].isStatistic {
                 stats.load(into: UnsafeMutableBufferPointer(start: view, count: count), from: statOffset)
                 statOffset += count
             } else {
@@ -58,7 +55,7 @@ final class ActivationStash {
                 tensorOffset += count
             }
         }
-        let p = a.probs.pointer(count: probsCount)
+        let p = a.probs!.pointer(count: probsCount)
         Self.convert(probsCount) { r in probs.load(into: UnsafeMutableBufferPointer(start: p + r.lowerBound, count: r.count), from: r.lowerBound) }
     }
 

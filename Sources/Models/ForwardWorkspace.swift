@@ -2,35 +2,27 @@ import Kernels
 import Tensors
 
 /// Scratch for an inference forward pass, reused across layers and calls; grows to the largest N seen.
+/// One set of block activations serves every layer (nothing is kept for a backward).
 public final class ForwardWorkspace {
     private var capacityTokens = 0
-    private var storage: FlatBuffer?
-    private var pointers: [UnsafeMutablePointer<Float>] = []
-
-    // Views into the one allocation, in the order `reserve` lays them out.
-    public var residual: UnsafeMutablePointer<Float> { pointers[0] }  // [N, H]
-    public var normed: UnsafeMutablePointer<Float> { pointers[1] }    // [N, H]
-    public var q: UnsafeMutablePointer<Float> { pointers[2] }         // [N, heads·hd]
-    public var k: UnsafeMutablePointer<Float> { pointers[3] }         // [N, kvHeads·hd]
-    public var v: UnsafeMutablePointer<Float> { pointers[4] }         // [N, kvHeads·hd]
-    public var att: UnsafeMutablePointer<Float> { pointers[5] }       // [N, heads·hd]
-    public var proj: UnsafeMutablePointer<Float> { pointers[6] }      // [N, H]
-    public var gate: UnsafeMutablePointer<Float> { pointers[7] }      // [N, I]
-    public var up: UnsafeMutablePointer<Float> { pointers[8] }        // [N, I]
-    public var act: UnsafeMutablePointer<Float> { pointers[9] }       // [N, I]
+    private var storage: [FlatBuffer] = []
+    private(set) var residual: UnsafeMutablePointer<Float>!   // [N, H]  the residual stream, updated in place
+    private(set) var normed: UnsafeMutablePointer<Float>!     // [N, H]  after the final norm
+    private(set) var finalStats: NormStatistics!
+    private(set) var activations: BlockActivations!
+    private(set) var scratch: BlockScratch!
 
     public init() {}
 
     func reserve(tokens n: Int, config c: TransformerConfig) {
         guard n > capacityTokens else { return }
-        let s = c.attentionShape
-        let sizes = [c.hiddenSize, c.hiddenSize, s.qDim, s.kvDim, s.kvDim, s.qDim, c.hiddenSize,
-                     c.intermediateSize, c.intermediateSize, c.intermediateSize].map { $0 * n }
-        let buffer = FlatBuffer(dtype: .f32, count: sizes.reduce(0, +), zeroed: false)
-        var p = buffer.raw.assumingMemoryBound(to: Float.self)
-        pointers = []
-        for s in sizes { pointers.append(p); p += s }
-        storage = buffer
+        let (head, v) = carve([c.hiddenSize * n, c.hiddenSize * n, n, n])
+        let (blockBuffer, a) = BlockActivations.carve(c.architecture.activationSlots(c), tokens: n, keepProbs: false)
+        (residual, normed) = (v[0], v[1])
+        finalStats = NormStatistics(mean: v[2], rstd: v[3])
+        activations = a
+        scratch = BlockScratch(c, tokens: n)
+        storage = [head, blockBuffer]
         capacityTokens = n
     }
 }

@@ -2,15 +2,15 @@ import Formats
 import Kernels
 import Tensors
 
-/// The architecture-independent description every kernel call is planned from. Each architecture file
-/// decodes its own config.json into this (Llama.swift, GPT2.swift); `raw` keeps the file's other keys so
-/// an exported config.json carries everything the user's had.
+/// The architecture-independent description every kernel call is planned from, plus the family's own
+/// rules (`architecture`). Each architecture file decodes its config.json into this; `raw` keeps the
+/// file's other keys so an exported config.json carries everything the user's had.
 public struct TransformerConfig: Sendable {
-    public enum Norm: Sendable { case rms, layer }
-    public enum Activation: String, Sendable { case silu, geluNew = "gelu_new" }
     public enum Positions: Sendable { case rotary(theta: Float, scaling: RotaryEmbedding.Scaling), learned(max: Int) }
 
+    /// The file's `model_type`, for display and export only: behaviour comes from `architecture`.
     public var modelType: String
+    public var architecture: any Architecture
     public var vocabSize: Int
     public var hiddenSize: Int
     public var intermediateSize: Int
@@ -19,15 +19,9 @@ public struct TransformerConfig: Sendable {
     public var numKVHeads: Int
     public var headDim: Int
     public var maxPositions: Int
-    public var norm: Norm
     public var normEps: Float
-    public var activation: Activation
     public var positions: Positions
     public var tieWordEmbeddings: Bool
-    /// Bias on q/k/v (Qwen2 always; Llama when attention_bias) and on o_proj (Llama attention_bias only).
-    public var qkvBias: Bool
-    public var outputBias: Bool
-    public var mlpBias: Bool
     public var bosTokenId: Int?
     public var eosTokenIds: [Int]
     public var torchDtype: DType?
@@ -53,37 +47,6 @@ public enum ModelConfigError: Error, CustomStringConvertible {
         case .invalid(let file, let key, let message): return "\(file): \(key): \(message)"
         case .unsupported(let file, let key, let message): return "\(file): \(key): \(message) is not supported"
         }
-    }
-}
-
-/// Architectures by config.json `model_type`.
-public enum ModelRegistry {
-    public typealias Parser = (_ json: JSONValue, _ source: String) throws -> TransformerConfig
-
-    nonisolated(unsafe) static var parsers: [String: Parser] = [
-        "llama": LlamaFamily.parse,
-        "mistral": LlamaFamily.parse,
-        "qwen2": LlamaFamily.parse,
-        "gpt2": GPT2Family.parse,
-    ]
-
-    public static var supportedTypes: [String] { parsers.keys.sorted() }
-
-    public static func config(json: JSONValue, source: String) throws -> TransformerConfig {
-        let type = json["model_type"]?.stringValue
-        guard let type, let parse = parsers[type] else {
-            throw ModelConfigError.unsupportedModelType(file: source, found: type, supported: supportedTypes)
-        }
-        return try parse(json, source)
-    }
-
-    public static func config(path: String) throws -> TransformerConfig {
-        try config(json: JSONValue.read(path: path), source: path)
-    }
-
-    /// The parameter table of an architecture: Hugging Face names, shapes and layer groups.
-    public static func layout(for config: TransformerConfig) -> ParameterLayout {
-        config.modelType == "gpt2" ? GPT2Family.layout(config) : LlamaFamily.layout(config)
     }
 }
 

@@ -48,9 +48,7 @@ public enum WeightLoader {
         var found = Set<String>()
         var plan: [(file: String, entry: ParameterLayout.Entry)] = []
         for fileName in source.tensorNames {
-            let name: String?
-            if config.modelType == "gpt2" { name = GPT2Family.canonicalName(fileName) } else { name = fileName }
-            guard let name else { continue }
+            guard let name = config.architecture.canonicalName(fileName) else { continue }
             if name == "lm_head.weight", config.tieWordEmbeddings { continue }
             guard let entry = layout[name] else { report.unexpected.append(fileName); continue }
             let shape = source.tensorShape(fileName) ?? []

@@ -24,8 +24,8 @@ enum GenerateCommand {
         let model = try TransformerModel.load(directory: dir)
         let tokenizer = try Tokenizer.load(directory: dir)
         let ids = try ChatPrompt.ids(prompt, chat: chat, tokenizer: tokenizer, source: dir)
-        guard ids.count + maxNew <= model.config.maxPositions || model.config.modelType != "gpt2" else {
-            throw CLIError.failed("prompt (\(ids.count) tokens) + --max-new-tokens exceed GPT-2's \(model.config.maxPositions) positions")
+        if let limit = model.config.architecture.positionLimit(model.config), ids.count + maxNew > limit {
+            throw CLIError.failed("prompt (\(ids.count) tokens) + --max-new-tokens exceed the model's \(limit) learned positions")
         }
         let stop = ChatPrompt.stopIds(config: model.config, tokenizer: tokenizer, directory: dir)
         var generated: [Int] = []

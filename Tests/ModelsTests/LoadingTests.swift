@@ -11,7 +11,8 @@ final class LoadingTests: XCTestCase {
         let v4 = try ModelRegistry.config(path: fixture("llama_tied_linear_bias_v4/config.json"))
         XCTAssertEqual(v4.headDim, 20)
         XCTAssertEqual(v4.numKVHeads, 3)
-        XCTAssertTrue(v4.tieWordEmbeddings && v4.qkvBias && v4.outputBias && v4.mlpBias)
+        let v4Llama = try XCTUnwrap(v4.architecture as? LlamaArchitecture)
+        XCTAssertTrue(v4.tieWordEmbeddings && v4Llama.qkvBias && v4Llama.outputBias && v4Llama.mlpBias)
         guard case .rotary(let theta, .linear(let factor)) = v4.positions else { return XCTFail("expected linear rope") }
         XCTAssertEqual(theta, 10000)
         XCTAssertEqual(factor, 2)
@@ -20,8 +21,9 @@ final class LoadingTests: XCTestCase {
         XCTAssertEqual([theta5, f, low, high], [500000, 8, 1, 4])
         XCTAssertEqual(orig, 16)
         let qwen = try ModelRegistry.config(path: fixture("qwen2_bias_tied/config.json"))
-        XCTAssertTrue(qwen.qkvBias)
-        XCTAssertFalse(qwen.outputBias, "Qwen2's o_proj never has a bias")
+        let qwenLlama = try XCTUnwrap(qwen.architecture as? LlamaArchitecture)
+        XCTAssertTrue(qwenLlama.qkvBias)
+        XCTAssertFalse(qwenLlama.outputBias, "Qwen2's o_proj never has a bias")
         XCTAssertEqual(try ModelRegistry.config(path: fixture("llama_bf16/config.json")).torchDtype, .bf16)
     }
 

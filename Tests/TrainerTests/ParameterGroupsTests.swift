@@ -1,5 +1,6 @@
 import XCTest
 import Formats
+import Models
 import Tensors
 @testable import Trainer
 @testable import Engine
@@ -13,7 +14,10 @@ final class ParameterGroupsTests: XCTestCase {
 
     func testDecayNamesMatchTransformers() throws {
         let json = try JSONValue.read(path: Self.fixtures.appendingPathComponent("decay_names.json").path)
-        for (model, policy) in [("llama", DecayPolicy()), ("gpt2", DecayPolicy.gpt2(layers: json["gpt2"]!["layers"]!.intValue!))] {
+        // The GPT-2 fixture model has the fixture's layer count; its architecture names the LayerNorm modules.
+        let gpt2 = try ModelRegistry.config(path: Self.fixtures.deletingLastPathComponent().appendingPathComponent("models/gpt2/config.json").path)
+        XCTAssertEqual(gpt2.numLayers, json["gpt2"]!["layers"]!.intValue!)
+        for (model, policy) in [("llama", DecayPolicy()), ("gpt2", DecayPolicy(for: gpt2))] {
             let names = json[model]!["names"]!.arrayValue!.map { $0.stringValue! }
             let expected = json[model]!["decay"]!.arrayValue!.map { $0.stringValue! }
             // Sets: transformers lists a module's children before its own parameters, named_parameters the reverse.
@@ -22,7 +26,7 @@ final class ParameterGroupsTests: XCTestCase {
         }
         // Without the LayerNorm module list GPT-2's ln weights would wrongly decay: names alone cannot tell.
         XCTAssertTrue(DecayPolicy().decays("transformer.ln_f.weight"))
-        XCTAssertFalse(DecayPolicy.gpt2(layers: 1).decays("transformer.ln_f.weight"))
+        XCTAssertFalse(DecayPolicy(for: gpt2).decays("transformer.ln_f.weight"))
         // The name patterns, one by one.
         let p = DecayPolicy()
         XCTAssertFalse(p.decays("x.Bias"))
