@@ -12,8 +12,10 @@ public enum Embedding {
 
     /// dtable[V, C] += scatter of dout[N, C] by tokens[n] (rows repeat, so this runs in order: the sum per
     /// row is then deterministic). Backward of both `forward` (wte) and `addPositions` (wpe).
-    public static func backward(dtable: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, indices: [Int32], C: Int) {
-        for (n, t) in indices.enumerated() { Residual.add(dtable + Int(t) * C, dout + n * C, count: C) }
+    /// `skipping` is nn.Embedding's padding_idx: that row gets no gradient.
+    public static func backward(dtable: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, indices: [Int32], C: Int,
+                                skipping padding: Int32? = nil) {
+        for (n, t) in indices.enumerated() where t != padding { Residual.add(dtable + Int(t) * C, dout + n * C, count: C) }
     }
 
     public static func backwardReference(dtable: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, indices: [Int32], C: Int) {

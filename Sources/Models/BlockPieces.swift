@@ -71,13 +71,15 @@ public final class BlockScratch {
     let dact: UnsafeMutablePointer<Float>   // [N, I]
     let dgate: UnsafeMutablePointer<Float>  // [N, I]
     let dup: UnsafeMutablePointer<Float>    // [N, I]
+    let dqRaw: UnsafeMutablePointer<Float>  // [N, qDim]  gradient of q before a per-head norm (Qwen3, Gemma)
+    let dkRaw: UnsafeMutablePointer<Float>  // [N, kvDim]
 
     init(_ c: TransformerConfig, tokens n: Int) {
         let s = c.attentionShape, H = c.hiddenSize, I = c.intermediateSize
-        let (buffer, v) = carve([H, H, H, H, s.qDim, s.qDim, s.kvDim, s.kvDim, I, I, I].map { $0 * n })
+        let (buffer, v) = carve([H, H, H, H, s.qDim, s.qDim, s.kvDim, s.kvDim, I, I, I, s.qDim, s.kvDim].map { $0 * n })
         storage = buffer
         (proj, dres, dln, dtmp, datt, dq) = (v[0], v[1], v[2], v[3], v[4], v[5])
-        (dk, dv, dact, dgate, dup) = (v[6], v[7], v[8], v[9], v[10])
+        (dk, dv, dact, dgate, dup, dqRaw, dkRaw) = (v[6], v[7], v[8], v[9], v[10], v[11], v[12])
     }
 }
 

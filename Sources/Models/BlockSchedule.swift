@@ -34,7 +34,7 @@ public enum TrainingError: Error, CustomStringConvertible {
 /// - normalizer is the number of label tokens in the whole optimizer step (all accumulation
 ///   micro-batches and ranks): gradients are of Σ loss / normalizer, so accumulation equals the
 ///   full-batch gradient.
-public struct TrainingBatch {
+public struct MicroBatch {
     public let tokens: [Int32]
     public let positions: [Int32]
     public let spans: [AttentionSpan]
@@ -54,17 +54,17 @@ public struct TrainingBatch {
 extension TransformerModel {
     /// Checks lengths, token/target/position ranges and spans, and makes the micro-batch.
     public func batch(tokens: [Int32], positions: [Int32], spans: [AttentionSpan], targets: [Int32],
-                      normalizer: Float) throws -> TrainingBatch {
+                      normalizer: Float) throws -> MicroBatch {
         try validateBatch(tokens: tokens, positions: positions, spans: spans, targets: targets)
         guard normalizer > 0, normalizer.isFinite else { throw TrainingError.badNormalizer(normalizer) }
-        return TrainingBatch(tokens: tokens, positions: positions, spans: spans, targets: targets, normalizer: normalizer)
+        return MicroBatch(tokens: tokens, positions: positions, spans: spans, targets: targets, normalizer: normalizer)
     }
 
     /// Forward, loss and backward of the whole model: every piece in order. Returns the SUM of the token
     /// losses of this micro-batch (f64) and its label-token count; the step's mean loss is Σ lossSum / Σ
     /// labelTokens. `batch` nil runs the hooks alone (a ZeRO-2/3 rank with no tokens this micro-step).
     @discardableResult
-    public func runSchedule(_ batch: TrainingBatch?, grads: FlatBuffer, state: TrainingState) throws -> (lossSum: Double, labelTokens: Int) {
+    public func runSchedule(_ batch: MicroBatch?, grads: FlatBuffer, state: TrainingState) throws -> (lossSum: Double, labelTokens: Int) {
         try checkState(state, grads: grads, tokens: batch?.tokens.count ?? 0)
         let L = config.numLayers
         try embedForward(batch, state: state)
@@ -85,7 +85,7 @@ extension TransformerModel {
     }
 
     /// Group 0 forward: the embedding into state.blockInput(0).
-    public func embedForward(_ batch: TrainingBatch?, state: TrainingState) throws {
+    public func embedForward(_ batch: MicroBatch?, state: TrainingState) throws {
         let hooks = state.hooks
         try hooks?.willUse(group: 0, backward: false)
         if let batch { binding.embedForward(context(batch), out: state.residual[0]) }
@@ -93,7 +93,7 @@ extension TransformerModel {
     }
 
     /// Blocks `range` forward: blockInput(i) → blockInput(j), keeping (or stashing) activations.
-    public func blocksForward(_ range: Range<Int>, _ batch: TrainingBatch?, state: TrainingState) throws {
+    public func blocksForward(_ range: Range<Int>, _ batch: MicroBatch?, state: TrainingState) throws {
         let hooks = state.hooks
         if let batch { binding.reserveRotary(positions: Int(batch.positions.max() ?? 0) + 1) }
         for l in range {
@@ -110,7 +110,7 @@ extension TransformerModel {
     /// The head phase: final norm, LM head and loss, and their backward, from blockInput(L); leaves the
     /// gradient of blockInput(L) in state.residualGradient. Reads groups L+1 and, when the head is tied,
     /// 0; `gradientsReady(L+1)` follows.
-    public func headForwardBackward(_ batch: TrainingBatch?, grads: FlatBuffer, state: TrainingState) throws -> (lossSum: Double, labelTokens: Int) {
+    public func headForwardBackward(_ batch: MicroBatch?, grads: FlatBuffer, state: TrainingState) throws -> (lossSum: Double, labelTokens: Int) {
         let hooks = state.hooks, L = config.numLayers
         let headGroups = isHeadTied ? [L + 1, 0] : [L + 1]
         for group in headGroups { try hooks?.willUse(group: group, backward: false) }
@@ -135,7 +135,7 @@ extension TransformerModel {
 
     /// Blocks `range` backward, last first: state.residualGradient goes from the gradient of
     /// blockInput(j) to that of blockInput(i). With checkpointing each block's forward is re-run first.
-    public func blocksBackward(_ range: Range<Int>, _ batch: TrainingBatch?, grads: FlatBuffer, state: TrainingState) throws {
+    public func blocksBackward(_ range: Range<Int>, _ batch: MicroBatch?, grads: FlatBuffer, state: TrainingState) throws {
         let hooks = state.hooks
         for l in range.reversed() {
             try hooks?.willUse(group: l + 1, backward: true)
@@ -156,12 +156,12 @@ extension TransformerModel {
 
     /// Group 0 backward: the embedding's gradient from state.residualGradient. It reads only gradients
     /// and indices, not the weights, so it needs no `willUse`.
-    public func embedBackward(_ batch: TrainingBatch?, grads: FlatBuffer, state: TrainingState) throws {
+    public func embedBackward(_ batch: MicroBatch?, grads: FlatBuffer, state: TrainingState) throws {
         if let batch { binding.embedBackward(context(batch, grads: grads), dout: state.scratch.dres) }
         try state.hooks?.gradientsReady(group: 0)
     }
 
-    func context(_ b: TrainingBatch, grads: FlatBuffer? = nil) -> BlockContext {
+    func context(_ b: MicroBatch, grads: FlatBuffer? = nil) -> BlockContext {
         BlockContext(weights: weightBase, grads: grads.map { $0.raw.assumingMemoryBound(to: Float.self) },
                      tokens: b.tokens, positions: b.positions, spans: b.spans, cache: nil)
     }

@@ -24,6 +24,9 @@ public struct TransformerConfig: Sendable {
     public var tieWordEmbeddings: Bool
     public var bosTokenId: Int?
     public var eosTokenIds: [Int]
+    /// nn.Embedding's padding_idx (transformers passes pad_token_id for the Llama-style families): that
+    /// row gets no gradient from the embedding lookup.
+    public var paddingIndex: Int?
     public var torchDtype: DType?
     public var raw: JSONObject
 

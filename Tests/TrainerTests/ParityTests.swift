@@ -13,10 +13,11 @@ final class ParityTests: XCTestCase {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures").path
 
-    func makeTrainer(output: String, precision: EngineOptions.Precision = .f32) throws -> Trainer {
+    func makeTrainer(output: String, precision: EngineOptions.Precision = .f32,
+                     model: String = fixtures + "/models/smollm_chat") throws -> Trainer {
         let data = output + "-data.jsonl"
         try Data("{\"text\": \"unused: the parity test feeds the reference batches\"}\n".utf8).write(to: URL(fileURLWithPath: data))
-        var c = TrainingConfiguration(model: ModelSource(path: Self.fixtures + "/models/smollm_chat"),
+        var c = TrainingConfiguration(model: ModelSource(path: model),
                                       data: DataOptions(train: .init(path: data), maxSeqLen: 64, shuffle: false),
                                       output: OutputOptions(dir: output))
         c.training.maxSteps = 20
@@ -30,6 +31,23 @@ final class ParityTests: XCTestCase {
         c.scheduler.warmupSteps = 4
         c.engine.precision = precision
         return try Trainer(configuration: c, log: { _ in })
+    }
+
+    /// The model folder, or (when it ships no tokenizer: the generators' tiny family models) a copy with
+    /// a word-level tokenizer of exactly its vocabulary beside it. The batches are explicit token ids, so
+    /// the tokenizer only has to fit the model.
+    static func withTokenizer(_ model: String, scratch: String) throws -> String {
+        let folder = fixtures + "/models/" + model, fm = FileManager.default
+        if fm.fileExists(atPath: folder + "/tokenizer.json") { return folder }
+        try? fm.removeItem(atPath: scratch)
+        try fm.copyItem(atPath: folder, toPath: scratch)
+        let vocabSize = try JSONValue.read(path: folder + "/config.json")["vocab_size"]!.intValue!
+        let vocab = (0..<vocabSize).map { "\"w\($0)\": \($0)" }.joined(separator: ", ")
+        let json = "{\"version\": \"1.0\", \"added_tokens\": [], \"pre_tokenizer\": {\"type\": \"WhitespaceSplit\"}, " +
+            "\"model\": {\"type\": \"WordLevel\", \"vocab\": {\(vocab)}, \"unk_token\": \"w0\"}}"
+        try Data(json.utf8).write(to: URL(fileURLWithPath: scratch + "/tokenizer.json"))
+        try Data("{\"eos_token\": \"w1\"}".utf8).write(to: URL(fileURLWithPath: scratch + "/tokenizer_config.json"))
+        return scratch
     }
 
     /// A micro-batch of sequences concatenated, each its own attention span with positions from 0.
@@ -46,11 +64,25 @@ final class ParityTests: XCTestCase {
     }
 
     func testTwentyStepsMatchPyTorch() throws {
-        let out = NSTemporaryDirectory() + "sf-parity-\(getpid())"
-        defer { try? FileManager.default.removeItem(atPath: out); try? FileManager.default.removeItem(atPath: out + "-data.jsonl") }
-        let trainer = try makeTrainer(output: out)
-        let steps = try JSONValue.read(path: Self.fixtures + "/parity/batches.json").arrayValue!
-        let expected = try JSONValue.read(path: Self.fixtures + "/parity/expected.json")["steps"]!.arrayValue!
+        try checkTwentySteps(model: "smollm_chat", reference: Self.fixtures + "/parity")
+    }
+
+    /// The same loop for a model of each family added on the Architecture design
+    /// (Scripts/reference/gen_families.py, Tests/Fixtures/parity_families/<model>).
+    func testTwentyStepsOfEachNewFamilyMatchPyTorch() throws {
+        for model in [String]() {
+            try checkTwentySteps(model: model, reference: Self.fixtures + "/parity_families/" + model)
+        }
+    }
+
+    func checkTwentySteps(model: String, reference: String) throws {
+        let out = NSTemporaryDirectory() + "sf-parity-\(model)-\(getpid())"
+        defer {
+            for p in [out, out + "-data.jsonl", out + "-model"] { try? FileManager.default.removeItem(atPath: p) }
+        }
+        let trainer = try makeTrainer(output: out, model: try Self.withTokenizer(model, scratch: out + "-model"))
+        let steps = try JSONValue.read(path: reference + "/batches.json").arrayValue!
+        let expected = try JSONValue.read(path: reference + "/expected.json")["steps"]!.arrayValue!
         XCTAssertEqual(steps.count, 20)
         var worstLoss = 0.0, worstNorm = 0.0
         for (i, step) in steps.enumerated() {
@@ -62,14 +94,14 @@ final class ParityTests: XCTestCase {
             worstLoss = max(worstLoss, abs(loss - refLoss) / abs(refLoss))
             worstNorm = max(worstNorm, abs(result.gradNorm! - refNorm) / refNorm)
             // lr is a double computed the same way: 1e-12 relative.
-            XCTAssertEqual(lr, expected[i]["lr"]!.doubleValue!, accuracy: 1e-12 * max(lr, 1e-30), "step \(i + 1)")
+            XCTAssertEqual(lr, expected[i]["lr"]!.doubleValue!, accuracy: 1e-12 * max(lr, 1e-30), "\(model) step \(i + 1)")
         }
         // Tolerance: per-step loss within 1e-4 relative over 20 steps; grad norm likewise.
-        XCTAssertLessThan(worstLoss, 1e-4, "worst per-step loss relative error")
-        XCTAssertLessThan(worstNorm, 1e-4, "worst grad-norm relative error")
-        print("parity: worst loss rel error \(worstLoss), grad norm \(worstNorm)")
+        XCTAssertLessThan(worstLoss, 1e-4, "\(model): worst per-step loss relative error")
+        XCTAssertLessThan(worstNorm, 1e-4, "\(model): worst grad-norm relative error")
+        print("parity \(model): worst loss rel error \(worstLoss), grad norm \(worstNorm)")
         // Final weights: 1e-4 relative per tensor (max |a − b| / max |b|).
-        let final = try SafeTensorsFile(path: Self.fixtures + "/parity/final.safetensors")
+        let final = try SafeTensorsFile(path: reference + "/final.safetensors")
         var worst = (name: "", err: Float(0))
         for name in final.names {
             let ref = try final.floats(name)
@@ -78,8 +110,8 @@ final class ParityTests: XCTestCase {
             let err = zip(ours, ref).map { abs($0 - $1) }.max()! / scale
             if err > worst.err { worst = (name, err) }
         }
-        XCTAssertLessThan(worst.err, 1e-4, "final weights: worst tensor \(worst.name)")
-        print("parity: worst final-weight rel error \(worst.err) (\(worst.name))")
+        XCTAssertLessThan(worst.err, 1e-4, "\(model) final weights: worst tensor \(worst.name)")
+        print("parity \(model): worst final-weight rel error \(worst.err) (\(worst.name))")
     }
 
     /// The same 20 steps in mixed precision against the f32 PyTorch losses. Documented tolerances

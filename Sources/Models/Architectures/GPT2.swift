@@ -67,7 +67,7 @@ public struct GPT2Architecture: Architecture {
             intermediateSize: f.nInner ?? 4 * f.nEmbd, numLayers: f.nLayer, numHeads: f.nHead, numKVHeads: f.nHead,
             headDim: f.nEmbd / f.nHead, maxPositions: f.nPositions, normEps: Float(f.layerNormEpsilon ?? 1e-5),
             positions: .learned(max: f.nPositions), tieWordEmbeddings: true,
-            bosTokenId: f.bosTokenId, eosTokenIds: f.eosTokenId?.ids ?? [],
+            bosTokenId: f.bosTokenId, eosTokenIds: f.eosTokenId?.ids ?? [], paddingIndex: nil,
             torchDtype: (f.dtype ?? f.torchDtype).flatMap(DType.init(torchName:)),
             raw: json.objectValue ?? JSONObject()
         ).validated(source: source)

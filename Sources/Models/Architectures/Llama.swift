@@ -33,6 +33,7 @@ public struct LlamaArchitecture: Architecture {
         var mlpBias: Bool?
         var bosTokenId: Int?
         var eosTokenId: TokenIds?
+        var padTokenId: Int?
         var torchDtype: String?
         var dtype: String?
         var slidingWindow: Int?
@@ -58,6 +59,7 @@ public struct LlamaArchitecture: Architecture {
             case mlpBias = "mlp_bias"
             case bosTokenId = "bos_token_id"
             case eosTokenId = "eos_token_id"
+            case padTokenId = "pad_token_id"
             case torchDtype = "torch_dtype"
             case dtype
             case slidingWindow = "sliding_window"
@@ -124,6 +126,13 @@ public struct LlamaArchitecture: Architecture {
 
     /// Hugging Face names in state-dict order; each block's tensors contiguous.
     public func layout(_ c: TransformerConfig) -> ParameterLayout {
+        Self.layout(c, qkvBias: qkvBias, outputBias: outputBias, mlpBias: mlpBias)
+    }
+
+    /// The Llama-style table; `attentionExtras` appends a family's own per-layer attention tensors
+    /// (Qwen3's q_norm/k_norm) after o_proj, where transformers' state dict has them.
+    static func layout(_ c: TransformerConfig, qkvBias: Bool, outputBias: Bool, mlpBias: Bool,
+                       attentionExtras: [(name: String, shape: [Int])] = []) -> ParameterLayout {
         var l = ParameterLayout()
         let (h, q, kv, i) = (c.hiddenSize, c.numHeads * c.headDim, c.numKVHeads * c.headDim, c.intermediateSize)
         l.append("model.embed_tokens.weight", shape: [c.vocabSize, h], group: 0)
@@ -138,6 +147,7 @@ public struct LlamaArchitecture: Architecture {
             linear("self_attn.k_proj", [kv, h], bias: qkvBias)
             linear("self_attn.v_proj", [kv, h], bias: qkvBias)
             linear("self_attn.o_proj", [h, q], bias: outputBias)
+            for e in attentionExtras { l.append(p + e.name, shape: e.shape, group: g) }
             linear("mlp.gate_proj", [i, h], bias: mlpBias)
             linear("mlp.up_proj", [i, h], bias: mlpBias)
             linear("mlp.down_proj", [h, i], bias: mlpBias)
@@ -158,10 +168,15 @@ public struct LlamaArchitecture: Architecture {
     }
 
     public func bind(_ c: TransformerConfig, layout: ParameterLayout) -> BoundArchitecture {
+        LlamaBinding(c, blocks: Self.blockWeights(c, layout: layout), layout: layout)
+    }
+
+    /// Each block's projections and norms by their Llama names.
+    static func blockWeights(_ c: TransformerConfig, layout: ParameterLayout) -> [LlamaBlockWeights] {
         let off = { (name: String) in layout[name]!.offset }
         let opt = { (name: String) in layout[name]?.offset }
         let shape = c.attentionShape, (H, I) = (c.hiddenSize, c.intermediateSize)
-        let blocks = (0..<c.numLayers).map { l in
+        return (0..<c.numLayers).map { l in
             let p = "model.layers.\(l)."
             func linear(_ name: String, _ inFeatures: Int, _ outFeatures: Int) -> Linear {
                 Linear(weight: off(p + name + ".weight"), bias: opt(p + name + ".bias"), inFeatures: inFeatures, outFeatures: outFeatures)
@@ -173,9 +188,6 @@ public struct LlamaArchitecture: Architecture {
                 norm2: Norm(kind: .rms, weight: off(p + "post_attention_layernorm.weight"), channels: H, eps: c.normEps),
                 gate: linear("mlp.gate_proj", H, I), up: linear("mlp.up_proj", H, I), down: linear("mlp.down_proj", I, H))
         }
-        return LlamaBinding(c, blocks: blocks, embedding: off("model.embed_tokens.weight"),
-                            finalNorm: Norm(kind: .rms, weight: off("model.norm.weight"), channels: H, eps: c.normEps),
-                            head: c.tieWordEmbeddings ? off("model.embed_tokens.weight") : off("lm_head.weight"))
     }
 }
 
@@ -201,12 +213,13 @@ class LlamaBinding: BoundArchitecture {
     let attention: SelfAttention
     var rope: RotaryEmbedding
 
-    init(_ c: TransformerConfig, blocks: [LlamaBlockWeights], embedding: Int, finalNorm: Norm, head: Int) {
+    /// The embedding, final norm and head by their Llama names (every Llama-style family shares them).
+    init(_ c: TransformerConfig, blocks: [LlamaBlockWeights], layout: ParameterLayout) {
         config = c
         self.blocks = blocks
-        self.embedding = embedding
-        self.finalNorm = finalNorm
-        headWeight = head
+        embedding = layout["model.embed_tokens.weight"]!.offset
+        finalNorm = Norm(kind: .rms, weight: layout["model.norm.weight"]!.offset, channels: c.hiddenSize, eps: c.normEps)
+        headWeight = c.tieWordEmbeddings ? embedding : layout["lm_head.weight"]!.offset
         attention = SelfAttention(shape: c.attentionShape, scale: c.attentionShape.scale)
         guard case .rotary(let theta, let scaling) = c.positions else { preconditionFailure("Llama blocks use rotary positions") }
         rope = RotaryEmbedding(headDim: c.headDim, theta: theta, scaling: scaling)
@@ -221,7 +234,8 @@ class LlamaBinding: BoundArchitecture {
     }
 
     func embedBackward(_ ctx: BlockContext, dout: UnsafeMutablePointer<Float>) {
-        Embedding.backward(dtable: ctx.g(embedding), dout: dout, indices: ctx.tokens, C: config.hiddenSize)
+        Embedding.backward(dtable: ctx.g(embedding), dout: dout, indices: ctx.tokens, C: config.hiddenSize,
+                           skipping: config.paddingIndex.map(Int32.init))
     }
 
     func blockForward(_ l: Int, _ ctx: BlockContext, x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
@@ -261,6 +275,14 @@ class LlamaBinding: BoundArchitecture {
         }
     }
 
+    /// Backward of `applyRotary`, in place on the gradients.
+    func applyRotaryBackward(_ ctx: BlockContext, dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>) {
+        ctx.withPositions { pos in
+            rope.applyBackward(dq, N: ctx.N, heads: config.numHeads, positions: pos)
+            rope.applyBackward(dk, N: ctx.N, heads: config.numKVHeads, positions: pos)
+        }
+    }
+
     func blockBackward(_ l: Int, _ ctx: BlockContext, x: UnsafePointer<Float>, a: BlockActivations, s: BlockScratch) {
         let b = blocks[l]
         // MLP: the residual passes dres straight through; the branch adds its input gradient via norm2.
@@ -280,10 +302,7 @@ class LlamaBinding: BoundArchitecture {
     /// From dq, dk, dv (after RoPE) to s.dln, the gradient of the normed input.
     func projectQKVBackward(_ l: Int, _ ctx: BlockContext, a: BlockActivations, s: BlockScratch) {
         let b = blocks[l]
-        ctx.withPositions { pos in
-            rope.applyBackward(s.dq, N: ctx.N, heads: config.numHeads, positions: pos)
-            rope.applyBackward(s.dk, N: ctx.N, heads: config.numKVHeads, positions: pos)
-        }
+        applyRotaryBackward(ctx, dq: s.dq, dk: s.dk)
         b.q.backward(ctx, dinp: s.dln, dout: s.dq, inp: a[Slot.ln1])
         b.k.backward(ctx, dinp: s.dln, dout: s.dk, inp: a[Slot.ln1], accumulate: true)
         b.v.backward(ctx, dinp: s.dln, dout: s.dv, inp: a[Slot.ln1], accumulate: true)
@@ -314,6 +333,7 @@ extension LlamaArchitecture.File {
             maxPositions: maxPositionEmbeddings ?? 2048, normEps: Float(rmsNormEps ?? 1e-6),
             positions: .rotary(theta: Float(theta), scaling: LlamaArchitecture.rotaryScaling(scaling, source: source)),
             tieWordEmbeddings: tieWordEmbeddings ?? false, bosTokenId: bosTokenId, eosTokenIds: eosTokenId?.ids ?? [],
+            paddingIndex: padTokenId,
             torchDtype: (dtype ?? torchDtype).flatMap(DType.init(torchName:)),
             raw: json.objectValue ?? JSONObject()
         ).validated(source: source)
