@@ -78,6 +78,7 @@ public enum ModelRegistry {
         "mistral": LlamaArchitecture.decode,
         "qwen2": LlamaArchitecture.decode,
         "gpt2": GPT2Architecture.decode,
+        "qwen3": Qwen3Architecture.decode,
     ]
 
     public static var supportedTypes: [String] { families.keys.sorted() }

@@ -21,7 +21,8 @@ func relativeError(_ a: [Float], _ b: [Float]) -> Float {
 /// computed for the same files (Scripts/reference/gen_models.py).
 final class ForwardParityTests: XCTestCase {
     static let families = ["llama_gqa_llama3rope", "llama_tied_linear_bias_v4", "mistral_sharded",
-                           "qwen2_bias_tied", "llama_bf16", "gpt2"]
+                           "qwen2_bias_tied", "llama_bf16", "gpt2",
+                           "qwen3_gqa", "qwen3_tied_v4"]
 
     func testLogitsMatchTransformers() throws {
         for name in Self.families {
