@@ -489,6 +489,10 @@ def build_chat_model(name, cls, tokenizer, seed):
     for f in sorted(os.listdir(tok_dir)):
         shutil.copy(os.path.join(tok_dir, f), folder)
     model = load(folder).eval()
+    # Expected ids come from the tokenizer transformers loads from the finished folder: with config.json
+    # beside it AutoTokenizer may pick another class than for the bare tokenizer folder (Llama-2's files
+    # load as TokenizersBackend there, keeping tokenizer.json's pipeline, not LlamaTokenizer's rebuild).
+    tok = AutoTokenizer.from_pretrained(folder)
     assert type(model) is cls and model.config.vocab_size == len(tok)
     prompts = ["Hello world", "What is 2 + 2?", "  spaces  and\nnewlines 123"]
     cases = []

@@ -79,6 +79,7 @@ public enum ModelRegistry {
         "qwen2": LlamaArchitecture.decode,
         "gpt2": GPT2Architecture.decode,
         "qwen3": Qwen3Architecture.decode,
+        "phi3": Phi3Architecture.decode,
     ]
 
     public static var supportedTypes: [String] { families.keys.sorted() }

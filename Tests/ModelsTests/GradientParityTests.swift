@@ -29,7 +29,7 @@ struct TrainingBatch {
 /// relative (max |a − b| / max |b|, per tensor by Hugging Face name).
 final class GradientParityTests: XCTestCase {
     static let cases = ["llama_gqa_llama3rope", "llama_tied_linear_bias_v4", "qwen2_bias_tied", "gpt2",
-                        "qwen3_gqa", "qwen3_tied_v4"]
+                        "qwen3_gqa", "qwen3_tied_v4", "phi3_gqa"]
 
     func rows(_ file: SafeTensorsFile, _ name: String) throws -> [[Int32]] {
         let values = try file.int64s(name).map(Int32.init)

@@ -11,6 +11,8 @@ public struct LlamaArchitecture: Architecture {
     public var qkvBias: Bool
     public var outputBias: Bool
     public var mlpBias: Bool
+    /// Keys a query sees at most, on every layer (Mistral); nil for full causal attention.
+    public var slidingWindow: Int? = nil
 
     /// config.json as transformers 4 and 5 write it. Optional where transformers accepts null or absence.
     struct File: Decodable {
@@ -98,8 +100,12 @@ public struct LlamaArchitecture: Architecture {
             throw ModelConfigError.unsupported(file: source, key: "use_sliding_window", message: "sliding-window attention")
         }
         let isQwen2 = f.modelType == "qwen2"
+        // Mistral attends over a sliding window on every layer when the key is set; Llama has no such key
+        // and Qwen2 uses it only with use_sliding_window, refused above.
+        let window = f.modelType == "mistral" ? f.slidingWindow : nil
         let architecture = LlamaArchitecture(qkvBias: isQwen2 || (f.attentionBias ?? false),
-                                             outputBias: !isQwen2 && (f.attentionBias ?? false), mlpBias: f.mlpBias ?? false)
+                                             outputBias: !isQwen2 && (f.attentionBias ?? false), mlpBias: f.mlpBias ?? false,
+                                             slidingWindow: window)
         return try f.config(architecture: architecture, json: json, source: source)
     }
 
@@ -168,7 +174,7 @@ public struct LlamaArchitecture: Architecture {
     }
 
     public func bind(_ c: TransformerConfig, layout: ParameterLayout) -> BoundArchitecture {
-        LlamaBinding(c, blocks: Self.blockWeights(c, layout: layout), layout: layout)
+        LlamaBinding(c, blocks: Self.blockWeights(c, layout: layout), layout: layout, window: slidingWindow)
     }
 
     /// Each block's projections and norms by their Llama names.
@@ -214,13 +220,14 @@ class LlamaBinding: BoundArchitecture {
     var rope: RotaryEmbedding
 
     /// The embedding, final norm and head by their Llama names (every Llama-style family shares them).
-    init(_ c: TransformerConfig, blocks: [LlamaBlockWeights], layout: ParameterLayout) {
+    /// `window`: every layer attends over the last `window` keys only (Mistral's and Phi-3's sliding_window).
+    init(_ c: TransformerConfig, blocks: [LlamaBlockWeights], layout: ParameterLayout, window: Int? = nil) {
         config = c
         self.blocks = blocks
         embedding = layout["model.embed_tokens.weight"]!.offset
         finalNorm = Norm(kind: .rms, weight: layout["model.norm.weight"]!.offset, channels: c.hiddenSize, eps: c.normEps)
         headWeight = c.tieWordEmbeddings ? embedding : layout["lm_head.weight"]!.offset
-        attention = SelfAttention(shape: c.attentionShape, scale: c.attentionShape.scale)
+        attention = SelfAttention(shape: c.attentionShape, scale: c.attentionShape.scale, window: window)
         guard case .rotary(let theta, let scaling) = c.positions else { preconditionFailure("Llama blocks use rotary positions") }
         rope = RotaryEmbedding(headDim: c.headDim, theta: theta, scaling: scaling)
     }
