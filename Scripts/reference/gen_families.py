@@ -470,7 +470,10 @@ def chat_configs(tok):
     }
 
 
-CHAT_CASES = [("qwen3_chat", Qwen3ForCausalLM, "qwen2", 560), ("gemma3_chat", Gemma3ForCausalLM, "llama2", 570),
+# Gemma's chat model takes a byte-level tokenizer: for a gemma3_text folder AutoTokenizer picks LlamaTokenizer,
+# which rebuilds Llama-2's pre-tokenizer from tokenizer_config.json; the CLI runs tokenizer.json as saved.
+# That tokenizer-class choice is not what this fixture tests (see the closing note of the architecture issue).
+CHAT_CASES = [("qwen3_chat", Qwen3ForCausalLM, "qwen2", 560), ("gemma3_chat", Gemma3ForCausalLM, "smollm", 570),
               ("phi3_chat", Phi3ForCausalLM, "llama2", 580)]
 
 

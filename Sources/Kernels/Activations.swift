@@ -113,3 +113,46 @@ public enum GELU {
         }
     }
 }
+
+/// Gemma's MLP nonlinearity: out = gelu_tanh(gate) · up (transformers' gelu_pytorch_tanh, the same
+/// tanh approximation as gelu_new), composed from `GELU`.
+public enum GeGLU {
+    public static func forward(out: UnsafeMutablePointer<Float>, gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count n: Int) {
+        GELU.forward(out: out, inp: gate, count: n)
+        multiply(out, by: up, count: n)
+    }
+
+    public static func forwardReference(out: UnsafeMutablePointer<Float>, gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count n: Int) {
+        GELU.forwardReference(out: out, inp: gate, count: n)
+        for i in 0..<n { out[i] = Float(Double(out[i]) * Double(up[i])) }
+    }
+
+    /// dgate = dout·up·gelu'(gate), dup = dout·gelu(gate); both overwritten.
+    public static func backward(dgate: UnsafeMutablePointer<Float>, dup: UnsafeMutablePointer<Float>,
+                                dout: UnsafePointer<Float>, gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count n: Int) {
+        GELU.forward(out: dup, inp: gate, count: n)
+        multiply(dup, by: dout, count: n)
+        dgate.update(from: dout, count: n)
+        multiply(dgate, by: up, count: n)
+        // GELU.backward reads each dout element before writing the same element of dinp.
+        GELU.backward(dinp: dgate, dout: dgate, inp: gate, count: n)
+    }
+
+    public static func backwardReference(dgate: UnsafeMutablePointer<Float>, dup: UnsafeMutablePointer<Float>,
+                                         dout: UnsafePointer<Float>, gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count n: Int) {
+        let ones = [Float](repeating: 1, count: n)
+        GELU.forwardReference(out: dup, inp: gate, count: n)
+        ones.withUnsafeBufferPointer { GELU.backwardReference(dinp: dgate, dout: $0.baseAddress!, inp: gate, count: n) }
+        for i in 0..<n {
+            let d = Double(dout[i])
+            dgate[i] = Float(d * Double(up[i]) * Double(dgate[i]))
+            dup[i] = Float(d * Double(dup[i]))
+        }
+    }
+
+    static func multiply(_ x: UnsafeMutablePointer<Float>, by y: UnsafePointer<Float>, count n: Int) {
+        var i = 0
+        while i + 8 <= n { VectorMath.store(VectorMath.load(x + i) * VectorMath.load(y + i), x + i); i += 8 }
+        while i < n { x[i] *= y[i]; i += 1 }
+    }
+}

@@ -27,6 +27,9 @@ public protocol Architecture: Sendable {
     /// Per-token widths of what one block keeps for its backward, in the order of its binding's slots,
     /// and which of them are per-row statistics (kept f32 under mixed precision).
     func activationSlots(_ c: TransformerConfig) -> [ActivationSlot]
+    /// The file's keys in the transformers-4 layout, which transformers 4 and 5 both read (dtype keys are
+    /// set by the caller).
+    func transformers4Keys(_ raw: JSONObject) -> JSONObject
     /// Resolves the layout's names to offsets and builds the rotary tables: the object the forward and
     /// backward run on.
     func bind(_ c: TransformerConfig, layout: ParameterLayout) -> BoundArchitecture
@@ -34,6 +37,20 @@ public protocol Architecture: Sendable {
 
 extension Architecture {
     public func canonicalName(_ fileName: String) -> String? { fileName }
+
+    /// transformers 5's one `rope_parameters` object back into top-level `rope_theta` and `rope_scaling`.
+    public func transformers4Keys(_ raw: JSONObject) -> JSONObject {
+        var o = raw
+        if let rp = o["rope_parameters"]?.objectValue {
+            o["rope_parameters"] = nil
+            if let theta = rp["rope_theta"] { o["rope_theta"] = theta }
+            var scaling = rp
+            scaling["rope_theta"] = nil
+            let type = scaling["rope_type"]?.stringValue ?? "default"
+            o["rope_scaling"] = type == "default" ? .null : .object(scaling)
+        }
+        return o
+    }
     public func layerNormModules(_ c: TransformerConfig) -> Set<String> { [] }
     public func positionLimit(_ c: TransformerConfig) -> Int? { nil }
     public func initialNormWeight(_ name: String) -> Float? {
@@ -80,6 +97,7 @@ public enum ModelRegistry {
         "gpt2": GPT2Architecture.decode,
         "qwen3": Qwen3Architecture.decode,
         "phi3": Phi3Architecture.decode,
+        "gemma3_text": Gemma3Architecture.decode,
     ]
 
     public static var supportedTypes: [String] { families.keys.sorted() }

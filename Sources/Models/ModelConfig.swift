@@ -73,17 +73,9 @@ extension TransformerConfig {
     /// config.json in the transformers-4 layout (`torch_dtype`, top-level `rope_theta`/`rope_scaling`),
     /// which transformers 4 and 5 both read; every other key of the original file is kept.
     public func transformers4JSON(dtype: DType) -> JSONValue {
-        var o = raw
+        var o = architecture.transformers4Keys(raw)
         o["dtype"] = nil
         o["torch_dtype"] = .string(dtype.torchName)
-        if let rp = o["rope_parameters"]?.objectValue {
-            o["rope_parameters"] = nil
-            if let theta = rp["rope_theta"] { o["rope_theta"] = theta }
-            var scaling = rp
-            scaling["rope_theta"] = nil
-            let type = scaling["rope_type"]?.stringValue ?? "default"
-            o["rope_scaling"] = type == "default" ? .null : .object(scaling)
-        }
         if o["transformers_version"] == nil { o["transformers_version"] = .string("4.57.1") }
         return .object(o)
     }

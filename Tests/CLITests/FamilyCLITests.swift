@@ -6,7 +6,7 @@ import Formats
 /// added on the Architecture design, saved by transformers with a shipped tokenizer
 /// (Scripts/reference/gen_families.py: `<family>_chat`, `expected_cli.json`).
 final class FamilyCLITests: XCTestCase {
-    static let families = ["qwen3_chat", "phi3_chat"]
+    static let families = ["qwen3_chat", "phi3_chat", "gemma3_chat"]
 
     func folder(_ family: String) -> String { CLI.fixtures + "/models/" + family }
 

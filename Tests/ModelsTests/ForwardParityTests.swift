@@ -22,7 +22,7 @@ func relativeError(_ a: [Float], _ b: [Float]) -> Float {
 final class ForwardParityTests: XCTestCase {
     static let families = ["llama_gqa_llama3rope", "llama_tied_linear_bias_v4", "mistral_sharded",
                            "qwen2_bias_tied", "llama_bf16", "gpt2",
-                           "qwen3_gqa", "qwen3_tied_v4", "phi3_gqa"]
+                           "qwen3_gqa", "qwen3_tied_v4", "phi3_gqa", "gemma3_text", "gemma3_text_v4"]
 
     func testLogitsMatchTransformers() throws {
         for name in Self.families {

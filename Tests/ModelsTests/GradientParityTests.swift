@@ -29,7 +29,7 @@ struct TrainingBatch {
 /// relative (max |a − b| / max |b|, per tensor by Hugging Face name).
 final class GradientParityTests: XCTestCase {
     static let cases = ["llama_gqa_llama3rope", "llama_tied_linear_bias_v4", "qwen2_bias_tied", "gpt2",
-                        "qwen3_gqa", "qwen3_tied_v4", "phi3_gqa"]
+                        "qwen3_gqa", "qwen3_tied_v4", "phi3_gqa", "gemma3_text", "gemma3_text_v4"]
 
     func rows(_ file: SafeTensorsFile, _ name: String) throws -> [[Int32]] {
         let values = try file.int64s(name).map(Int32.init)
@@ -92,7 +92,7 @@ final class GradientParityTests: XCTestCase {
 
     func testPackedRowGradientsMatchSeparateExamples() throws {
         // Two examples of different lengths in one row, positions restarting, attention not crossing.
-        for name in ["llama_gqa_llama3rope", "gpt2"] {
+        for name in ["llama_gqa_llama3rope", "gpt2", "gemma3_text"] {
             let expected = try SafeTensorsFile(path: gradientFixtures + "/\(name).safetensors")
             try check(name, prefix: "packed", batch: try packedCase(expected), expected: expected)
         }

@@ -30,7 +30,7 @@ final class LoadingTests: XCTestCase {
     func testUnknownModelTypeListsTheSupportedOnes() {
         XCTAssertThrowsError(try ModelRegistry.config(json: .object(JSONObject([("model_type", .string("bert"))])), source: "x/config.json")) {
             let text = "\($0)"
-            XCTAssertTrue(text.contains("x/config.json") && text.contains("'bert'") && text.contains("gpt2, llama, mistral, qwen2"), text)
+            XCTAssertTrue(text.contains("x/config.json") && text.contains("'bert'") && text.contains("gemma3_text, gpt2, llama, mistral, phi3, qwen2, qwen3"), text)
         }
     }
 

@@ -70,7 +70,7 @@ final class ParityTests: XCTestCase {
     /// The same loop for a model of each family added on the Architecture design
     /// (Scripts/reference/gen_families.py, Tests/Fixtures/parity_families/<model>).
     func testTwentyStepsOfEachNewFamilyMatchPyTorch() throws {
-        for model in ["qwen3_gqa", "phi3_gqa"] {
+        for model in ["qwen3_gqa", "phi3_gqa", "gemma3_text"] {
             try checkTwentySteps(model: model, reference: Self.fixtures + "/parity_families/" + model)
         }
     }
