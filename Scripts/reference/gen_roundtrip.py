@@ -27,6 +27,11 @@ CASES = [
     ("qwen2_bf16", "qwen2_bias_tied", ["--dtype", "bf16"]),
     ("mistral_sharded_f32", "mistral_sharded", ["--dtype", "f32", "--max-shard-size", "80KB"]),
     ("gpt2_f32", "gpt2", ["--dtype", "f32"]),
+    ("qwen3_f32", "qwen3_gqa", ["--dtype", "f32"]),
+    ("phi3_f32", "phi3_gqa", ["--dtype", "f32"]),
+    # A transformers-5 Gemma config (rope_parameters per layer type) exported in the transformers-4 layout.
+    ("gemma3_f32", "gemma3_text", ["--dtype", "f32"]),
+    ("gemma3_v4_bf16", "gemma3_text_v4", ["--dtype", "bf16"]),
 ]
 
 
