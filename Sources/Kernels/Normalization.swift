@@ -54,7 +54,7 @@ extension RMSNorm {
     /// Backward with the saved rstd s[N]: for dyw = dout·weight,
     ///   dinp[N, C]  += s·(dyw − inp·s²·mean(dyw·inp))
     ///   dweight[C]  += Σ_rows dout·inp·s
-    public static func backward(dinp: UnsafeMutablePointer<Float>, dweight: UnsafeMutablePointer<Float>,
+    public static func backward(dinp: UnsafeMutablePointer<Float>, dweight: UnsafeMutablePointer<Float>?,
                                 dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                 rstd: UnsafePointer<Float>, N: Int, C: Int, unitOffset: Bool = false) {
         if unitOffset {
@@ -81,7 +81,8 @@ extension RMSNorm {
                 while i < C { dx[i] += s * (dy[i] * weight[i] - x[i] * k); i += 1 }
             }
         }
-        NormWeightGradient.accumulate(dweight: dweight, dbias: nil, dout: dout, inp: inp, mean: nil, rstd: rstd, N: N, C: C)
+        // Frozen weights (adapter training) need only the input gradient.
+        if let dweight { NormWeightGradient.accumulate(dweight: dweight, dbias: nil, dout: dout, inp: inp, mean: nil, rstd: rstd, N: N, C: C) }
     }
 
     public static func backwardReference(dinp: UnsafeMutablePointer<Float>, dweight: UnsafeMutablePointer<Float>,
@@ -155,8 +156,8 @@ extension LayerNorm {
     /// Backward with the saved mean m[N] and rstd s[N]: for n = (inp − m)·s and dn = dout·weight,
     ///   dinp[N, C]  += s·(dn − mean(dn) − n·mean(dn·n))
     ///   dweight[C]  += Σ_rows dout·n,   dbias[C] += Σ_rows dout
-    public static func backward(dinp: UnsafeMutablePointer<Float>, dweight: UnsafeMutablePointer<Float>,
-                                dbias: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
+    public static func backward(dinp: UnsafeMutablePointer<Float>, dweight: UnsafeMutablePointer<Float>?,
+                                dbias: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
                                 weight: UnsafePointer<Float>, mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
                                 N: Int, C: Int) {
         Parallel.forEachChunk(N, minPerThread: 16) { rows in
@@ -189,7 +190,7 @@ extension LayerNorm {
                 }
             }
         }
-        NormWeightGradient.accumulate(dweight: dweight, dbias: dbias, dout: dout, inp: inp, mean: mean, rstd: rstd, N: N, C: C)
+        if let dweight { NormWeightGradient.accumulate(dweight: dweight, dbias: dbias, dout: dout, inp: inp, mean: mean, rstd: rstd, N: N, C: C) }
     }
 
     public static func backwardReference(dinp: UnsafeMutablePointer<Float>, dweight: UnsafeMutablePointer<Float>,

@@ -66,6 +66,8 @@ public protocol BoundArchitecture: AnyObject {
     var headWeight: Int { get }
     /// Final-logit soft-capping (Gemma): logits = cap · tanh(z / cap); nil for none.
     var logitSoftcap: Float? { get }
+    /// Every projection of the blocks with its layer group, in layout order: where LoRA attaches.
+    var projections: [(group: Int, piece: Linear)] { get }
 
     /// residual[N, H] from the tokens (and learned positions).
     func embedForward(_ ctx: BlockContext, out: UnsafeMutablePointer<Float>)

@@ -5,19 +5,22 @@ import Tensors
 /// weights and (backward only) the gradients, both laid out by the model's `ParameterLayout`.
 public struct BlockContext {
     let weights: UnsafeMutablePointer<Float>
+    /// Nil in inference, and for the frozen base weights of adapter training.
     let grads: UnsafeMutablePointer<Float>?
     let tokens: [Int32]
     let positions: [Int32]
     let spans: [AttentionSpan]
     /// Incremental decoding: keys and values go to (and attention reads from) the cache.
     let cache: KVCache?
+    /// LoRA: the adapters attached at named projections, with their own weights and gradients.
+    var adapter: AdapterContext? = nil
     var N: Int { tokens.count }
 
     @inline(__always) func w(_ offset: Int) -> UnsafeMutablePointer<Float> { weights + offset }
     @inline(__always) func w(_ offset: Int?) -> UnsafeMutablePointer<Float>? { offset.map { weights + $0 } }
-    /// Gradient view; only called in backward, where `grads` is set.
-    @inline(__always) func g(_ offset: Int) -> UnsafeMutablePointer<Float> { grads! + offset }
-    @inline(__always) func g(_ offset: Int?) -> UnsafeMutablePointer<Float>? { offset.map { grads! + $0 } }
+    /// Gradient views: nil where the base weights are frozen (no weight gradient is computed).
+    @inline(__always) func g(_ offset: Int) -> UnsafeMutablePointer<Float>? { grads.map { $0 + offset } }
+    @inline(__always) func g(_ offset: Int?) -> UnsafeMutablePointer<Float>? { offset.flatMap { o in grads.map { $0 + o } } }
 
     func withPositions<R>(_ body: (UnsafePointer<Int32>) -> R) -> R {
         positions.withUnsafeBufferPointer { body($0.baseAddress!) }
@@ -93,7 +96,11 @@ public struct NormStatistics {
 /// attaches here, by the projection's name. `columnOffset`/`ldw` select a column block of a fused
 /// [in, k·out] Conv1D weight (GPT-2's c_attn); row blocks of a fused nn.Linear weight (Phi-3's qkv_proj)
 /// are plain offsets.
-struct Linear {
+public struct Linear {
+    /// The Hugging Face module path ("model.layers.0.self_attn.q_proj"): where a LoRA adapter attaches.
+    var module: String
+    /// Where this piece's outputs start among the module's (a row block of a fused projection).
+    var outputOffset = 0
     var weight: Int
     var bias: Int?
     var inFeatures: Int
@@ -114,6 +121,7 @@ struct Linear {
             Matmul.forward(out: out, inp: inp, weight: ctx.w(weight), bias: ctx.w(bias), M: N, K: inFeatures,
                            N: outFeatures, layout: layout)
         }
+        if let lora = ctx.adapter?.module(module) { lora.forward(ctx, piece: self, out: out, inp: inp) }
     }
 
     /// dinp = dout·Wᵀ (added when `accumulate`), dW and db added into ctx.grads.
@@ -121,6 +129,7 @@ struct Linear {
                   accumulate: Bool = false) {
         Matmul.backward(dinp: dinp, dweight: ctx.g(weight), dbias: ctx.g(bias), dout: dout, inp: inp, weight: ctx.w(weight),
                         M: ctx.N, K: inFeatures, N: outFeatures, layout: layout, ldw: ldw, accumulateInput: accumulate)
+        if let lora = ctx.adapter?.module(module) { lora.backward(ctx, piece: self, dinp: dinp, dout: dout, inp: inp) }
     }
 }
 

@@ -161,9 +161,11 @@ extension TransformerModel {
         try state.hooks?.gradientsReady(group: 0)
     }
 
+    /// With an adapter attached the gradients are the adapter's and the base gets none.
     func context(_ b: MicroBatch, grads: FlatBuffer? = nil) -> BlockContext {
-        BlockContext(weights: weightBase, grads: grads.map { $0.raw.assumingMemoryBound(to: Float.self) },
-                     tokens: b.tokens, positions: b.positions, spans: b.spans, cache: nil)
+        let g = grads.map { $0.raw.assumingMemoryBound(to: Float.self) }
+        return BlockContext(weights: weightBase, grads: adapter == nil ? g : nil, tokens: b.tokens, positions: b.positions,
+                            spans: b.spans, cache: nil, adapter: adapter?.context(grads: grads))
     }
 
     func checkState(_ state: TrainingState, grads: FlatBuffer, tokens n: Int) throws {
@@ -175,8 +177,8 @@ extension TransformerModel {
               state.slots == config.architecture.activationSlots(config) else {
             throw TrainingError.stateMismatch("made for a different model shape")
         }
-        guard grads.dtype == .f32, grads.count == layout.totalCount else {
-            throw TrainingError.gradientBufferMismatch(expected: layout.totalCount, found: grads.count, dtype: grads.dtype)
+        guard grads.dtype == .f32, grads.count == trainableLayout.totalCount else {
+            throw TrainingError.gradientBufferMismatch(expected: trainableLayout.totalCount, found: grads.count, dtype: grads.dtype)
         }
     }
 

@@ -11,6 +11,9 @@ public final class TransformerModel {
     public let layout: ParameterLayout
     public let params: FlatBuffer
     let binding: BoundArchitecture
+    /// A LoRA adapter attached at the targeted projections (inference and adapter training); the base
+    /// weights in `params` are then frozen.
+    public var adapter: LoRAAdapter?
 
     public init(config: TransformerConfig) {
         self.config = config
@@ -20,6 +23,11 @@ public final class TransformerModel {
     }
 
     public var parameterCount: Int { layout.totalCount }
+
+    /// What training updates: the adapter's layout and buffer when one is attached (the base frozen), the
+    /// model's own otherwise. Gradients passed to the block schedule are laid out like this.
+    public var trainableLayout: ParameterLayout { adapter?.layout ?? layout }
+    public var trainableParams: FlatBuffer { adapter?.params ?? params }
 
     /// True when the LM head reads the embedding's weight, so the head phase also uses layer group 0.
     public var isHeadTied: Bool { binding.headWeight == layout.entries.first?.offset && layout["lm_head.weight"] == nil }
@@ -46,7 +54,8 @@ public final class TransformerModel {
     public func forward(tokens: [Int32], positions: [Int32], spans: [AttentionSpan], cache: KVCache? = nil,
                         workspace ws: ForwardWorkspace) -> UnsafeMutablePointer<Float> {
         ws.reserve(tokens: tokens.count, config: config)
-        let ctx = BlockContext(weights: weightBase, grads: nil, tokens: tokens, positions: positions, spans: spans, cache: cache)
+        let ctx = BlockContext(weights: weightBase, grads: nil, tokens: tokens, positions: positions, spans: spans, cache: cache,
+                               adapter: adapter?.context())
         let x: UnsafeMutablePointer<Float> = ws.residual!
         binding.embedForward(ctx, out: x)
         binding.reserveRotary(positions: Int(positions.max() ?? 0) + 1)

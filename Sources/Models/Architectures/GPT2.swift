@@ -137,14 +137,16 @@ public struct GPT2Architecture: Architecture {
             Norm(kind: .layer(bias: off(name + ".bias")), weight: off(name + ".weight"), channels: E, eps: c.normEps)
         }
         func conv1D(_ name: String, _ inFeatures: Int, _ outFeatures: Int) -> Linear {
-            Linear(weight: off(name + ".weight"), bias: off(name + ".bias"), inFeatures: inFeatures, outFeatures: outFeatures, layout: .inOut)
+            Linear(module: name, weight: off(name + ".weight"), bias: off(name + ".bias"), inFeatures: inFeatures, outFeatures: outFeatures,
+                   layout: .inOut)
         }
         let blocks = (0..<c.numLayers).map { l in
             let p = "transformer.h.\(l)."
             let qkv = off(p + "attn.c_attn.weight"), qkvBias = off(p + "attn.c_attn.bias")
             // q, k and v are column blocks j·E..<(j+1)·E of the fused [E, 3E] weight and its bias.
             let parts = (0..<3).map { j in
-                Linear(weight: qkv + j * E, bias: qkvBias + j * E, inFeatures: E, outFeatures: E, layout: .inOut, ldw: 3 * E)
+                Linear(module: p + "attn.c_attn", outputOffset: j * E, weight: qkv + j * E, bias: qkvBias + j * E, inFeatures: E,
+                       outFeatures: E, layout: .inOut, ldw: 3 * E)
             }
             return GPT2BlockWeights(ln1: norm(p + "ln_1"), q: parts[0], k: parts[1], v: parts[2],
                                     proj: conv1D(p + "attn.c_proj", E, E), ln2: norm(p + "ln_2"),
@@ -184,6 +186,10 @@ final class GPT2Binding: BoundArchitecture {
 
     var headWeight: Int { tokenEmbedding }
     var logitSoftcap: Float? { nil }
+
+    var projections: [(group: Int, piece: Linear)] {
+        blocks.enumerated().flatMap { l, b in [b.q, b.k, b.v, b.proj, b.fc, b.fcProj].map { (l + 1, $0) } }
+    }
     func reserveRotary(positions n: Int) {}
 
     func embedForward(_ ctx: BlockContext, out: UnsafeMutablePointer<Float>) {
@@ -194,8 +200,9 @@ final class GPT2Binding: BoundArchitecture {
 
     func embedBackward(_ ctx: BlockContext, dout: UnsafeMutablePointer<Float>) {
         let H = config.hiddenSize
-        Embedding.backward(dtable: ctx.g(tokenEmbedding), dout: dout, indices: ctx.tokens, C: H)
-        Embedding.backward(dtable: ctx.g(positionEmbedding), dout: dout, indices: ctx.positions, C: H)
+        guard let tokens = ctx.g(tokenEmbedding), let positions = ctx.g(positionEmbedding) else { return }
+        Embedding.backward(dtable: tokens, dout: dout, indices: ctx.tokens, C: H)
+        Embedding.backward(dtable: positions, dout: dout, indices: ctx.positions, C: H)
     }
 
     func blockForward(_ l: Int, _ ctx: BlockContext, x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,

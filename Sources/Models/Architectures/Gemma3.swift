@@ -236,7 +236,8 @@ final class Gemma3Binding: BoundArchitecture {
         blocks = (0..<c.numLayers).map { l in
             let p = "model.layers.\(l)."
             func linear(_ name: String, _ inFeatures: Int, _ outFeatures: Int) -> Linear {
-                Linear(weight: off(p + name + ".weight"), bias: opt(p + name + ".bias"), inFeatures: inFeatures, outFeatures: outFeatures)
+                Linear(module: p + name, weight: off(p + name + ".weight"), bias: opt(p + name + ".bias"), inFeatures: inFeatures,
+                       outFeatures: outFeatures)
             }
             let sliding = a.slidingLayers[l]
             return Gemma3BlockWeights(
@@ -261,6 +262,10 @@ final class Gemma3Binding: BoundArchitecture {
                  RotaryEmbedding(headDim: c.headDim, theta: a.localRopeTheta, scaling: .none)]
     }
 
+    var projections: [(group: Int, piece: Linear)] {
+        blocks.enumerated().flatMap { l, b in [b.q, b.k, b.v, b.o, b.gate, b.up, b.down].map { (l + 1, $0) } }
+    }
+
     func reserveRotary(positions n: Int) {
         for i in ropes.indices { ropes[i].reserve(positions: n) }
     }
@@ -272,8 +277,9 @@ final class Gemma3Binding: BoundArchitecture {
 
     /// Scales `dout` in place (the embedding is the last piece to read it).
     func embedBackward(_ ctx: BlockContext, dout: UnsafeMutablePointer<Float>) {
+        guard let table = ctx.g(embedding) else { return }
         VectorMath.scale(dout, ctx.N * config.hiddenSize, by: embeddingScale)
-        Embedding.backward(dtable: ctx.g(embedding), dout: dout, indices: ctx.tokens, C: config.hiddenSize,
+        Embedding.backward(dtable: table, dout: dout, indices: ctx.tokens, C: config.hiddenSize,
                            skipping: config.paddingIndex.map(Int32.init))
     }
 

@@ -185,7 +185,8 @@ public struct LlamaArchitecture: Architecture {
         return (0..<c.numLayers).map { l in
             let p = "model.layers.\(l)."
             func linear(_ name: String, _ inFeatures: Int, _ outFeatures: Int) -> Linear {
-                Linear(weight: off(p + name + ".weight"), bias: opt(p + name + ".bias"), inFeatures: inFeatures, outFeatures: outFeatures)
+                Linear(module: p + name, weight: off(p + name + ".weight"), bias: opt(p + name + ".bias"), inFeatures: inFeatures,
+                       outFeatures: outFeatures)
             }
             return LlamaBlockWeights(
                 norm1: Norm(kind: .rms, weight: off(p + "input_layernorm.weight"), channels: H, eps: c.normEps),
@@ -234,6 +235,10 @@ class LlamaBinding: BoundArchitecture {
 
     var logitSoftcap: Float? { nil }
 
+    var projections: [(group: Int, piece: Linear)] {
+        blocks.enumerated().flatMap { l, b in [b.q, b.k, b.v, b.o, b.gate, b.up, b.down].map { (l + 1, $0) } }
+    }
+
     func reserveRotary(positions n: Int) { rope.reserve(positions: n) }
 
     func embedForward(_ ctx: BlockContext, out: UnsafeMutablePointer<Float>) {
@@ -241,7 +246,8 @@ class LlamaBinding: BoundArchitecture {
     }
 
     func embedBackward(_ ctx: BlockContext, dout: UnsafeMutablePointer<Float>) {
-        Embedding.backward(dtable: ctx.g(embedding), dout: dout, indices: ctx.tokens, C: config.hiddenSize,
+        guard let table = ctx.g(embedding) else { return }
+        Embedding.backward(dtable: table, dout: dout, indices: ctx.tokens, C: config.hiddenSize,
                            skipping: config.paddingIndex.map(Int32.init))
     }
 

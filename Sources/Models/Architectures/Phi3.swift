@@ -67,14 +67,16 @@ public struct Phi3Architecture: Architecture {
             let qkv = off(p + "self_attn.qkv_proj.weight"), gateUp = off(p + "mlp.gate_up_proj.weight")
             return LlamaBlockWeights(
                 norm1: Norm(kind: .rms, weight: off(p + "input_layernorm.weight"), channels: H, eps: c.normEps),
-                q: Linear(weight: qkv, inFeatures: H, outFeatures: s.qDim),
-                k: Linear(weight: qkv + s.qDim * H, inFeatures: H, outFeatures: s.kvDim),
-                v: Linear(weight: qkv + (s.qDim + s.kvDim) * H, inFeatures: H, outFeatures: s.kvDim),
-                o: Linear(weight: off(p + "self_attn.o_proj.weight"), inFeatures: s.qDim, outFeatures: H),
+                q: Linear(module: p + "self_attn.qkv_proj", weight: qkv, inFeatures: H, outFeatures: s.qDim),
+                k: Linear(module: p + "self_attn.qkv_proj", outputOffset: s.qDim, weight: qkv + s.qDim * H, inFeatures: H,
+                          outFeatures: s.kvDim),
+                v: Linear(module: p + "self_attn.qkv_proj", outputOffset: s.qDim + s.kvDim, weight: qkv + (s.qDim + s.kvDim) * H,
+                          inFeatures: H, outFeatures: s.kvDim),
+                o: Linear(module: p + "self_attn.o_proj", weight: off(p + "self_attn.o_proj.weight"), inFeatures: s.qDim, outFeatures: H),
                 norm2: Norm(kind: .rms, weight: off(p + "post_attention_layernorm.weight"), channels: H, eps: c.normEps),
-                gate: Linear(weight: gateUp, inFeatures: H, outFeatures: I),
-                up: Linear(weight: gateUp + I * H, inFeatures: H, outFeatures: I),
-                down: Linear(weight: off(p + "mlp.down_proj.weight"), inFeatures: I, outFeatures: H))
+                gate: Linear(module: p + "mlp.gate_up_proj", weight: gateUp, inFeatures: H, outFeatures: I),
+                up: Linear(module: p + "mlp.gate_up_proj", outputOffset: I, weight: gateUp + I * H, inFeatures: H, outFeatures: I),
+                down: Linear(module: p + "mlp.down_proj", weight: off(p + "mlp.down_proj.weight"), inFeatures: I, outFeatures: H))
         }
         return LlamaBinding(c, blocks: blocks, layout: layout, window: slidingWindow)
     }

@@ -1,0 +1,193 @@
+import Foundation
+import Formats
+import Kernels
+import SafeTensors
+import Tensors
+
+/// LoRA (PEFT's `LoraConfig`): which projections get an adapter and how it scales.
+public struct LoRASettings: Sendable, Equatable {
+    public enum Targets: Sendable, Equatable {
+        /// Module names matched as PEFT matches them: the last path component, or a dotted suffix.
+        case names([String])
+        /// PEFT's "all-linear": every projection of the blocks (the LM head excluded).
+        case allLinear
+    }
+    public var r: Int
+    public var alpha: Double
+    public var dropout: Double
+    public var rslora: Bool
+    public var targets: Targets
+
+    public init(r: Int, alpha: Double, dropout: Double = 0, rslora: Bool = false, targets: Targets) {
+        self.r = r
+        self.alpha = alpha
+        self.dropout = dropout
+        self.rslora = rslora
+        self.targets = targets
+    }
+
+    /// alpha / r, or alpha / √r with rsLoRA.
+    public var scaling: Float { Float(rslora ? alpha / Double(r).squareRoot() : alpha / Double(r)) }
+
+    func targets(_ module: String) -> Bool {
+        switch targets {
+        case .allLinear: return true
+        case .names(let names): return names.contains { module == $0 || module.hasSuffix("." + $0) }
+        }
+    }
+}
+
+public enum AdapterError: Error, CustomStringConvertible {
+    case noTargets(settings: String, modules: [String])
+    case badSettings(String)
+    case config(file: String, key: String, message: String)
+
+    public var description: String {
+        switch self {
+        case .noTargets(let s, let modules):
+            return "lora.target_modules \(s) matches no projection of this model; its projections are named \(modules.joined(separator: ", "))"
+        case .badSettings(let m): return "lora: \(m)"
+        case .config(let file, let key, let message): return "\(file): \(key): \(message)"
+        }
+    }
+}
+
+/// One adapted module: A [r, in] and B [out, r] in the adapter buffer (PEFT's lora_A / lora_B weights).
+struct LoRAModule {
+    var a: Int
+    var b: Int
+    var r: Int
+    var inFeatures: Int
+    var outFeatures: Int
+}
+
+/// What the block pieces see of an attached adapter: its weights and (training) gradients, by module.
+public struct AdapterContext {
+    let weights: UnsafeMutablePointer<Float>
+    let grads: UnsafeMutablePointer<Float>?
+    let modules: [String: LoRAModule]
+    let scaling: Float
+
+    func module(_ name: String) -> AttachedLoRA? { modules[name].map { AttachedLoRA(m: $0, context: self) } }
+}
+
+/// The LoRA term of one `Linear` piece: out += s · (x·Aᵀ)·B_pieceᵀ, where B_piece is the piece's rows of
+/// B (a fused projection's q, k or v part). Dropout of the adapter input is not applied here (p = 0).
+struct AttachedLoRA {
+    let m: LoRAModule
+    let context: AdapterContext
+
+    func forward(_ ctx: BlockContext, piece: Linear, out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>) {
+        let (N, r, K, O) = (ctx.N, m.r, piece.inFeatures, piece.outFeatures)
+        let t = UnsafeMutablePointer<Float>.allocate(capacity: max(N * r, 1))
+        defer { t.deallocate() }
+        let a = context.weights + m.a, b = context.weights + m.b + piece.outputOffset * r
+        Matmul.gemm(transA: false, transB: true, M: N, N: r, K: K, A: inp, lda: K, B: a, ldb: K, C: t, ldc: r)
+        Matmul.gemm(transA: false, transB: true, M: N, N: O, K: r, alpha: context.scaling, A: t, lda: r, B: b, ldb: r,
+                    beta: 1, C: out, ldc: O)
+    }
+
+    /// dinp += s·(dout·B)·A; dA += s·(dout·B)ᵀ·x and dB += s·doutᵀ·(x·Aᵀ) into the adapter's gradients.
+    func backward(_ ctx: BlockContext, piece: Linear, dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
+                  inp: UnsafePointer<Float>) {
+        let (N, r, K, O, s) = (ctx.N, m.r, piece.inFeatures, piece.outFeatures, context.scaling)
+        let u = UnsafeMutablePointer<Float>.allocate(capacity: max(2 * N * r, 1))
+        defer { u.deallocate() }
+        let t = u + N * r
+        let a = context.weights + m.a, b = context.weights + m.b + piece.outputOffset * r
+        Matmul.gemm(transA: false, transB: false, M: N, N: r, K: O, A: dout, lda: O, B: b, ldb: r, C: u, ldc: r)
+        Matmul.gemm(transA: false, transB: false, M: N, N: K, K: r, alpha: s, A: u, lda: r, B: a, ldb: K, beta: 1, C: dinp, ldc: K)
+        guard let g = context.grads else { return }
+        Matmul.gemm(transA: false, transB: true, M: N, N: r, K: K, A: inp, lda: K, B: a, ldb: K, C: t, ldc: r)
+        Matmul.gemm(transA: true, transB: false, M: O, N: r, K: N, alpha: s, A: dout, lda: O, B: t, ldb: r, beta: 1,
+                    C: g + m.b + piece.outputOffset * r, ldc: r)
+        Matmul.gemm(transA: true, transB: false, M: r, N: K, K: N, alpha: s, A: u, lda: r, B: inp, ldb: K, beta: 1,
+                    C: g + m.a, ldc: K)
+    }
+}
+
+/// A LoRA adapter for one model: its own parameter layout (PEFT's tensor names, each module in the
+/// layer group of the block it adapts, so ZeRO shards and hooks work on it as on a model) and f32
+/// buffer. Attached to a model, every targeted `Linear` piece adds its term; the base stays untouched.
+public final class LoRAAdapter {
+    public let settings: LoRASettings
+    public let layout: ParameterLayout
+    public let params: FlatBuffer
+    let modules: [String: LoRAModule]
+
+    public static let prefix = "base_model.model."
+
+    public init(model: TransformerModel, settings: LoRASettings) throws {
+        guard settings.r > 0 else { throw AdapterError.badSettings("r must be positive, got \(settings.r)") }
+        guard settings.alpha.isFinite, settings.alpha > 0 else { throw AdapterError.badSettings("alpha must be positive, got \(settings.alpha)") }
+        guard (0..<1).contains(settings.dropout) else { throw AdapterError.badSettings("dropout must be in [0, 1), got \(settings.dropout)") }
+        self.settings = settings
+        // One module may be several pieces (fused projections): its in/out sizes from all of them.
+        var order: [(module: String, group: Int)] = []
+        var sizes: [String: (inFeatures: Int, outFeatures: Int)] = [:]
+        for (group, piece) in model.binding.projections {
+            let extent = piece.outputOffset + piece.outFeatures
+            if let s = sizes[piece.module] {
+                sizes[piece.module] = (s.inFeatures, max(s.outFeatures, extent))
+            } else {
+                sizes[piece.module] = (piece.inFeatures, extent)
+                order.append((piece.module, group))
+            }
+        }
+        let chosen = order.filter { settings.targets($0.module) }
+        guard !chosen.isEmpty else {
+            throw AdapterError.noTargets(settings: "\(settings.targets)", modules: Array(Set(order.map { String($0.module.split(separator: ".").last!) })).sorted())
+        }
+        var l = ParameterLayout(), modules: [String: LoRAModule] = [:]
+        for (module, group) in chosen {
+            let s = sizes[module]!
+            l.append(Self.prefix + module + ".lora_A.weight", shape: [settings.r, s.inFeatures], group: group)
+            l.append(Self.prefix + module + ".lora_B.weight", shape: [s.outFeatures, settings.r], group: group)
+            modules[module] = LoRAModule(a: l[Self.prefix + module + ".lora_A.weight"]!.offset,
+                                         b: l[Self.prefix + module + ".lora_B.weight"]!.offset,
+                                         r: settings.r, inFeatures: s.inFeatures, outFeatures: s.outFeatures)
+        }
+        layout = l
+        self.modules = modules
+        params = FlatBuffer(dtype: .f32, count: l.totalCount)
+    }
+
+    /// PEFT's fresh adapter: A ~ Kaiming-uniform(a = √5), i.e. U(−1/√in, 1/√in), and B = 0, from the
+    /// seeded counter RNG.
+    public func initializeFresh(seed: UInt64) {
+        var rng = CounterRNG(seed: seed, purpose: .initialization)
+        let p = params.floats
+        for m in modules.values.sorted(by: { $0.a < $1.a }) {
+            let bound = 1 / Float(m.inFeatures).squareRoot()
+            for i in m.a..<m.a + m.r * m.inFeatures { p[i] = (rng.nextFloat() * 2 - 1) * bound }
+            for i in m.b..<m.b + m.outFeatures * m.r { p[i] = 0 }
+        }
+    }
+
+    /// The context the block pieces read, with `grads` (laid out like `layout`) in training.
+    public func context(grads: FlatBuffer? = nil) -> AdapterContext {
+        AdapterContext(weights: params.raw.assumingMemoryBound(to: Float.self),
+                       grads: grads.map { $0.raw.assumingMemoryBound(to: Float.self) }, modules: modules, scaling: settings.scaling)
+    }
+
+    /// The model's weights with the adapter folded in: W += s·B·A per module (nn.Linear [out, in]; a
+    /// Conv1D [in, out] weight gets the transpose), computed in f32 as PEFT's merge_and_unload does for
+    /// f32 weights.
+    public func merge(into model: TransformerModel) {
+        let base = model.weightBase, w = params.raw.assumingMemoryBound(to: Float.self), s = settings.scaling
+        var done = Set<String>()
+        for (_, piece) in model.binding.projections where !done.contains(piece.module) {
+            guard let m = modules[piece.module] else { continue }
+            done.insert(piece.module)
+            // The module's whole weight starts where its first piece's rows (or columns) start.
+            let weight = base + piece.weight - (piece.layout == .outIn ? piece.outputOffset * piece.inFeatures : piece.outputOffset)
+            if piece.layout == .outIn {
+                Matmul.gemm(transA: false, transB: false, M: m.outFeatures, N: m.inFeatures, K: m.r, alpha: s, A: w + m.b, lda: m.r,
+                            B: w + m.a, ldb: m.inFeatures, beta: 1, C: weight, ldc: m.inFeatures)
+            } else {
+                Matmul.gemm(transA: true, transB: true, M: m.inFeatures, N: m.outFeatures, K: m.r, alpha: s, A: w + m.a, lda: m.inFeatures,
+                            B: w + m.b, ldb: m.r, beta: 1, C: weight, ldc: m.outFeatures)
+            }
+        }
+    }
+}
