@@ -1,5 +1,4 @@
 import Distributed
-import Kernels
 import Tensors
 
 /// Where this rank accumulates gradients across the micro-batches of a step and where the step reads

@@ -1,6 +1,4 @@
 import Distributed
-import Kernels
-import Models
 import Tensors
 
 /// Mixed precision (`engine.precision: bf16 | fp16`, ARCHITECTURE.md "Precision"). This CPU has no half

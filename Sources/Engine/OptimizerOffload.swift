@@ -15,7 +15,7 @@ import Tensors
 /// the store right before gathering it and drops it after use (no prefetch). Which arrays go where is
 /// `ParameterStorage`'s table; this tier, chosen once in `TrainingEngine.init`, lists them.
 enum OffloadTier {
-    case none
+    case inMemory
     /// The arrays whose home is `store`, in the store's order, with their in-memory views.
     case nvme(OffloadStore, arrays: [(name: String, buffer: FlatBuffer)])
 }
@@ -96,7 +96,7 @@ extension TrainingEngine {
         let m = firstMoment.raw.assumingMemoryBound(to: Float.self)
         let v = secondMoment?.raw.assumingMemoryBound(to: Float.self)
         switch offload {
-        case .none:
+        case .inMemory:
             for (i, s) in stepRanges.enumerated() {
                 var offset = 0
                 while offset < s.full.count {

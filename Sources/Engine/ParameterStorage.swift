@@ -1,5 +1,4 @@
 import Distributed
-import Kernels
 import Tensors
 
 /// How this rank holds its parameters: where the f32 `master` weights live and how `compute` weights

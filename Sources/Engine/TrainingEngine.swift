@@ -163,7 +163,7 @@ public final class TrainingEngine {
             if case .offloaded(_, let name) = weightsHome { arrays.append((name, parameters.master.buffer)) }
             offload = .nvme(store, arrays: arrays)
         } else {
-            offload = .none
+            offload = .inMemory
         }
         lossScaler = options.precision == .fp16 ? LossScaler(options: options.lossScaler) : nil
         state = TrainingState(config: model.config, maxTokens: maxTokens, checkpointActivations: options.activationCheckpointing,
