@@ -60,7 +60,7 @@ enum TrainStepBenchmark {
             engine.zeroGradients()
             try engine.microStep(tokens: tokens, positions: positions, spans: spans, targets: targets, normalizer: Float(labels))
             let t1 = Measure.now()
-            _ = engine.step(lr: 1e-4, maxGradNorm: 1.0)
+            _ = try engine.step(lr: 1e-4, maxGradNorm: 1.0)
             phases["forward+backward", default: 0] += t1 - t0
             phases["clip+AdamW", default: 0] += Measure.now() - t1
         }

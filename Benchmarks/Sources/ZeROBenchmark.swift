@@ -30,7 +30,7 @@ enum ZeROBenchmark {
             for _ in 0..<accumulation {
                 try engine.microStep(tokens: tokens, positions: positions, spans: spans, targets: targets, normalizer: Float(labels))
             }
-            _ = engine.step(lr: 1e-4, maxGradNorm: 1.0)
+            _ = try engine.step(lr: 1e-4, maxGradNorm: 1.0)
             try comm.barrier()
         }
         let t = Measure.median(times)

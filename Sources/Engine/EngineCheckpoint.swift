@@ -27,11 +27,13 @@ extension TrainingEngine {
 
     /// This rank's state, per kind: the buffer and whether it is compact (shard coordinates) or full.
     func stateKinds() -> [(kind: String, buffer: FlatBuffer, compact: Bool)] {
-        var kinds: [(String, FlatBuffer, Bool)]
-        if let w = master ?? paramShards { kinds = [("master", w, stage > 0)] } else { kinds = [("master", model.params, false)] }
-        kinds.append(("exp_avg", firstMoment, stage > 0))
-        if let v = secondMoment { kinds.append(("exp_avg_sq", v, stage > 0)) }
-        return kinds
+        let master: (String, FlatBuffer, Bool)
+        switch parameters.master {
+        case .modelParams(let b): master = ("master", b, false)
+        case .copy(let b, _): master = ("master", b, stage > 0)
+        case .shards(let s): master = ("master", s.buffer, true)
+        }
+        return [master] + moments.map { ($0.name, $0.buffer, stage > 0) }
     }
 
     /// The pieces of each layout entry this rank writes: (entry, range within the entry's elements, the
@@ -123,18 +125,42 @@ extension TrainingEngine {
     /// reads all state files and keeps its own slices.
     public func loadState(from directory: String) throws {
         let n = model.layout.totalCount
-        var kinds = ["master": model.params, "exp_avg": FlatBuffer(dtype: .f32, count: n)]
-        if secondMoment != nil { kinds["exp_avg_sq"] = FlatBuffer(dtype: .f32, count: n) }
+        var kinds = ["master": model.params]
+        for (name, _) in moments { kinds[name] = FlatBuffer(dtype: .f32, count: n) }
         let steps = try Self.readState(directory: directory, layout: model.layout, into: kinds)
         try adoptFullParameters()
-        var moments: [(String, FlatBuffer)] = [("exp_avg", firstMoment)]
-        if let v = secondMoment { moments.append(("exp_avg_sq", v)) }
-        for (kind, buffer) in moments {
-            if stage == 0 { buffer.floats.update(fromContentsOf: kinds[kind]!.floats) } else { copyOwnedSlices(from: kinds[kind]!.raw.assumingMemoryBound(to: Float.self), into: buffer) }
-        }
+        for (name, buffer) in moments { keepOwnedState(from: kinds[name]!.raw.assumingMemoryBound(to: Float.self), into: buffer) }
         // The moments were read into their in-memory views: offload sends them home.
         try pageOutOffloaded()
         stepsTaken = steps
+    }
+
+    /// The engine's entries of a checkpoint's `engine_state.json` (the Trainer adds its own beside them):
+    /// the steps taken, the saving run's world size and ZeRO stage, and fp16's loss scaler with
+    /// DeepSpeed's attribute names.
+    public func checkpointState() -> JSONObject {
+        var o = JSONObject()
+        o["steps_taken"] = .int(Int64(stepsTaken))
+        o["world_size"] = .int(Int64(communicator.worldSize))
+        o["zero_stage"] = .int(Int64(options.zeroStage))
+        if let scaler = lossScaler, let json = try? JSONValue.parse(String(decoding: JSONEncoder().encode(scaler), as: UTF8.self)) {
+            o["loss_scaler"] = json
+        }
+        return o
+    }
+
+    /// Restores the engine's part of the checkpoint in `directory`: master weights and optimizer state
+    /// from every rank's state file (`loadState`), and the loss scaler from `state`, the parsed
+    /// `engine_state.json` at `statePath`. A checkpoint without one (saved in f32 or bf16) leaves the
+    /// fresh scaler; one saved with a scaler resumed without fp16 drops it.
+    public func restore(from directory: String, state: JSONValue, statePath: String) throws {
+        try loadState(from: directory)
+        guard options.precision == .fp16, let saved = state["loss_scaler"] else { return }
+        do {
+            lossScaler = try JSONDecoder().decode(LossScaler.self, from: Data(JSONWriter.compact.string(saved).utf8))
+        } catch {
+            throw EngineCheckpointError.missing(path: statePath, what: "a readable loss_scaler (\(error))")
+        }
     }
 }
 

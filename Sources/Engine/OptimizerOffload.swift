@@ -10,40 +10,51 @@ import Tensors
 /// whole-array uses (start, checkpoints, export) page them in and out around themselves.
 ///
 /// With f32 compute the master weights are `model.params` itself and are not offloaded; with mixed
-/// precision the compute weights that forward reads are a 16-bit copy in memory (`computeWeights`),
+/// precision the compute weights that forward reads stay in memory (`ComputeWeights.halfCopy`),
 /// refreshed from each streamed master chunk. ZeRO-3 with `offload_param` reads a group's shard from
-/// the store right before gathering it and drops it after use (no prefetch).
+/// the store right before gathering it and drops it after use (no prefetch). Which arrays go where is
+/// `ParameterStorage`'s table; this tier, chosen once in `TrainingEngine.init`, lists them.
+enum OffloadTier {
+    case inMemory
+    /// The arrays whose home is `store`, in the store's order, with their in-memory views.
+    case nvme(OffloadStore, arrays: [(name: String, buffer: FlatBuffer)])
+}
+
 extension TrainingEngine {
-    /// The arrays offload keeps in the store, with their in-memory views, in the store's order.
-    var offloadedArrays: [(name: String, buffer: FlatBuffer)] {
-        guard offloadStore != nil else { return [] }
-        var out: [(String, FlatBuffer)] = [("exp_avg", firstMoment)]
-        if let v = secondMoment { out.append(("exp_avg_sq", v)) }
-        if let master { out.append(("master", master)) }
-        if options.offloadParam.device == .nvme, let paramShards { out.append(("param", paramShards)) }
-        return out
+    /// NVMe offload's store, nil when everything is in memory.
+    public var offloadStore: OffloadStore? {
+        if case .nvme(let store, _) = offload { return store }
+        return nil
     }
 
-    static func offloadNames(optimizer: OptimizerSettings, mixed: Bool, stage: Int, offloadParam: Bool) -> [String] {
-        var names = ["exp_avg"]
-        if case .adamw = optimizer { names.append("exp_avg_sq") }
-        if mixed && stage < 3 { names.append("master") }
-        if offloadParam && stage == 3 { names.append("param") }
-        return names
+    /// This rank's store under the offload path, `names` arrays of `count` elements, streamed through a
+    /// bounded buffer of the configured size: 3 slots (computing, reading ahead, writing behind) per array.
+    static func openOffloadStore(options: EngineOptions, rank: Int, names: [String], count: Int) throws -> OffloadStore {
+        let optimizerOffload = options.offloadOptimizer.device == .nvme
+        let root = options.offloadOptimizer.path ?? options.offloadParam.path!
+        let bufferBytes = optimizerOffload ? options.offloadOptimizer.bufferSize : options.offloadParam.bufferSize
+        let chunk = Swift.max(4096, bufferBytes / (4 * 3 * names.count))
+        return try OffloadStore(directory: root + "/rank\(rank)", names: names, count: count, chunkElements: chunk)
+    }
+
+    /// The arrays offload keeps in the store, with their in-memory views, in the store's order.
+    var offloadedArrays: [(name: String, buffer: FlatBuffer)] {
+        if case .nvme(_, let arrays) = offload { return arrays }
+        return []
     }
 
     /// Copies every offloaded array from the store into its in-memory view (before a whole-array use).
     func pageInOffloaded() throws {
-        guard let store = offloadStore else { return }
-        for (name, buffer) in offloadedArrays {
+        guard case .nvme(let store, let arrays) = offload else { return }
+        for (name, buffer) in arrays {
             try store.read(name, into: buffer.raw.assumingMemoryBound(to: Float.self), range: 0..<buffer.count)
         }
     }
 
     /// Writes every offloaded array's in-memory view to the store and releases its pages.
     func pageOutOffloaded() throws {
-        guard let store = offloadStore else { return }
-        for (name, buffer) in offloadedArrays {
+        guard case .nvme(let store, let arrays) = offload else { return }
+        for (name, buffer) in arrays {
             try store.write(name, from: buffer.raw.assumingMemoryBound(to: Float.self), range: 0..<buffer.count)
             buffer.release(0..<buffer.count)
         }
@@ -54,30 +65,16 @@ extension TrainingEngine {
         for (_, buffer) in offloadedArrays { buffer.release(0..<buffer.count) }
     }
 
-    /// Only the weight arrays (master, ZeRO-3 shards) in, for gathering full parameters.
+    /// Only the offloaded weight array (master copy or ZeRO-3 shards) in, for gathering full parameters.
     func pageInWeights() throws {
-        guard let store = offloadStore else { return }
-        for (name, buffer) in offloadedArrays where name == "master" || name == "param" {
-            try store.read(name, into: buffer.raw.assumingMemoryBound(to: Float.self), range: 0..<buffer.count)
-        }
+        guard case .offloaded(let store, let name) = parameters.master.residence else { return }
+        let buffer = parameters.master.buffer
+        try store.read(name, into: buffer.raw.assumingMemoryBound(to: Float.self), range: 0..<buffer.count)
     }
 
     func dropOffloadedWeights() {
-        for (name, buffer) in offloadedArrays where name == "master" || name == "param" { buffer.release(0..<buffer.count) }
-    }
-
-    /// ZeRO-3 `offload_param`: group `g`'s weight shard from the store into `paramShards`.
-    func pageInParamShard(group g: Int) throws {
-        guard let store = offloadStore, options.offloadParam.device == .nvme, let paramShards else { return }
-        let s = shards.groups[g]
-        try store.read("param", into: paramShards.raw.assumingMemoryBound(to: Float.self) + s.localOffset,
-                       range: s.localOffset..<s.localOffset + s.shardSize)
-    }
-
-    func releaseParamShard(group g: Int) {
-        guard offloadStore != nil, options.offloadParam.device == .nvme, let paramShards else { return }
-        let s = shards.groups[g]
-        paramShards.release(s.localOffset..<s.localOffset + s.shardSize)
+        guard case .offloaded = parameters.master.residence else { return }
+        parameters.master.buffer.release(0..<parameters.master.buffer.count)
     }
 
     /// One chunk of the optimizer step: step range `index`, `offset` elements into it, `count` long,
@@ -95,41 +92,34 @@ extension TrainingEngine {
     /// offloaded, else from memory in chunks of `chunk` elements (chunking changes no result: the
     /// optimizer is elementwise).
     func forEachStateChunk(chunk: Int, _ body: (StateChunk) throws -> Void) throws {
-        let inMemoryWeights: UnsafeMutablePointer<Float>
-        let weightsAreLocal: Bool
-        if let w = master ?? paramShards {
-            inMemoryWeights = w.raw.assumingMemoryBound(to: Float.self)
-            weightsAreLocal = true
-        } else {
-            inMemoryWeights = params
-            weightsAreLocal = false
-        }
+        let master = parameters.master
         let m = firstMoment.raw.assumingMemoryBound(to: Float.self)
         let v = secondMoment?.raw.assumingMemoryBound(to: Float.self)
-        func weights(_ s: StepRange) -> UnsafeMutablePointer<Float> { inMemoryWeights + (weightsAreLocal ? s.local : s.full.lowerBound) }
-        guard let store = offloadStore else {
+        switch offload {
+        case .inMemory:
             for (i, s) in stepRanges.enumerated() {
                 var offset = 0
                 while offset < s.full.count {
                     let n = Swift.min(chunk, s.full.count - offset)
-                    try body(StateChunk(index: i, offset: offset, count: n, weights: weights(s) + offset,
+                    try body(StateChunk(index: i, offset: offset, count: n, weights: master.weights(s) + offset,
                                         expAvg: m + s.local + offset, expAvgSq: v.map { $0 + s.local + offset }))
                     offset += n
                 }
             }
-            return
-        }
-        let names = store.names
-        let mIndex = names.firstIndex(of: "exp_avg")!, vIndex = names.firstIndex(of: "exp_avg_sq")
-        let wIndex = names.firstIndex(of: "master") ?? names.firstIndex(of: "param")
-        let ranges = stepRanges.map(\.localRange).filter { !$0.isEmpty }
-        var i = 0
-        try store.stream(ranges) { r, arrays in
-            while !stepRanges[i].localRange.contains(r.lowerBound) { i += 1 }
-            let s = stepRanges[i], offset = r.lowerBound - s.local
-            try body(StateChunk(index: i, offset: offset, count: r.count,
-                                weights: wIndex.map { arrays[$0] } ?? weights(s) + offset,
-                                expAvg: arrays[mIndex], expAvgSq: vIndex.map { arrays[$0] }))
+        case .nvme(let store, _):
+            let names = store.names
+            let mIndex = names.firstIndex(of: "exp_avg")!, vIndex = names.firstIndex(of: "exp_avg_sq")
+            var wIndex: Int?
+            if case .offloaded(_, let name) = master.residence { wIndex = names.firstIndex(of: name) }
+            let ranges = stepRanges.map(\.localRange).filter { !$0.isEmpty }
+            var i = 0
+            try store.stream(ranges) { r, arrays in
+                while !stepRanges[i].localRange.contains(r.lowerBound) { i += 1 }
+                let s = stepRanges[i], offset = r.lowerBound - s.local
+                try body(StateChunk(index: i, offset: offset, count: r.count,
+                                    weights: wIndex.map { arrays[$0] } ?? master.weights(s) + offset,
+                                    expAvg: arrays[mIndex], expAvgSq: vIndex.map { arrays[$0] }))
+            }
         }
     }
 

@@ -19,6 +19,10 @@ public enum EngineError: Error, CustomStringConvertible {
     case unsupported(String)
     case invalidOption(String)
     case nonFiniteLoss(step: Int, loss: Double)
+    /// An optimizer step failed on `rank` (a collective, the offload store, the fp16 loss scaler at its
+    /// minimum): the step may be partly applied, and other ranks may be waiting in its collectives, so
+    /// the job cannot continue from here; the Trainer stops it (`Communicator.abort`).
+    case stepFailed(rank: Int, underlying: Error)
 
     public var description: String {
         switch self {
@@ -26,6 +30,7 @@ public enum EngineError: Error, CustomStringConvertible {
         case .invalidOption(let what): return what
         case .nonFiniteLoss(let step, let loss):
             return "step \(step): the loss is \(loss); stopping (with f32 there is no loss scaler to skip the step)"
+        case .stepFailed(let rank, let underlying): return "rank \(rank): optimizer step: \(underlying)"
         }
     }
 }
@@ -45,10 +50,13 @@ public struct OptimizerStepResult: Sendable, Equatable {
 /// `options.zeroStage` selects what each rank holds (see ZeROEngine.swift for the collectives):
 /// - 0, data parallel: everything; gradients all-reduced before the step, every rank steps everything.
 /// - 1: full parameters and gradients; optimizer state only for the rank's shards (`ShardLayout`).
-/// - 2: full parameters; gradients reduce-scattered group by group during backward into `gradShards`,
-///   the full-size `grads` pages released after each group.
-/// - 3: parameters as shards too (`paramShards`); each group gathered into `model.params` before its
-///   forward and backward and released after, the next block group's gather started early (`prefetch`).
+/// - 2: full parameters; gradients reduce-scattered group by group during backward into shards, the
+///   full-size `grads` pages released after each group.
+/// - 3: parameters as shards too; each group gathered into `model.params` before its forward and
+///   backward and released after, the next block group's gather started early (`prefetch`).
+/// Stage, precision and offload are resolved once, in `init`, into `parameters` (ParameterStorage.swift),
+/// `gradients` (GradientStorage.swift) and `offload` (OptimizerOffload.swift); the hooks, the step and
+/// checkpoints dispatch on those.
 /// The loss normalizer passed to `microStep` must be the label count of the whole optimizer step across
 /// ranks, so summed gradients are the full-batch gradient.
 public final class TrainingEngine {
@@ -58,17 +66,15 @@ public final class TrainingEngine {
     public let groups: ParameterGroups
     public let communicator: Communicator
     public let shards: ShardLayout
-    /// Full-size gradients, where backward adds. Resident for stages 0 and 1; for stages 2 and 3 each
-    /// group's pages are released once reduce-scattered.
+    /// Full-size f32 gradients, where backward adds. What stays of them between groups and micro-steps
+    /// is `gradients`' choice.
     public let grads: FlatBuffer
-    /// Stages 2 and 3: this rank's reduced gradient shards (compact, `shards.localCount`).
-    public let gradShards: FlatBuffer?
-    /// Stage 3: this rank's parameter shards, the fp32 master weights (compact).
-    public let paramShards: FlatBuffer?
     /// AdamW m and v, or SGD's momentum buffer in `firstMoment`: full-size for stage 0, compact shards
     /// for stages 1-3.
     public let firstMoment: FlatBuffer
     public let secondMoment: FlatBuffer?
+    /// The moments by checkpoint and offload name (`exp_avg`, and `exp_avg_sq` for AdamW).
+    let moments: [(name: String, buffer: FlatBuffer)]
     /// Optimizer steps taken so far (PyTorch's `state["step"]`).
     public internal(set) var stepsTaken = 0
     var state: TrainingState
@@ -81,27 +87,19 @@ public final class TrainingEngine {
     /// Results are bit-identical either way. Every rank must use the same setting (it decides the
     /// order of collectives); change it only between micro-steps.
     public var prefetch = true
-    /// Stage 3: receives a prefetched block group's padded shards from every rank (worldSize × the
-    /// largest block group's shard size); nil for other stages or models with fewer than two blocks.
-    let prefetchScratch: FlatBuffer?
     /// The one prefetch in flight: which group, and the collective to wait for.
     var inFlight: (group: Int, pending: PendingCollective)?
     /// Mixed precision (see MixedPrecision.swift): the half format of compute weights, activations and
     /// gradient traffic; nil for f32.
     public let computeFormat: HalfFormat?
-    /// Mixed precision, stages 0-2: f32 master weights (full for stage 0, this rank's shards for 1-2).
-    let master: FlatBuffer?
-    /// Mixed precision, stages 1-2: the half compute weights, full size.
-    let computeWeights: FlatBuffer?
-    /// Mixed precision, stages 0-1: gradients accumulated in half, full size.
-    let halfGrads: FlatBuffer?
-    /// Mixed precision: f32 gradients of one chunk while the step reads `halfGrads`.
-    let stepScratch: FlatBuffer?
+    /// Where the master and compute weights live (ParameterStorage.swift).
+    let parameters: ParameterStorage
+    /// Where gradients accumulate and where the step reads them (GradientStorage.swift).
+    let gradients: GradientStorage
+    /// Which optimizer-side arrays live in the NVMe offload store (OptimizerOffload.swift).
+    let offload: OffloadTier
     /// fp16's loss scaler (nil for f32 and bf16, which need none). Checkpointed with the engine state.
-    public var lossScaler: LossScaler?
-    /// NVMe offload: where optimizer state (and mixed precision's master weights, and ZeRO-3's weight
-    /// shards with `offload_param`) live; nil when everything is in memory. See OptimizerOffload.swift.
-    public let offloadStore: OffloadStore?
+    public internal(set) var lossScaler: LossScaler?
 
     public init(model: TransformerModel, options: EngineOptions, optimizer: OptimizerSettings,
                 frozen: Set<String> = [], maxTokens: Int, communicator: Communicator = ThreadCommunicator.group(worldSize: 1)[0]) throws {
@@ -133,36 +131,43 @@ public final class TrainingEngine {
         let format = HalfFormat(options.precision)
         computeFormat = format
         grads = FlatBuffer(dtype: .f32, count: n)
-        gradShards = stage >= 2 ? FlatBuffer(dtype: .f32, count: shards.localCount) : nil
-        paramShards = stage == 3 ? FlatBuffer(dtype: .f32, count: shards.localCount) : nil
-        master = format != nil && stage < 3 ? FlatBuffer(dtype: .f32, count: stateCount) : nil
-        let offloading = options.offloadOptimizer.device == .nvme || offloadParam
-        // Mixed stage 0 rounds master per use, unless master is on disk: then a 16-bit copy is kept.
-        computeWeights = format.map { f in stage == 1 || stage == 2 || (stage == 0 && offloading) ? FlatBuffer(dtype: f.dtype, count: n) : nil } ?? nil
-        halfGrads = format.map { f in stage <= 1 ? FlatBuffer(dtype: f.dtype, count: n) : nil } ?? nil
-        if offloading {
-            let names = Self.offloadNames(optimizer: optimizer, mixed: format != nil, stage: stage, offloadParam: offloadParam)
-            let root = options.offloadOptimizer.path ?? options.offloadParam.path!
-            let bufferBytes = options.offloadOptimizer.device == .nvme ? options.offloadOptimizer.bufferSize : options.offloadParam.bufferSize
-            // The bounded buffer: 3 slots (computing, reading ahead, writing behind) per array.
-            let chunk = Swift.max(4096, bufferBytes / (4 * 3 * names.count))
-            offloadStore = try OffloadStore(directory: root + "/rank\(communicator.rank)",
-                                            names: names, count: stateCount, chunkElements: chunk)
-        } else {
-            offloadStore = nil
-        }
-        let scratchCount = Swift.max(Self.mixedStepChunk, offloadStore?.chunkElements ?? 0)
-        stepScratch = format != nil && stage <= 1 ? FlatBuffer(dtype: .f32, count: scratchCount) : nil
-        lossScaler = options.precision == .fp16 ? LossScaler(options: options.lossScaler) : nil
         firstMoment = FlatBuffer(dtype: .f32, count: stateCount)
-        if case .adamw = optimizer { secondMoment = FlatBuffer(dtype: .f32, count: stateCount) } else { secondMoment = nil }
+        switch optimizer {
+        case .adamw:
+            let v = FlatBuffer(dtype: .f32, count: stateCount)
+            secondMoment = v
+            moments = [("exp_avg", firstMoment), ("exp_avg_sq", v)]
+        case .sgd:
+            secondMoment = nil
+            moments = [("exp_avg", firstMoment)]
+        }
+        // The storage choice, made once: everything after dispatches on `parameters`, `gradients` and `offload`.
+        let offloading = options.offloadOptimizer.device == .nvme || offloadParam
+        var store: OffloadStore?
+        var weightsHome = Residence.memory
+        if offloading {
+            let weights = ParameterStorage.offloadedWeights(stage: stage, mixed: format != nil, offloadParam: offloadParam)
+            let s = try Self.openOffloadStore(options: options, rank: communicator.rank,
+                                              names: moments.map(\.name) + [weights].compactMap { $0 }, count: stateCount)
+            if let weights { weightsHome = .offloaded(s, name: weights) }
+            store = s
+        }
         let blocks = model.config.numLayers
         let largestBlockShard = blocks >= 2 ? shards.groups[1...blocks].map(\.shardSize).max()! : 0
-        // Mixed precision gathers 16-bit shards with blocking collectives (no prefetch).
-        prefetchScratch = stage == 3 && largestBlockShard > 0 && format == nil && !offloadParam
-            ? FlatBuffer(dtype: .f32, count: shards.worldSize * largestBlockShard) : nil
+        parameters = ParameterStorage(model: model.params, stage: stage, format: format, shards: shards,
+                                      weightsHome: weightsHome, prefetchCount: shards.worldSize * largestBlockShard)
+        gradients = GradientStorage(stage: stage, format: format, grads: grads, localCount: shards.localCount,
+                                    scratchCount: Swift.max(GradientStorage.halfChunk, store?.chunkElements ?? 0))
+        if let store {
+            var arrays = moments
+            if case .offloaded(_, let name) = weightsHome { arrays.append((name, parameters.master.buffer)) }
+            offload = .nvme(store, arrays: arrays)
+        } else {
+            offload = .inMemory
+        }
+        lossScaler = options.precision == .fp16 ? LossScaler(options: options.lossScaler) : nil
         state = TrainingState(config: model.config, maxTokens: maxTokens, checkpointActivations: options.activationCheckpointing,
-                              activationDType: format?.dtype ?? .f32)
+                              activationDType: options.precision.computeDType)
         try startPartitioning()
     }
 
@@ -171,22 +176,20 @@ public final class TrainingEngine {
     /// is not included: stage 2/3's not-yet-reduced gradient groups during backward, stage 3's gathered
     /// groups, and the collectives' and prefetch's scratch.
     public var modelStateBytes: Int {
-        let params = isMixed ? (paramShards ?? master)!.byteCount + (computeWeights?.byteCount ?? 0)
-                             : paramShards?.byteCount ?? model.params.byteCount
-        let gradients = gradShards?.byteCount ?? halfGrads?.byteCount ?? grads.byteCount
         let offloaded = offloadedArrays.reduce(0) { $0 + $1.buffer.byteCount }
-        return params + gradients + firstMoment.byteCount + (secondMoment?.byteCount ?? 0) - offloaded
+        return parameters.byteCount + gradients.byteCount + momentBytes - offloaded
     }
 
     /// Bytes of f32 master weights (mixed precision) and optimizer moments this rank holds: what
     /// optimizer offload moves out of memory.
     public var optimizerStateBytes: Int {
-        (master?.byteCount ?? 0) + firstMoment.byteCount + (secondMoment?.byteCount ?? 0)
+        guard case .copy(let master, _) = parameters.master else { return momentBytes }
+        return master.byteCount + momentBytes
     }
 
-    public func zeroGradients() {
-        if let gradShards { gradShards.zero() } else if let halfGrads { halfGrads.zero() } else { grads.zero() }
-    }
+    private var momentBytes: Int { moments.reduce(0) { $0 + $1.buffer.byteCount } }
+
+    public func zeroGradients() { gradients.zero() }
 
     /// The fp16 loss scale the next micro-steps multiply the loss by (1 without a loss scaler).
     public var lossScale: Double { lossScaler?.scale ?? 1 }
@@ -198,12 +201,12 @@ public final class TrainingEngine {
     @discardableResult
     public func microStep(tokens: [Int32], positions: [Int32], spans: [AttentionSpan], targets: [Int32],
                           normalizer: Float) throws -> (lossSum: Double, labelTokens: Int) {
-        guard !tokens.isEmpty || options.zeroStage >= 2 else { return (0, 0) }
+        guard !tokens.isEmpty || gradients.reducesDuringBackward else { return (0, 0) }
         if tokens.count > state.maxTokens {
             state = TrainingState(config: model.config, maxTokens: tokens.count, checkpointActivations: options.activationCheckpointing,
-                                  activationDType: computeFormat?.dtype ?? .f32)
+                                  activationDType: options.precision.computeDType)
         }
-        if options.zeroStage >= 2 || isMixed { state.hooks = self }
+        if usesHooks { state.hooks = self }
         if tokens.isEmpty { return try emptyMicroStep() }
         // fp16: gradients of (scale · loss), so small gradients survive the 16-bit rounding.
         return try model.lossAndGradients(tokens: tokens, positions: positions, spans: spans, targets: targets,
@@ -211,24 +214,22 @@ public final class TrainingEngine {
     }
 
     /// Clips (when `maxGradNorm` > 0) and applies one optimizer step at learning rate `lr`. Collective:
-    /// every rank calls it; a failing collective aborts the job (the design's rule).
-    public func step(lr: Double, maxGradNorm: Double?) -> OptimizerStepResult {
+    /// every rank calls it. Any failure is `EngineError.stepFailed` with this rank; the engine is then
+    /// unusable and other ranks may be blocked in a collective, so the caller stops the job (the
+    /// design's rule; the Trainer aborts it) or, alone, restores a checkpoint into a new engine.
+    public func step(lr: Double, maxGradNorm: Double?) throws(EngineError) -> OptimizerStepResult {
         do {
             return try distributedStep(lr: lr, maxGradNorm: maxGradNorm)
         } catch {
-            communicator.abort(message: "optimizer step: \(error)", code: 1)
+            throw .stepFailed(rank: communicator.rank, underlying: error)
         }
     }
 
     /// Summed token loss and label count of a batch without gradients (evaluation). With ZeRO-3 this
     /// gathers every group first and is collective.
     public func evaluate(tokens: [Int32], positions: [Int32], spans: [AttentionSpan], targets: [Int32]) throws -> (lossSum: Double, labelTokens: Int) {
-        if isMixed {
-            for g in shards.groups { try materializeComputeWeights(group: g.group); releaseParamShard(group: g.group) }
-        } else if options.zeroStage == 3 {
-            try gatherFullParameters()
-        }
-        defer { if options.zeroStage == 3 || isMixed { releaseFullParameters() } }
+        let release = try materializeForEvaluation()
+        defer { if release { releaseFullParameters() } }
         // A rank with nothing to evaluate still joined the gather above.
         guard !tokens.isEmpty else { return (0, 0) }
         return try model.lossSum(tokens: tokens, positions: positions, spans: spans, targets: targets, workspace: evalWorkspace)

@@ -13,14 +13,16 @@ struct StepRange {
 }
 
 /// The data-parallel and ZeRO parts of `TrainingEngine`: partitioning at start, the per-group hooks
-/// backward calls (stage 2 reduce-scatter, stage 3 gather/release), and the collective optimizer step.
+/// backward calls (what they do is `parameters.compute`'s and `gradients`' choice: stage 2's
+/// reduce-scatter, stage 3's gather/release, mixed precision's widening and rounding), and the collective
+/// optimizer step.
 ///
 /// Memory, per stage, besides the model-state figures `modelStateBytes` reports:
 /// - stage 2 keeps `grads` as an mmap-backed buffer; a group's pages hold gradients only from its
 ///   backward until its reduce-scatter (a tied embedding's from the head phase to the end of backward).
 /// - stage 3 keeps `model.params` as an mmap-backed buffer whose pages are resident only while a group
 ///   is gathered (between `willUse` and `didUse`), plus partial pages at group edges, and one padded
-///   block group of prefetch scratch (`prefetchScratch`, resident from the first prefetch on).
+///   block group of prefetch scratch (`ComputeWeights.gathered`, resident from the first prefetch on).
 extension TrainingEngine: TrainingHooks {
     static func stepRanges(groups: ParameterGroups, shards: ShardLayout, partitioned: Bool, total: Int) -> [StepRange] {
         // Unpartitioned ranges are still cut at group boundaries, so the gradient norm's partial sums
@@ -44,8 +46,6 @@ extension TrainingEngine: TrainingHooks {
     }
 
     var stage: Int { options.zeroStage }
-    var params: UnsafeMutablePointer<Float> { model.params.raw.assumingMemoryBound(to: Float.self) }
-    private var fullGrads: UnsafeMutablePointer<Float> { grads.raw.assumingMemoryBound(to: Float.self) }
 
     /// Every rank starts from rank 0's weights (DeepSpeed broadcasts them too); stage 3 then keeps only
     /// its shards and releases the full buffer.
@@ -56,77 +56,80 @@ extension TrainingEngine: TrainingHooks {
         try adoptFullParameters()
     }
 
-    /// `model.params` holds full f32 weights on every rank: keep what this rank's storage holds (stage 3
-    /// and mixed precision then release the full buffer).
-    func adoptFullParameters() throws {
-        if let paramShards {
-            copyOwnedSlices(from: params, into: paramShards)
-            releaseFullParameters()
-        }
-        adoptMixedParameters()
-        try pageOutOffloaded()
-    }
-
-    /// This rank's owned slices of a full-size buffer into a compact shard buffer.
-    func copyOwnedSlices(from full: UnsafePointer<Float>, into local: FlatBuffer) {
-        let dst = local.raw.assumingMemoryBound(to: Float.self)
-        for g in shards.groups {
-            let owned = shards.ownedRange(group: g.group)
-            (dst + g.localOffset).update(from: full + owned.lowerBound, count: owned.count)
+    /// Whether backward must call the hooks: compute weights that are not always in `model.params`, or
+    /// gradients that leave `grads` group by group.
+    var usesHooks: Bool {
+        switch (parameters.compute, gradients) {
+        case (.resident, .full): return false
+        default: return true
         }
     }
 
-    /// Stage 3: every group's full weights into `model.params` (for export, evaluation or inspection).
-    /// Collective. They stay resident until the next training micro-step releases them group by group.
-    public func gatherFullParameters() throws {
-        try pageInWeights()
-        defer { dropOffloadedWeights() }
-        if isMixed { return try gatherMixedMaster() }
-        guard let paramShards else { return }
-        try finishPrefetch()
-        for g in shards.groups { try collectives.allGather(group: g.group, local: paramShards.raw.assumingMemoryBound(to: Float.self), into: params) }
-    }
+    // MARK: Hooks
 
-    func releaseFullParameters() {
-        for g in shards.groups { model.params.release(g.range) }
-    }
-
-    // MARK: Hooks (stages 2 and 3)
-
-    /// Stage 3: the group's weights into `model.params`, from the prefetch when one is in flight for
-    /// it, else by a blocking gather; then, with `prefetch`, the next block group's gather starts. Only
-    /// block groups 1...L are prefetched (the embedding and head groups are used once per direction), one
-    /// at a time, into `prefetchScratch`, never into `model.params`: so a prefetch of l-1 cannot touch
-    /// group l while backward (or its activation-checkpointing recompute) reads it.
+    /// The group's compute weights into `model.params`: gathered (f32 or 16-bit, stage 3), widened from
+    /// the 16-bit copy, or rounded from the master. Collective at stage 3.
     public func willUse(group: Int, backward: Bool) throws {
-        if isMixed { return try materializeComputeWeights(group: group) }
-        guard let paramShards else { return }
-        try pageInParamShard(group: group)
-        let local = paramShards.raw.assumingMemoryBound(to: Float.self)
+        let range = shards.groups[group].range
+        switch parameters.compute {
+        case .resident:
+            return
+        case .gathered(let s, let scratch):
+            try gather(group: group, backward: backward, from: s, prefetchScratch: scratch)
+        case .rounded(let master, let format):
+            format.roundTrip(master.raw.assumingMemoryBound(to: Float.self) + range.lowerBound, count: range.count,
+                             into: params + range.lowerBound)
+        case .halfCopy(let words, let format, _):
+            format.load(words.raw.assumingMemoryBound(to: UInt16.self) + range.lowerBound, count: range.count,
+                        into: params + range.lowerBound)
+        case .halfGathered(let s, let format):
+            try s.pageIn(shards.groups[group])
+            let full = params
+            try collectives.allGatherHalf(group: group, local: s.floats, format: format) { start, words, count in
+                format.load(words, count: count, into: full + start)
+            }
+        }
+    }
+
+    /// Stage 3 in f32: the group's weights from the prefetch when one is in flight for it, else by a
+    /// blocking gather; then, with `prefetch`, the next block group's gather starts. Only block groups
+    /// 1...L are prefetched (the embedding and head groups are used once per direction), one at a time,
+    /// into the scratch, never into `model.params`: so a prefetch of l-1 cannot touch group l while
+    /// backward (or its activation-checkpointing recompute) reads it.
+    private func gather(group: Int, backward: Bool, from s: ParameterShards, prefetchScratch: FlatBuffer?) throws {
+        try s.pageIn(shards.groups[group])
         if let f = inFlight, f.group == group, let scratch = prefetchScratch {
             inFlight = nil
             try f.pending.wait()
             collectives.finishGather(group: group, scratch: scratch.raw.assumingMemoryBound(to: Float.self), into: params)
         } else {
             try finishPrefetch()
-            try collectives.allGather(group: group, local: local, into: params)
+            try collectives.allGather(group: group, local: s.floats, into: params)
         }
         let blocks = 1...model.config.numLayers
         let next = backward ? group - 1 : group + 1
         if prefetch, let scratch = prefetchScratch, blocks.contains(group), blocks.contains(next) {
-            let pending = try collectives.startGather(group: next, local: local,
+            let pending = try collectives.startGather(group: next, local: s.floats,
                                                       scratch: scratch.raw.assumingMemoryBound(to: Float.self))
             inFlight = (next, pending)
         }
     }
 
     public func didUse(group: Int, backward: Bool) throws {
-        releaseParamShard(group: group)
-        if isMixed { return model.params.release(shards.groups[group].range) }
-        guard stage == 3 else { return }
-        // Open MPI advances a non-blocking collective mostly inside MPI calls: give it one here.
-        try inFlight?.pending.progress()
-        model.params.release(shards.groups[group].range)
+        let g = shards.groups[group]
+        switch parameters.compute {
+        case .resident:
+            return
+        case .gathered(let s, _):
+            s.release(g)
+            // Open MPI advances a non-blocking collective mostly inside MPI calls: give it one here.
+            try inFlight?.pending.progress()
+        case .halfGathered(let s, _):
+            s.release(g)
+        case .rounded, .halfCopy:
+            break
+        }
+        model.params.release(g.range)
     }
 
     /// Completes and discards a prefetch nobody consumed, so the shards it reads may change and the
@@ -138,10 +141,7 @@ extension TrainingEngine: TrainingHooks {
     }
 
     public func gradientsReady(group: Int) throws {
-        if isMixed { return try mixedGradientsReady(group: group) }
-        guard let gradShards else { return }
-        try collectives.reduceScatter(group: group, full: fullGrads, addInto: gradShards.raw.assumingMemoryBound(to: Float.self))
-        grads.release(shards.groups[group].range)
+        try gradients.groupReady(shards.groups[group], grads: grads, collectives: collectives)
     }
 
     /// A rank without tokens in a ZeRO-2/3 micro-step still takes part in every collective the others
@@ -163,36 +163,44 @@ extension TrainingEngine: TrainingHooks {
 
     // MARK: Optimizer step
 
+    /// Reduce, norm, then (clipped, or unscaled and clipped) AdamW/SGD chunk by chunk over this rank's
+    /// step ranges, the compute weights following each stepped chunk; ranks that stepped only their
+    /// shards of full compute weights then exchange them.
     func distributedStep(lr: Double, maxGradNorm: Double?) throws -> OptimizerStepResult {
         // The step rewrites the shards a prefetch would read.
         try finishPrefetch()
-        if isMixed { return try mixedStep(lr: lr, maxGradNorm: maxGradNorm) }
-        if communicator.worldSize > 1 && stage <= 1 {
-            try communicator.allReduce(fullGrads, count: grads.count, op: .sum)
+        try gradients.reduceAcrossRanks(communicator)
+        var sum = 0.0
+        gradients.forEachRangeChunk(stepRanges) { g, n in
+            sum += GradientClipping.partialSumOfSquares(UnsafeBufferPointer(start: g, count: n), ranges: [0..<n])
         }
-        // Where this rank's gradients of each step range live.
-        let (gradBase, ranges): (UnsafeMutablePointer<Float>, [Range<Int>]) = gradShards.map {
-            ($0.raw.assumingMemoryBound(to: Float.self), stepRanges.map(\.localRange))
-        } ?? (fullGrads, stepRanges.map(\.full))
-        let gradBuffer = UnsafeMutableBufferPointer(start: gradBase, count: gradShards?.count ?? grads.count)
-        var sum = GradientClipping.partialSumOfSquares(UnsafeBufferPointer(gradBuffer), ranges: ranges)
         // Stage 0 ranks hold every (identical) gradient; partitioned ranks hold disjoint pieces.
         if stage > 0 && communicator.worldSize > 1 { sum = try communicator.allReduce(sum, op: .sum) }
-        let norm = GradientClipping.finish(sumOfSquares: sum)
-        if let maxNorm = maxGradNorm, maxNorm > 0 {
-            let c = GradientClipping.coefficient(norm: norm, maxNorm: maxNorm)
-            for r in ranges { GradientClipping.scale(gradBase + r.lowerBound, count: r.count, by: c) }
+        let factor: Float?, norm: Double, chunk: Int
+        switch options.precision {
+        case .f32:
+            let n = GradientClipping.finish(sumOfSquares: sum)
+            // PyTorch multiplies by the clip coefficient whenever clipping is on, even when it is 1.
+            factor = maxGradNorm.flatMap { $0 > 0 ? GradientClipping.coefficient(norm: n, maxNorm: $0) : nil }
+            norm = Double(n)
+            chunk = Int.max
+        case .bf16, .fp16:
+            guard let unscale = try mixedUnscaleAndClip(sumOfSquares: sum, maxGradNorm: maxGradNorm) else {
+                return OptimizerStepResult(gradNorm: nil, skipped: true)
+            }
+            factor = unscale.factor
+            norm = unscale.norm
+            chunk = GradientStorage.halfChunk
         }
         stepsTaken += 1
         let step = stepsTaken
-        try forEachStateChunk(chunk: Int.max) { c in
-            let s = stepRanges[c.index]
-            applyOptimizer(c, grads: gradBase + (gradShards != nil ? s.local : s.full.lowerBound) + c.offset, lr: lr, step: step)
+        try forEachStateChunk(chunk: chunk) { c in
+            let g = gradients.chunk(stepRanges[c.index], offset: c.offset, count: c.count)
+            if let factor { GradientClipping.scale(g, count: c.count, by: factor) }
+            applyOptimizer(c, grads: g, lr: lr, step: step)
+            refreshComputeWeights(c)
         }
-        // Stages 1 and 2 hold full weights: every rank's freshly stepped shards go to everyone.
-        if stage == 1 || stage == 2, communicator.worldSize > 1 {
-            for g in shards.groups { try collectives.allGatherInPlace(group: g.group, full: params) }
-        }
-        return OptimizerStepResult(gradNorm: Double(norm), skipped: false)
+        try publishSteppedWeights()
+        return OptimizerStepResult(gradNorm: norm, skipped: false)
     }
 }

@@ -114,17 +114,13 @@ public final class Trainer {
 
     /// What `engine_state.json` records: enough, with the optimizer-state files, to continue exactly.
     func checkpointState() -> JSONValue {
-        var o = JSONObject()
+        // The engine records its own entries (steps taken, world size, stage, loss scaler); the file's
+        // keys are written sorted, so its bytes do not depend on who adds which.
+        var o = engine.checkpointState()
         o["global_step"] = .int(Int64(globalStep))
-        o["steps_taken"] = .int(Int64(engine.stepsTaken))
         o["total_steps"] = .int(Int64(totalSteps))
         o["data_position"] = .object(JSONObject([("epoch", .int(Int64(loader.position.epoch))), ("index", .int(Int64(loader.position.index)))]))
-        o["world_size"] = .int(Int64(communicator.worldSize))
-        o["zero_stage"] = .int(Int64(configuration.engine.zeroStage))
         o["seed"] = .int(Int64(configuration.seed))
-        if let scaler = engine.lossScaler, let json = try? JSONValue.parse(String(decoding: JSONEncoder().encode(scaler), as: UTF8.self)) {
-            o["loss_scaler"] = json
-        }
         if let s = stopper {
             o["early_stopping"] = .object(JSONObject([("best", s.best.map { .double($0) } ?? .null), ("bad_evaluations", .int(Int64(s.badEvaluations)))]))
         }
@@ -157,14 +153,7 @@ public final class Trainer {
               let index = state["data_position"]?["index"]?.intValue else {
             throw EngineCheckpointError.missing(path: statePath, what: "global_step or data_position")
         }
-        try engine.loadState(from: directory)
-        if engine.lossScaler != nil, let saved = state["loss_scaler"] {
-            do {
-                engine.lossScaler = try JSONDecoder().decode(LossScaler.self, from: Data(JSONWriter.compact.string(saved).utf8))
-            } catch {
-                throw EngineCheckpointError.missing(path: statePath, what: "a readable loss_scaler (\(error))")
-            }
-        }
+        try engine.restore(from: directory, state: state, statePath: statePath)
         globalStep = step
         loader.restore(DataPosition(epoch: epoch, index: index))
         if let es = state["early_stopping"], let patience = configuration.training.earlyStopping {
@@ -215,7 +204,16 @@ public final class Trainer {
         guard loss.isFinite || engine.lossScaler != nil else { throw EngineError.nonFiniteLoss(step: globalStep + 1, loss: loss) }
         // A skipped step does not advance the scheduler: the LR follows the optimizer steps taken.
         let lr = schedule.lr(step: engine.stepsTaken)
-        let result = engine.step(lr: lr, maxGradNorm: configuration.training.maxGradNorm)
+        let result: OptimizerStepResult
+        do {
+            result = try engine.step(lr: lr, maxGradNorm: configuration.training.maxGradNorm)
+        } catch EngineError.stepFailed(_, let underlying) {
+            // The other ranks may be waiting inside the step's collectives: no rank may return from
+            // here, so the whole job stops with the cause (the launcher names the rank).
+            communicator.abort(message: "optimizer step: \(underlying)", code: 1)
+        } catch {
+            communicator.abort(message: "optimizer step: \(error)", code: 1)
+        }
         globalStep += 1
         return (loss, lr, result)
     }

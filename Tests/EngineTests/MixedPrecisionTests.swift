@@ -52,7 +52,7 @@ final class MixedPrecisionTests: XCTestCase {
                 let lossSum = try comm.allReduce(try Z.microStep(engine, mine, normalizer: Float(labels)), op: .sum)
                 if let (step, rank) = inject, step == i, rank == comm.rank { Self.poison(engine) }
                 run.scales.append(engine.lossScale)
-                let result = engine.step(lr: 3e-3, maxGradNorm: 0.5)
+                let result = try engine.step(lr: 3e-3, maxGradNorm: 0.5)
                 run.losses.append(lossSum / Double(labels))
                 run.skipped.append(result.skipped)
             }
@@ -66,10 +66,10 @@ final class MixedPrecisionTests: XCTestCase {
 
     /// One gradient element of this rank becomes +inf, where the engine keeps gradients for the step.
     static func poison(_ engine: TrainingEngine) {
-        if let h = engine.halfGrads {
-            h.halves[h.count / 2] = engine.computeFormat == .bf16 ? 0x7F80 : 0x7C00
-        } else {
-            engine.gradShards!.floats[0] = .infinity
+        switch engine.gradients {
+        case .accumulatedHalf(let h, _, _): h.halves[h.count / 2] = engine.computeFormat == .bf16 ? 0x7F80 : 0x7C00
+        case .reduceScattered(let shards, _): shards.floats[0] = .infinity
+        case .full: XCTFail("mixed precision never keeps f32 full-size gradients")
         }
     }
 
@@ -145,13 +145,38 @@ final class MixedPrecisionTests: XCTestCase {
                 engine.zeroGradients()
                 _ = try Z.microStep(engine, seqs[...], normalizer: 50)
                 Self.poison(engine)
-                XCTAssertTrue(engine.step(lr: 0.1, maxGradNorm: nil).skipped)
+                XCTAssertTrue(try engine.step(lr: 0.1, maxGradNorm: nil).skipped)
                 scales.append(engine.lossScale)
             }
             XCTAssertEqual(engine.stepsTaken, 0)
             return scales
         }[0]
         XCTAssertEqual(run, [65536, 32768, 16384])
+    }
+
+    /// Loss scale 1 = `min_loss_scale` with hysteresis 1: the first overflow cannot lower the scale, where
+    /// DeepSpeed exits the run. The step throws the scaler's error as `EngineError.stepFailed` (the
+    /// process goes on), leaving the scaler and the step count as they were.
+    func testOverflowAtMinimumScaleIsThrownFromTheStep() throws {
+        let model = try TransformerModel.load(directory: Z.models + "/llama_gqa_llama3rope")
+        var options = EngineOptions()
+        options.precision = .fp16
+        options.lossScaler.initialScalePower = 0
+        options.lossScaler.minLossScale = 1
+        options.lossScaler.hysteresis = 1
+        let engine = try TrainingEngine(model: model, options: options, optimizer: .sgd(momentum: 0, dampening: 0, weightDecay: 0, nesterov: false),
+                                        maxTokens: 64)
+        let scaler = engine.lossScaler
+        engine.zeroGradients()
+        _ = try Z.microStep(engine, Z.batches(vocab: 96, steps: 1)[0][...], normalizer: 50)
+        Self.poison(engine)
+        XCTAssertThrowsError(try engine.step(lr: 0.1, maxGradNorm: nil)) { error in
+            guard case .stepFailed(let rank, let underlying) = error as? EngineError else { return XCTFail("\(error)") }
+            XCTAssertEqual(rank, 0)
+            XCTAssertEqual(underlying as? LossScalerError, .scaleAtMinimum(scale: 1, minLossScale: 1, iteration: 0))
+        }
+        XCTAssertEqual(engine.lossScaler, scaler)
+        XCTAssertEqual(engine.stepsTaken, 0)
     }
 
     func testStateBytesFollowTheMixedPrecisionFormula() throws {

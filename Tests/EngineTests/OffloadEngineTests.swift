@@ -76,7 +76,7 @@ final class OffloadEngineTests: XCTestCase {
                 var lossSum = try Z.microStep(engine, mine[mine.startIndex..<half], normalizer: Float(labels))
                 lossSum += try Z.microStep(engine, mine[half...], normalizer: Float(labels))
                 run.losses.append(try comm.allReduce(lossSum, op: .sum) / Double(labels))
-                XCTAssertFalse(engine.step(lr: 3e-3, maxGradNorm: 0.5).skipped)
+                XCTAssertFalse(try engine.step(lr: 3e-3, maxGradNorm: 0.5).skipped)
             }
             run.stateBytes = engine.modelStateBytes
             // Every rank's checkpoint shard (paged in from the store when offloaded), read back whole:
@@ -120,6 +120,45 @@ final class OffloadEngineTests: XCTestCase {
         try check(Setup(precision: .bf16, stage: 0))
         try check(Setup(precision: .bf16, stage: 1, ranks: 2))
         try check(Setup(precision: .fp16, stage: 3, ranks: 2, param: true))
+    }
+
+    /// ZeRO-1 on 2 ranks: one good step, then every write of exp_avg fails with ENOSPC (its descriptor
+    /// now points at /dev/full). Each rank's step throws `EngineError.stepFailed` with its own rank and
+    /// the offload file, instead of ending the process (the Trainer turns it into the job-wide abort).
+    func testDiskFullMidRunIsThrownFromTheStepWithTheRank() throws {
+        let batch = Z.batches(vocab: 96, steps: 1)[0]
+        let labels = batch.reduce(0) { $0 + $1.targets.filter { $0 != CrossEntropy.ignoreIndex }.count }
+        let outcomes = try ThreadCommunicator.run(worldSize: 2) { comm -> (error: Error?, file: String) in
+            let model = try TransformerModel.load(directory: Z.models + "/llama_gqa_llama3rope")
+            let engine = try TrainingEngine(model: model, options: self.options(Setup(stage: 1, ranks: 2), offload: true),
+                                            optimizer: .adamw(beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1),
+                                            maxTokens: 64, communicator: comm)
+            let store = try XCTUnwrap(engine.offloadStore)
+            let mine = batch[(comm.rank * 4)..<(comm.rank * 4 + 4)]
+            engine.zeroGradients()
+            _ = try Z.microStep(engine, mine, normalizer: Float(labels))
+            XCTAssertFalse(try engine.step(lr: 3e-3, maxGradNorm: 0.5).skipped)
+            engine.zeroGradients()
+            _ = try Z.microStep(engine, mine, normalizer: Float(labels))
+            try store.redirectDescriptorForTesting("exp_avg", to: "/dev/full")
+            defer { try? store.redirectDescriptorForTesting("exp_avg", to: store.paths[0]) }
+            do {
+                _ = try engine.step(lr: 3e-3, maxGradNorm: 0.5)
+                return (nil, store.paths[0])
+            } catch {
+                return (error, store.paths[0])
+            }
+        }
+        for (rank, outcome) in outcomes.enumerated() {
+            guard case .stepFailed(let failedRank, let underlying)? = outcome.error as? EngineError,
+                  case .noSpaceLeft(let path, _, _)? = underlying as? OffloadError else {
+                XCTFail("rank \(rank): expected stepFailed(noSpaceLeft), got \(String(describing: outcome.error))")
+                continue
+            }
+            XCTAssertEqual(failedRank, rank)
+            XCTAssertEqual(path, outcome.file)
+            XCTAssertTrue("\(outcome.error!)".hasPrefix("rank \(rank): optimizer step: no space left"), "\(outcome.error!)")
+        }
     }
 
     func testBadOffloadPathsFailBeforeTraining() throws {

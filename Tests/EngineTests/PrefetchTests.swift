@@ -118,7 +118,7 @@ final class PrefetchTests: XCTestCase {
                 var lossSum = try ZeROEquivalenceTests.microStep(engine, mine[mine.startIndex..<half], normalizer: Float(labels))
                 lossSum += try ZeROEquivalenceTests.microStep(engine, mine[half...], normalizer: Float(labels))
                 lossSum = try comm.allReduce(lossSum, op: .sum)
-                let result = engine.step(lr: 3e-3, maxGradNorm: 0.5)
+                let result = try engine.step(lr: 3e-3, maxGradNorm: 0.5)
                 run.losses.append(lossSum / Double(labels))
                 run.norms.append(result.gradNorm!)
             }
