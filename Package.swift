@@ -2,10 +2,15 @@
 // The only dependencies are the Swift toolchain and C libraries from Debian (see `make setup`).
 import PackageDescription
 
-let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+// Release builds keep Swift's bounds and overflow checks in every module that reads user input (recipes,
+// JSON, YAML, archives, safetensors headers, tokenizer files, chat templates, JSONL records, command
+// lines): there a malformed file must trap, not run on as undefined behaviour. Only the numeric kernels,
+// whose indices come from validated shapes and layouts and whose loops are the training time, drop them.
+let checked: [SwiftSetting] = []
+let unchecked: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
 // The numeric modules are optimised in debug builds too: unoptimised SIMD code is 50-100x slower, which
 // would make training tests take minutes, and tests should exercise the code users run.
-let numeric: [SwiftSetting] = optimize + [.unsafeFlags(["-O"], .when(configuration: .debug))]
+let numeric: [SwiftSetting] = unchecked + [.unsafeFlags(["-O"], .when(configuration: .debug))]
 
 let package = Package(
     name: "swift-finetune",
@@ -26,17 +31,17 @@ let package = Package(
 
         .target(name: "Tensors", swiftSettings: numeric),
         .target(name: "Kernels", dependencies: ["Tensors", "COpenBLAS"], swiftSettings: numeric),
-        .target(name: "Formats", dependencies: ["CJSONC", "CYAML", "CArchive"], swiftSettings: optimize),
-        .target(name: "SafeTensors", dependencies: ["Tensors", "Formats"], swiftSettings: optimize),
-        .target(name: "Tokenizers", dependencies: ["Formats"], swiftSettings: optimize),
+        .target(name: "Formats", dependencies: ["CJSONC", "CYAML", "CArchive"], swiftSettings: checked),
+        .target(name: "SafeTensors", dependencies: ["Tensors", "Formats"], swiftSettings: checked),
+        .target(name: "Tokenizers", dependencies: ["Formats"], swiftSettings: checked),
         .target(name: "Models", dependencies: ["Tensors", "Kernels", "SafeTensors", "Formats"], swiftSettings: numeric),
-        .target(name: "Distributed", dependencies: ["CMPI", "Tensors"], swiftSettings: optimize),
-        .target(name: "Engine", dependencies: ["Models", "Distributed", "Kernels", "Tensors", "SafeTensors", "Formats"], swiftSettings: optimize),
-        .target(name: "Trainer", dependencies: ["Engine", "Distributed", "Models", "Kernels", "Tokenizers", "Formats", "SafeTensors", "Tensors"], swiftSettings: optimize),
-        .target(name: "Recipes", dependencies: ["Trainer", "Engine", "Formats"], swiftSettings: optimize),
-        .target(name: "SwiftFinetune", dependencies: ["Tensors", "Kernels", "Formats", "SafeTensors", "Tokenizers", "Models", "Distributed", "Engine", "Trainer", "Recipes"], swiftSettings: optimize),
-        .executableTarget(name: "swift-finetune", dependencies: ["SwiftFinetune"], swiftSettings: optimize),
-        .executableTarget(name: "Benchmarks", dependencies: ["SwiftFinetune"], path: "Benchmarks/Sources", swiftSettings: optimize),
+        .target(name: "Distributed", dependencies: ["CMPI", "Tensors"], swiftSettings: unchecked),
+        .target(name: "Engine", dependencies: ["Models", "Distributed", "Kernels", "Tensors", "SafeTensors", "Formats"], swiftSettings: unchecked),
+        .target(name: "Trainer", dependencies: ["Engine", "Distributed", "Models", "Kernels", "Tokenizers", "Formats", "SafeTensors", "Tensors"], swiftSettings: checked),
+        .target(name: "Recipes", dependencies: ["Trainer", "Engine", "Formats"], swiftSettings: checked),
+        .target(name: "SwiftFinetune", dependencies: ["Tensors", "Kernels", "Formats", "SafeTensors", "Tokenizers", "Models", "Distributed", "Engine", "Trainer", "Recipes"], swiftSettings: checked),
+        .executableTarget(name: "swift-finetune", dependencies: ["SwiftFinetune"], swiftSettings: checked),
+        .executableTarget(name: "Benchmarks", dependencies: ["SwiftFinetune"], path: "Benchmarks/Sources", swiftSettings: checked),
 
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "SafeTensors"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats"]),

@@ -1,3 +1,5 @@
+import Formats
+
 /// The `engine:` section of a recipe: how DeepSpeed-style machinery runs the model. Every field has the
 /// default a user gets when the key is absent.
 public struct EngineOptions: Decodable, Sendable, Equatable {
@@ -15,10 +17,11 @@ public struct EngineOptions: Decodable, Sendable, Equatable {
         enum CodingKeys: String, CodingKey, CaseIterable { case device, path, buffer_size }
         public init() {}
         public init(from decoder: Decoder) throws {
+            self.init()
             let c = try decoder.container(keyedBy: CodingKeys.self)
-            device = try c.decodeIfPresent(Device.self, forKey: .device) ?? .none
+            try c.decodeIfPresent(&device, forKey: .device)
             path = try c.decodeIfPresent(String.self, forKey: .path)
-            bufferSize = try c.decodeIfPresent(Int.self, forKey: .buffer_size) ?? 64 << 20
+            try c.decodeIfPresent(&bufferSize, forKey: .buffer_size)
         }
     }
 
@@ -29,9 +32,10 @@ public struct EngineOptions: Decodable, Sendable, Equatable {
         enum CodingKeys: String, CodingKey, CaseIterable { case stages, partition }
         public init() {}
         public init(from decoder: Decoder) throws {
+            self.init()
             let c = try decoder.container(keyedBy: CodingKeys.self)
-            stages = try c.decodeIfPresent(Int.self, forKey: .stages) ?? 1
-            partition = try c.decodeIfPresent(Partition.self, forKey: .partition) ?? .parameters
+            try c.decodeIfPresent(&stages, forKey: .stages)
+            try c.decodeIfPresent(&partition, forKey: .partition)
         }
     }
 
@@ -49,13 +53,14 @@ public struct EngineOptions: Decodable, Sendable, Equatable {
         }
         public init() {}
         public init(from decoder: Decoder) throws {
+            self.init()
             let c = try decoder.container(keyedBy: CodingKeys.self)
-            lossScale = try c.decodeIfPresent(Double.self, forKey: .loss_scale) ?? 0
-            initialScalePower = try c.decodeIfPresent(Int.self, forKey: .initial_scale_power) ?? 16
-            lossScaleWindow = try c.decodeIfPresent(Int.self, forKey: .loss_scale_window) ?? 1000
-            hysteresis = try c.decodeIfPresent(Int.self, forKey: .hysteresis) ?? 2
-            consecutiveHysteresis = try c.decodeIfPresent(Bool.self, forKey: .consecutive_hysteresis) ?? false
-            minLossScale = try c.decodeIfPresent(Double.self, forKey: .min_loss_scale) ?? 1
+            try c.decodeIfPresent(&lossScale, forKey: .loss_scale)
+            try c.decodeIfPresent(&initialScalePower, forKey: .initial_scale_power)
+            try c.decodeIfPresent(&lossScaleWindow, forKey: .loss_scale_window)
+            try c.decodeIfPresent(&hysteresis, forKey: .hysteresis)
+            try c.decodeIfPresent(&consecutiveHysteresis, forKey: .consecutive_hysteresis)
+            try c.decodeIfPresent(&minLossScale, forKey: .min_loss_scale)
         }
     }
 
@@ -74,13 +79,60 @@ public struct EngineOptions: Decodable, Sendable, Equatable {
     public init() {}
 
     public init(from decoder: Decoder) throws {
+        self.init()
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        zeroStage = try c.decodeIfPresent(Int.self, forKey: .zero_stage) ?? 0
-        precision = try c.decodeIfPresent(Precision.self, forKey: .precision) ?? .f32
-        activationCheckpointing = try c.decodeIfPresent(Bool.self, forKey: .activation_checkpointing) ?? false
-        offloadOptimizer = try c.decodeIfPresent(Offload.self, forKey: .offload_optimizer) ?? Offload()
-        offloadParam = try c.decodeIfPresent(Offload.self, forKey: .offload_param) ?? Offload()
-        pipeline = try c.decodeIfPresent(Pipeline.self, forKey: .pipeline) ?? Pipeline()
-        lossScaler = try c.decodeIfPresent(LossScaler.self, forKey: .loss_scaler) ?? LossScaler()
+        try c.decodeIfPresent(&zeroStage, forKey: .zero_stage)
+        try c.decodeIfPresent(&precision, forKey: .precision)
+        try c.decodeIfPresent(&activationCheckpointing, forKey: .activation_checkpointing)
+        try c.decodeIfPresent(&offloadOptimizer, forKey: .offload_optimizer)
+        try c.decodeIfPresent(&offloadParam, forKey: .offload_param)
+        try c.decodeIfPresent(&pipeline, forKey: .pipeline)
+        try c.decodeIfPresent(&lossScaler, forKey: .loss_scaler)
+    }
+}
+
+extension EngineOptions {
+    /// What the engine refuses, with keys relative to the `engine` section. `TrainingEngine.init` throws
+    /// these and the Trainer and `validate` report them, so a setting is refused by the same rule
+    /// whichever door it comes through. Paths are not looked at here (see the Trainer's file checks).
+    public func problems() -> [ConfigurationProblem] {
+        var p = ProblemList()
+        p.require((0...3).contains(zeroStage), "zero_stage", "must be 0, 1, 2 or 3, got \(zeroStage)")
+        p.count(pipeline.stages, atLeast: 1, "pipeline.stages")
+        if pipeline.stages > 1 {
+            if zeroStage > 1 {
+                p.add("pipeline.stages", "pipeline parallelism composes only with ZeRO stage 0 or 1 (as in DeepSpeed), zero_stage is \(zeroStage)")
+            } else {
+                // Not built yet; delete this line when the pipeline schedule lands.
+                p.add("pipeline.stages", "pipeline parallelism is not available yet in this build; use stages: 1")
+            }
+        }
+        p.require(offloadOptimizer.device != .nvme || offloadOptimizer.path != nil, "offload_optimizer", "device nvme needs a path")
+        p.count(offloadOptimizer.bufferSize, atLeast: 1, "offload_optimizer.buffer_size")
+        if offloadParam.device != .none && zeroStage != 3 {
+            p.add("offload_param", "parameter offload needs zero_stage 3 (as in DeepSpeed), got zero_stage \(zeroStage)")
+        } else if offloadParam.device == .nvme && offloadParam.path == nil && offloadOptimizer.path == nil {
+            p.add("offload_param", "device nvme needs a path (its own or offload_optimizer's)")
+        }
+        p.count(offloadParam.bufferSize, atLeast: 1, "offload_param.buffer_size")
+        if precision == .fp16 { p.add(lossScalerProblems(), under: "loss_scaler") }
+        return p.problems
+    }
+
+    /// The loss scaler's own check (DeepSpeed's fp16 validators), as problems.
+    private func lossScalerProblems() -> [ConfigurationProblem] {
+        do {
+            try Engine.LossScaler.validate(lossScaler)
+            return []
+        } catch LossScalerError.invalidOption(let key, let value, let expected) {
+            return [ConfigurationProblem(key, "is \(value), expected \(expected)")]
+        } catch {
+            return [ConfigurationProblem("", "\(error)")]
+        }
+    }
+
+    /// Throws every problem at once, keys under `engine.`.
+    public func validate() throws {
+        try ConfigurationError.check(problems().under("engine"))
     }
 }

@@ -103,19 +103,8 @@ public final class TrainingEngine {
 
     public init(model: TransformerModel, options: EngineOptions, optimizer: OptimizerSettings,
                 frozen: Set<String> = [], maxTokens: Int, communicator: Communicator = ThreadCommunicator.group(worldSize: 1)[0]) throws {
-        guard (0...3).contains(options.zeroStage) else { throw EngineError.unsupported("engine.zero_stage \(options.zeroStage)") }
-        guard options.pipeline.stages == 1 else { throw EngineError.unsupported("pipeline parallelism") }
+        try options.validate()
         let offloadParam = options.offloadParam.device == .nvme
-        if offloadParam && options.zeroStage != 3 {
-            throw EngineError.invalidOption("engine.offload_param needs zero_stage 3 (as in DeepSpeed), got zero_stage \(options.zeroStage)")
-        }
-        if options.offloadOptimizer.device == .nvme && options.offloadOptimizer.path == nil {
-            throw EngineError.invalidOption("engine.offload_optimizer: device nvme needs a path")
-        }
-        if offloadParam && options.offloadParam.path == nil && options.offloadOptimizer.path == nil {
-            throw EngineError.invalidOption("engine.offload_param: device nvme needs a path")
-        }
-        if options.precision == .fp16 { try LossScaler.validate(options.lossScaler) }
         self.model = model
         self.options = options
         self.optimizer = optimizer

@@ -1,6 +1,9 @@
+import Formats
+
 /// The parameters of each learning-rate schedule, as plain Decodable structs whose keys are the names
 /// transformers (`lr_scheduler_kwargs`, `warmup_steps`, `max_steps`) and DeepSpeed (`scheduler.params`
-/// in ds_config.json) use, with their defaults. The recipe layer maps YAML or ds_config onto these.
+/// in ds_config.json) use, with their defaults (on the initialisers; `init(from:)` decodes over them).
+/// The recipe layer maps YAML or ds_config onto these.
 
 public enum LRScheduleError: Error, CustomStringConvertible, Equatable {
     case invalid(schedule: String, key: String, value: String, expected: String)
@@ -22,8 +25,9 @@ public struct ConstantScheduleConfig: Decodable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey { case numWarmupSteps = "num_warmup_steps" }
 
     public init(from decoder: Decoder) throws {
+        self.init()
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        numWarmupSteps = try c.decodeIfPresent(Int.self, forKey: .numWarmupSteps) ?? 0
+        try c.decodeIfPresent(&numWarmupSteps, forKey: .numWarmupSteps)
     }
 }
 
@@ -42,8 +46,8 @@ public struct LinearScheduleConfig: Decodable, Sendable, Equatable {
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        numWarmupSteps = try c.decodeIfPresent(Int.self, forKey: .numWarmupSteps) ?? 0
-        numTrainingSteps = try c.decode(Int.self, forKey: .numTrainingSteps)
+        self.init(numTrainingSteps: try c.decode(Int.self, forKey: .numTrainingSteps))
+        try c.decodeIfPresent(&numWarmupSteps, forKey: .numWarmupSteps)
     }
 }
 
@@ -69,9 +73,9 @@ public struct CosineScheduleConfig: Decodable, Sendable, Equatable {
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        numWarmupSteps = try c.decodeIfPresent(Int.self, forKey: .numWarmupSteps) ?? 0
-        numTrainingSteps = try c.decode(Int.self, forKey: .numTrainingSteps)
-        numCycles = try c.decodeIfPresent(Double.self, forKey: .numCycles) ?? 0.5
+        self.init(numTrainingSteps: try c.decode(Int.self, forKey: .numTrainingSteps))
+        try c.decodeIfPresent(&numWarmupSteps, forKey: .numWarmupSteps)
+        try c.decodeIfPresent(&numCycles, forKey: .numCycles)
         minLR = try c.decodeIfPresent(Double.self, forKey: .minLR)
         minLRRate = try c.decodeIfPresent(Double.self, forKey: .minLRRate)
     }
@@ -105,11 +109,12 @@ public struct DeepSpeedWarmupConfig: Decodable, Sendable, Equatable {
     }
 
     public init(from decoder: Decoder) throws {
+        self.init()
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        warmupMinLR = try c.decodeIfPresent(Double.self, forKey: .warmupMinLR) ?? 0
+        try c.decodeIfPresent(&warmupMinLR, forKey: .warmupMinLR)
         warmupMaxLR = try c.decodeIfPresent(Double.self, forKey: .warmupMaxLR)
-        warmupNumSteps = try c.decodeIfPresent(Int.self, forKey: .warmupNumSteps) ?? 1000
-        warmupType = try c.decodeIfPresent(DeepSpeedWarmupType.self, forKey: .warmupType) ?? .log
+        try c.decodeIfPresent(&warmupNumSteps, forKey: .warmupNumSteps)
+        try c.decodeIfPresent(&warmupType, forKey: .warmupType)
         totalNumSteps = try c.decodeIfPresent(Int.self, forKey: .totalNumSteps)
     }
 }
@@ -135,10 +140,10 @@ public struct DeepSpeedWarmupCosineConfig: Decodable, Sendable, Equatable {
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        totalNumSteps = try c.decode(Int.self, forKey: .totalNumSteps)
-        warmupMinRatio = try c.decodeIfPresent(Double.self, forKey: .warmupMinRatio) ?? 0
-        warmupNumSteps = try c.decodeIfPresent(Int.self, forKey: .warmupNumSteps) ?? 1000
-        cosMinRatio = try c.decodeIfPresent(Double.self, forKey: .cosMinRatio) ?? 0.0001
-        warmupType = try c.decodeIfPresent(DeepSpeedWarmupType.self, forKey: .warmupType) ?? .log
+        self.init(totalNumSteps: try c.decode(Int.self, forKey: .totalNumSteps))
+        try c.decodeIfPresent(&warmupMinRatio, forKey: .warmupMinRatio)
+        try c.decodeIfPresent(&warmupNumSteps, forKey: .warmupNumSteps)
+        try c.decodeIfPresent(&cosMinRatio, forKey: .cosMinRatio)
+        try c.decodeIfPresent(&warmupType, forKey: .warmupType)
     }
 }

@@ -57,24 +57,23 @@ public final class Trainer {
         // Only rank 0 talks; every rank reports its own errors through the launcher.
         let isMain = communicator.rank == 0
         self.log = log ?? { if isMain { FileHandle.standardError.write(Data(($0 + "\n").utf8)) } }
-        // Settings this build cannot honour stop the run here rather than being silently ignored.
-        if c.lora != nil { throw TrainerError.configuration("lora: LoRA training is not available yet in this build; remove the lora section for a full fine-tune") }
-        if c.logging.tensorboard { throw TrainerError.configuration("logging.tensorboard: TensorBoard event files are not available yet; metrics.jsonl and metrics.csv are") }
-        if c.deepspeed != nil { throw TrainerError.configuration("deepspeed: importing a ds_config.json is not available yet; put its settings in the recipe's engine/training sections") }
+        // Every problem `swift-finetune validate` reports stops the run here, all of them in one error,
+        // before anything is loaded; settings this build cannot honour are among them.
+        try c.validate(worldSize: communicator.worldSize)
         if let path = c.model.path {
             model = try TransformerModel.load(directory: path)
             modelDirectory = path
             tokenizerDirectory = path
-        } else if let i = c.model.initialize {
+        } else if let i = c.model.initialize, let t = i.tokenizer {
             let config = try ModelRegistry.config(path: i.config)
             model = TransformerModel(config: config)
             let std = config.raw["initializer_range"]?.doubleValue ?? 0.02
-            model.initializeRandom(seed: UInt64(i.seed), std: Float(std))
+            // Negative seeds are accepted, as for shuffling: the bits are the seed.
+            model.initializeRandom(seed: UInt64(bitPattern: Int64(i.seed)), std: Float(std))
             modelDirectory = nil
-            guard let t = i.tokenizer else { throw TrainerError.configuration("model.init: needs 'tokenizer' (a folder with tokenizer.json)") }
             tokenizerDirectory = t
         } else {
-            throw TrainerError.configuration("model: needs either 'path' or 'init'")
+            throw ConfigurationError(c.model.problems().under("model"))  // validate() above refused this already
         }
         tokenizer = try Tokenizer.load(directory: tokenizerDirectory)
         let template = try tokenizer.chatTemplateSource.map { try ChatTemplate(source: $0) }
@@ -83,10 +82,6 @@ public final class Trainer {
             throw TrainerError.configuration("the tokenizer (\(tokenizer.vocabSize) tokens) does not fit the model's vocab_size \(model.config.vocabSize)")
         }
         let t = c.training
-        let perStep = t.microBatchSize * t.gradientAccumulationSteps * communicator.worldSize
-        if let tbs = t.trainBatchSize, tbs != perStep {
-            throw TrainerError.configuration("training.train_batch_size \(tbs) ≠ micro_batch_size \(t.microBatchSize) × gradient_accumulation_steps \(t.gradientAccumulationSteps) × \(communicator.worldSize) rank(s) = \(perStep)")
-        }
         loader = try DataLoader(dataset: data.train, options: DataLoaderOptions(
             microBatchSize: t.microBatchSize, gradientAccumulationSteps: t.gradientAccumulationSteps,
             worldSize: communicator.worldSize, rank: communicator.rank,

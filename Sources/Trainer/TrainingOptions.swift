@@ -1,8 +1,10 @@
 import Engine
+import Formats
 
 /// The sections of a recipe the Trainer reads, as plain `Decodable` values: the YAML recipe and the
 /// Swift API build the same structs. Absent keys take the defaults written here (transformers' and
-/// DeepSpeed's where they have one).
+/// DeepSpeed's where they have one), each once: on the property, or on the initialiser's parameter when
+/// the initialiser takes it; `init(from:)` starts from those and decodes over them.
 public struct ModelSource: Decodable, Sendable, Equatable {
     /// A Hugging Face model folder.
     public var path: String?
@@ -10,7 +12,7 @@ public struct ModelSource: Decodable, Sendable, Equatable {
     public var initialize: Initialize?
     public struct Initialize: Decodable, Sendable, Equatable {
         public var config: String
-        public var seed: Int = 0
+        public var seed: Int
         public var tokenizer: String?
         enum CodingKeys: String, CodingKey, CaseIterable { case config, seed, tokenizer }
         public init(config: String, seed: Int = 0, tokenizer: String? = nil) {
@@ -20,8 +22,8 @@ public struct ModelSource: Decodable, Sendable, Equatable {
         }
         public init(from decoder: Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
-            config = try c.decode(String.self, forKey: .config)
-            seed = try c.decodeIfPresent(Int.self, forKey: .seed) ?? 0
+            self.init(config: try c.decode(String.self, forKey: .config))
+            try c.decodeIfPresent(&seed, forKey: .seed)
             tokenizer = try c.decodeIfPresent(String.self, forKey: .tokenizer)
         }
     }
@@ -37,7 +39,7 @@ public struct DataOptions: Decodable, Sendable, Equatable {
 
     public struct Source: Decodable, Sendable, Equatable {
         public var path: String
-        public var format: Format = .text
+        public var format: Format
         /// For archives: the member to read (default: every .jsonl member in order).
         public var member: String?
         enum CodingKeys: String, CodingKey, CaseIterable { case path, format, member }
@@ -48,8 +50,8 @@ public struct DataOptions: Decodable, Sendable, Equatable {
         }
         public init(from decoder: Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
-            path = try c.decode(String.self, forKey: .path)
-            format = try c.decodeIfPresent(Format.self, forKey: .format) ?? .text
+            self.init(path: try c.decode(String.self, forKey: .path))
+            try c.decodeIfPresent(&format, forKey: .format)
             member = try c.decodeIfPresent(String.self, forKey: .member)
         }
     }
@@ -69,9 +71,9 @@ public struct DataOptions: Decodable, Sendable, Equatable {
 
     public var train: Source
     public var eval: Eval?
-    public var maxSeqLen: Int = 1024
-    public var packing: Bool = false
-    public var shuffle: Bool = true
+    public var maxSeqLen: Int
+    public var packing: Bool
+    public var shuffle: Bool
     /// Loss on the prompt tokens too (prompt_completion, alpaca, chat); off as in TRL's completion-only training.
     public var trainOnPrompt: Bool = false
 
@@ -87,19 +89,18 @@ public struct DataOptions: Decodable, Sendable, Equatable {
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        train = try c.decode(Source.self, forKey: .train)
-        eval = try c.decodeIfPresent(Eval.self, forKey: .eval)
-        maxSeqLen = try c.decodeIfPresent(Int.self, forKey: .max_seq_len) ?? 1024
-        packing = try c.decodeIfPresent(Bool.self, forKey: .packing) ?? false
-        shuffle = try c.decodeIfPresent(Bool.self, forKey: .shuffle) ?? true
-        trainOnPrompt = try c.decodeIfPresent(Bool.self, forKey: .train_on_prompt) ?? false
+        self.init(train: try c.decode(Source.self, forKey: .train), eval: try c.decodeIfPresent(Eval.self, forKey: .eval))
+        try c.decodeIfPresent(&maxSeqLen, forKey: .max_seq_len)
+        try c.decodeIfPresent(&packing, forKey: .packing)
+        try c.decodeIfPresent(&shuffle, forKey: .shuffle)
+        try c.decodeIfPresent(&trainOnPrompt, forKey: .train_on_prompt)
     }
 }
 
 public struct LoopOptions: Decodable, Sendable, Equatable {
     public struct EarlyStopping: Decodable, Sendable, Equatable {
         public var patience: Int
-        public var minDelta: Double = 0
+        public var minDelta: Double
         enum CodingKeys: String, CodingKey, CaseIterable { case patience, min_delta }
         public init(patience: Int, minDelta: Double = 0) {
             self.patience = patience
@@ -107,8 +108,8 @@ public struct LoopOptions: Decodable, Sendable, Equatable {
         }
         public init(from decoder: Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
-            patience = try c.decode(Int.self, forKey: .patience)
-            minDelta = try c.decodeIfPresent(Double.self, forKey: .min_delta) ?? 0
+            self.init(patience: try c.decode(Int.self, forKey: .patience))
+            try c.decodeIfPresent(&minDelta, forKey: .min_delta)
         }
     }
 
@@ -133,14 +134,16 @@ public struct LoopOptions: Decodable, Sendable, Equatable {
     public init() {}
 
     public init(from decoder: Decoder) throws {
+        self.init()
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        epochs = try c.decodeIfPresent(Int.self, forKey: .epochs) ?? 1
+        try c.decodeIfPresent(&epochs, forKey: .epochs)
         maxSteps = try c.decodeIfPresent(Int.self, forKey: .max_steps)
-        microBatchSize = try c.decodeIfPresent(Int.self, forKey: .micro_batch_size) ?? 1
-        gradientAccumulationSteps = try c.decodeIfPresent(Int.self, forKey: .gradient_accumulation_steps) ?? 1
+        try c.decodeIfPresent(&microBatchSize, forKey: .micro_batch_size)
+        try c.decodeIfPresent(&gradientAccumulationSteps, forKey: .gradient_accumulation_steps)
         trainBatchSize = try c.decodeIfPresent(Int.self, forKey: .train_batch_size)
-        learningRate = try c.decodeIfPresent(Double.self, forKey: .learning_rate) ?? 2e-5
-        maxGradNorm = c.contains(.max_grad_norm) ? try c.decodeIfPresent(Double.self, forKey: .max_grad_norm) : 1.0
+        try c.decodeIfPresent(&learningRate, forKey: .learning_rate)
+        // An explicit null disables clipping; an absent key keeps the default.
+        if c.contains(.max_grad_norm) { maxGradNorm = try c.decodeIfPresent(Double.self, forKey: .max_grad_norm) }
         evalSteps = try c.decodeIfPresent(Int.self, forKey: .eval_steps)
         earlyStopping = try c.decodeIfPresent(EarlyStopping.self, forKey: .early_stopping)
     }
@@ -158,13 +161,14 @@ public struct OptimizerOptions: Decodable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey, CaseIterable { case type, betas, eps, weight_decay, momentum, nesterov }
     public init() {}
     public init(from decoder: Decoder) throws {
+        self.init()
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        type = try c.decodeIfPresent(Kind.self, forKey: .type) ?? .adamw
-        betas = try c.decodeIfPresent([Double].self, forKey: .betas) ?? [0.9, 0.999]
-        eps = try c.decodeIfPresent(Double.self, forKey: .eps) ?? 1e-8
-        weightDecay = try c.decodeIfPresent(Double.self, forKey: .weight_decay) ?? 0
-        momentum = try c.decodeIfPresent(Double.self, forKey: .momentum) ?? 0
-        nesterov = try c.decodeIfPresent(Bool.self, forKey: .nesterov) ?? false
+        try c.decodeIfPresent(&type, forKey: .type)
+        try c.decodeIfPresent(&betas, forKey: .betas)
+        try c.decodeIfPresent(&eps, forKey: .eps)
+        try c.decodeIfPresent(&weightDecay, forKey: .weight_decay)
+        try c.decodeIfPresent(&momentum, forKey: .momentum)
+        try c.decodeIfPresent(&nesterov, forKey: .nesterov)
     }
 }
 
@@ -188,14 +192,15 @@ public struct SchedulerOptions: Decodable, Sendable, Equatable {
     }
     public init() {}
     public init(from decoder: Decoder) throws {
+        self.init()
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        type = try c.decodeIfPresent(Kind.self, forKey: .type) ?? .constant
-        warmupSteps = try c.decodeIfPresent(Int.self, forKey: .warmup_steps) ?? 0
-        warmupRatio = try c.decodeIfPresent(Double.self, forKey: .warmup_ratio) ?? 0
-        warmupMinLR = try c.decodeIfPresent(Double.self, forKey: .warmup_min_lr) ?? 0
-        warmupType = try c.decodeIfPresent(WarmupType.self, forKey: .warmup_type) ?? .log
-        warmupMinRatio = try c.decodeIfPresent(Double.self, forKey: .warmup_min_ratio) ?? 0
-        cosMinRatio = try c.decodeIfPresent(Double.self, forKey: .cos_min_ratio) ?? 0.0001
+        try c.decodeIfPresent(&type, forKey: .type)
+        try c.decodeIfPresent(&warmupSteps, forKey: .warmup_steps)
+        try c.decodeIfPresent(&warmupRatio, forKey: .warmup_ratio)
+        try c.decodeIfPresent(&warmupMinLR, forKey: .warmup_min_lr)
+        try c.decodeIfPresent(&warmupType, forKey: .warmup_type)
+        try c.decodeIfPresent(&warmupMinRatio, forKey: .warmup_min_ratio)
+        try c.decodeIfPresent(&cosMinRatio, forKey: .cos_min_ratio)
     }
 }
 
@@ -209,10 +214,11 @@ public struct LoRAOptions: Decodable, Sendable, Equatable {
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         r = try c.decode(Int.self, forKey: .r)
+        // PEFT's lora_alpha default follows r.
         alpha = try c.decodeIfPresent(Double.self, forKey: .alpha) ?? Double(r)
-        dropout = try c.decodeIfPresent(Double.self, forKey: .dropout) ?? 0
-        targetModules = try c.decodeIfPresent([String].self, forKey: .target_modules) ?? ["q_proj", "v_proj"]
-        rslora = try c.decodeIfPresent(Bool.self, forKey: .rslora) ?? false
+        try c.decodeIfPresent(&dropout, forKey: .dropout)
+        try c.decodeIfPresent(&targetModules, forKey: .target_modules)
+        try c.decodeIfPresent(&rslora, forKey: .rslora)
     }
 }
 
@@ -228,11 +234,11 @@ public struct OutputOptions: Decodable, Sendable, Equatable {
     public init(dir: String) { self.dir = dir }
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        dir = try c.decode(String.self, forKey: .dir)
+        self.init(dir: try c.decode(String.self, forKey: .dir))
         saveSteps = try c.decodeIfPresent(Int.self, forKey: .save_steps)
         keepLast = try c.decodeIfPresent(Int.self, forKey: .keep_last)
         dtype = try c.decodeIfPresent(DTypeName.self, forKey: .dtype)
-        maxShardSize = try c.decodeIfPresent(String.self, forKey: .max_shard_size) ?? "5GB"
+        try c.decodeIfPresent(&maxShardSize, forKey: .max_shard_size)
     }
 }
 
@@ -251,14 +257,15 @@ public struct LoggingOptions: Decodable, Sendable, Equatable {
     }
     public init() {}
     public init(from decoder: Decoder) throws {
+        self.init()
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        steps = try c.decodeIfPresent(Int.self, forKey: .steps) ?? 10
-        jsonl = try c.decodeIfPresent(Bool.self, forKey: .jsonl) ?? true
-        csv = try c.decodeIfPresent(Bool.self, forKey: .csv) ?? false
-        tensorboard = try c.decodeIfPresent(Bool.self, forKey: .tensorboard) ?? false
-        progress = try c.decodeIfPresent(Progress.self, forKey: .progress) ?? .auto
-        samplePrompts = try c.decodeIfPresent([String].self, forKey: .sample_prompts) ?? []
-        sampleMaxNewTokens = try c.decodeIfPresent(Int.self, forKey: .sample_max_new_tokens) ?? 32
+        try c.decodeIfPresent(&steps, forKey: .steps)
+        try c.decodeIfPresent(&jsonl, forKey: .jsonl)
+        try c.decodeIfPresent(&csv, forKey: .csv)
+        try c.decodeIfPresent(&tensorboard, forKey: .tensorboard)
+        try c.decodeIfPresent(&progress, forKey: .progress)
+        try c.decodeIfPresent(&samplePrompts, forKey: .sample_prompts)
+        try c.decodeIfPresent(&sampleMaxNewTokens, forKey: .sample_max_new_tokens)
     }
 }
 
@@ -291,16 +298,15 @@ public struct TrainingConfiguration: Decodable, Sendable, Equatable {
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        model = try c.decode(ModelSource.self, forKey: .model)
-        data = try c.decode(DataOptions.self, forKey: .data)
-        training = try c.decodeIfPresent(LoopOptions.self, forKey: .training) ?? LoopOptions()
-        optimizer = try c.decodeIfPresent(OptimizerOptions.self, forKey: .optimizer) ?? OptimizerOptions()
-        scheduler = try c.decodeIfPresent(SchedulerOptions.self, forKey: .scheduler) ?? SchedulerOptions()
-        engine = try c.decodeIfPresent(EngineOptions.self, forKey: .engine) ?? EngineOptions()
+        self.init(model: try c.decode(ModelSource.self, forKey: .model), data: try c.decode(DataOptions.self, forKey: .data),
+                  output: try c.decode(OutputOptions.self, forKey: .output))
+        try c.decodeIfPresent(&training, forKey: .training)
+        try c.decodeIfPresent(&optimizer, forKey: .optimizer)
+        try c.decodeIfPresent(&scheduler, forKey: .scheduler)
+        try c.decodeIfPresent(&engine, forKey: .engine)
         lora = try c.decodeIfPresent(LoRAOptions.self, forKey: .lora)
-        output = try c.decode(OutputOptions.self, forKey: .output)
-        logging = try c.decodeIfPresent(LoggingOptions.self, forKey: .logging) ?? LoggingOptions()
-        seed = try c.decodeIfPresent(Int.self, forKey: .seed) ?? 42
+        try c.decodeIfPresent(&logging, forKey: .logging)
+        try c.decodeIfPresent(&seed, forKey: .seed)
         resume = try c.decodeIfPresent(String.self, forKey: .resume)
         deepspeed = try c.decodeIfPresent(String.self, forKey: .deepspeed)
     }

@@ -6,9 +6,10 @@ enum TrainCommand {
     static func run(recipePath: String, _ args: [String]) throws {
         let unknown = args.filter { !$0.contains("=") }
         if let first = unknown.first { throw CLIError.usage("train", "expected key.path=value overrides after the recipe, got '\(first)'") }
-        let recipe = try Recipe.load(path: recipePath, overrides: args)
-        let c = recipe.configuration
         let communicator = try Distributed.current()
+        // Checked here as well as by the Trainer so that problems are reported at their recipe lines.
+        let recipe = try Recipe.loadForTraining(path: recipePath, overrides: args, worldSize: communicator.worldSize)
+        let c = recipe.configuration
         if communicator.rank == 0 {
             try FileManager.default.createDirectory(atPath: c.output.dir, withIntermediateDirectories: true)
             // The recipe as it ran (overrides and references resolved), for the record.

@@ -6,7 +6,7 @@ let usage = """
 usage:
   swift-finetune RECIPE.yaml [key.path=value ...]      train (also under mpirun -np N)
   swift-finetune --nproc N RECIPE.yaml [overrides]      train with N processes (runs mpirun; Docs/DISTRIBUTED.md)
-  swift-finetune validate RECIPE.yaml                   report every problem in a recipe at once
+  swift-finetune validate RECIPE.yaml [--nproc N]       report every problem in a recipe at once
   swift-finetune generate --model DIR --prompt TEXT [--chat] [--max-new-tokens N] [--temperature T --top-p P --seed S]
   swift-finetune eval --model DIR --data FILE           loss and perplexity
   swift-finetune tokenize --model DIR [--text TEXT]     token ids as JSON (stdin when --text is absent)

@@ -1,0 +1,130 @@
+import Engine
+import Foundation
+import Models
+import SafeTensors
+
+extension TrainingConfiguration {
+    /// Everything the Trainer would refuse before its first step that the configuration and the file
+    /// system can tell, all at once: each section's own problems, the rules that span sections, and the
+    /// files and folders it names. `swift-finetune validate` prints these (at their lines), and
+    /// `Trainer.init` throws them, so the two can never disagree. What only reading the data or the
+    /// weights can tell (a malformed JSONL line, a tokenizer larger than the vocabulary) is still found
+    /// when the Trainer loads them. `worldSize` is the number of data-parallel ranks the run will have.
+    public func problems(worldSize: Int = 1) -> [ConfigurationProblem] {
+        var p = ProblemList()
+        p.add(model.problems(), under: "model")
+        p.add(data.problems(), under: "data")
+        p.add(training.problems(), under: "training")
+        p.add(optimizer.problems(), under: "optimizer")
+        p.add(scheduler.problems(), under: "scheduler")
+        p.add(engine.problems(), under: "engine")
+        if let lora { p.add(lora.problems(), under: "lora") }
+        p.add(output.problems(), under: "output")
+        p.add(logging.problems(), under: "logging")
+        // Not built yet; delete this line when ds_config.json import lands.
+        p.require(deepspeed == nil, "deepspeed", "importing a ds_config.json is not available yet; put its settings in the recipe's engine/training sections")
+
+        let t = training
+        let perStep = t.microBatchSize * t.gradientAccumulationSteps * worldSize
+        if let tbs = t.trainBatchSize, tbs >= 1, t.microBatchSize >= 1, t.gradientAccumulationSteps >= 1, tbs != perStep {
+            p.add("training.train_batch_size", "train_batch_size \(tbs) ≠ micro_batch_size \(t.microBatchSize) × gradient_accumulation_steps \(t.gradientAccumulationSteps) × \(worldSize) rank(s) = \(perStep)")
+        }
+        if data.eval == nil {
+            p.require(t.earlyStopping == nil, "training.early_stopping", "needs an eval set (data.eval)")
+            p.require(t.evalSteps == nil, "training.eval_steps", "needs an eval set (data.eval)")
+        } else {
+            // The stopper only hears evaluations made during training.
+            p.require(t.earlyStopping == nil || t.evalSteps != nil, "training.early_stopping", "needs training.eval_steps (evaluations to compare)")
+        }
+        return p.problems + fileProblems()
+    }
+
+    /// Throws every problem at once (`ConfigurationError`), as `Trainer.init` does.
+    public func validate(worldSize: Int = 1) throws {
+        try ConfigurationError.check(problems(worldSize: worldSize))
+    }
+
+    /// The paths the run reads and writes: relative ones are relative to the working directory.
+    func fileProblems() -> [ConfigurationProblem] {
+        var p = ProblemList()
+        func check(_ key: String, _ problem: String?) { if let problem { p.add(key, problem) } }
+        if let path = model.path, model.initialize == nil {
+            check("model.path", PathCheck.folder(path, holding: ["config.json"]) ?? PathCheck.modelConfig(path + "/config.json")
+                ?? PathCheck.folder(path, holding: ["tokenizer.json"], purpose: "the tokenizer is read from the model folder")
+                ?? PathCheck.folder(path, holdingOneOf: [CheckpointReader.singleFileName, CheckpointReader.indexFileName]))
+        } else if let i = model.initialize, model.path == nil {
+            check("model.init.config", PathCheck.file(i.config) ?? PathCheck.modelConfig(i.config))
+            if let t = i.tokenizer { check("model.init.tokenizer", PathCheck.folder(t, holding: ["tokenizer.json"])) }
+        }
+        check("data.train.path", PathCheck.file(data.train.path))
+        if let e = data.eval, e.split == nil, let path = e.path { check("data.eval.path", PathCheck.file(path)) }
+        check("output.dir", PathCheck.writableFolder(output.dir))
+        for (key, offload) in [("engine.offload_optimizer.path", engine.offloadOptimizer), ("engine.offload_param.path", engine.offloadParam)]
+            where offload.device == .nvme {
+            if let path = offload.path { check(key, PathCheck.writableFolder(path)) }
+        }
+        if let r = resume, r != "auto" {
+            check("resume", PathCheck.folder(r, holding: ["engine_state.json"]).map { "must be 'auto' or a checkpoint folder: \($0)" })
+        }
+        return p.problems
+    }
+}
+
+/// File-system rules, each returning what is wrong (nil when nothing is). Messages quote the path.
+enum PathCheck {
+    private static func kind(_ path: String) -> (exists: Bool, isFolder: Bool) {
+        var isFolder: ObjCBool = false
+        let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isFolder)
+        return (exists, isFolder.boolValue)
+    }
+
+    /// A file to read (not a folder).
+    static func file(_ path: String) -> String? {
+        let k = kind(path)
+        if !k.exists { return "no such file '\(path)'" }
+        if k.isFolder { return "'\(path)' is a folder, expected a file" }
+        return FileManager.default.isReadableFile(atPath: path) ? nil : "'\(path)' is not readable"
+    }
+
+    /// A folder holding every one of `names` as files.
+    static func folder(_ path: String, holding names: [String], purpose: String? = nil) -> String? {
+        let k = kind(path)
+        if k.exists && !k.isFolder { return "'\(path)' is a file, expected a folder" }
+        for name in names {
+            let f = kind((path as NSString).appendingPathComponent(name))
+            if !f.exists || f.isFolder { return "no \(name) in '\(path)'" + (purpose.map { " (\($0))" } ?? "") }
+        }
+        return nil
+    }
+
+    /// A folder holding at least one of `names` (the weights: one file or an index of shards).
+    static func folder(_ path: String, holdingOneOf names: [String]) -> String? {
+        let found = names.contains { name in
+            let f = kind((path as NSString).appendingPathComponent(name))
+            return f.exists && !f.isFolder
+        }
+        return found ? nil : "no \(names.joined(separator: " or ")) in '\(path)'"
+    }
+
+    /// A config.json the model registry can build a model from (a supported model_type, sane sizes).
+    static func modelConfig(_ path: String) -> String? {
+        do { _ = try ModelRegistry.config(path: path); return nil } catch { return "\(error)" }
+    }
+
+    /// A folder the run may write into: an existing writable folder, or one that can be created (its
+    /// nearest existing ancestor is a writable folder).
+    static func writableFolder(_ path: String) -> String? {
+        let k = kind(path)
+        if k.exists {
+            if !k.isFolder { return "'\(path)' is a file, expected a folder (or a path where one can be created)" }
+            return FileManager.default.isWritableFile(atPath: path) ? nil : "the folder '\(path)' is not writable"
+        }
+        var ancestor = (path as NSString).deletingLastPathComponent
+        while !ancestor.isEmpty && !kind(ancestor).exists { ancestor = (ancestor as NSString).deletingLastPathComponent }
+        // A relative path with no existing part is created in the working directory.
+        let parent = ancestor.isEmpty ? FileManager.default.currentDirectoryPath : ancestor
+        let p = kind(parent)
+        if !p.isFolder { return "cannot create '\(path)': '\(parent)' is a file" }
+        return FileManager.default.isWritableFile(atPath: parent) ? nil : "cannot create '\(path)': '\(parent)' is not writable"
+    }
+}

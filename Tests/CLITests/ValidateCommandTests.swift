@@ -1,0 +1,59 @@
+import Foundation
+import XCTest
+
+/// `swift-finetune validate` says "ok" exactly when training would start, and training stops at the
+/// same lines `validate` prints.
+final class ValidateCommandTests: XCTestCase {
+    static let root = URL(fileURLWithPath: CLI.fixtures).deletingLastPathComponent().deletingLastPathComponent().path
+
+    func testShippedRecipeIsOk() throws {
+        let r = try CLI.run(["validate", "Recipes/quickstart.yaml"], cwd: Self.root)
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+        XCTAssertEqual(r.stdout, "Recipes/quickstart.yaml: ok\n")
+    }
+
+    func testEveryProblemOnceAndTrainingRefusesTheSame() throws {
+        let dir = NSTemporaryDirectory() + "sf-validate-cli-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let outFile = dir + "/out"
+        FileManager.default.createFile(atPath: outFile, contents: Data())
+        let recipe = dir + "/recipe.yaml"
+        try Data("""
+        model:
+          init: {config: \(Self.root)/Recipes/models/quickstart/config.json, tokenizer: \(Self.root)/Tokenizers/smollm}
+        data:
+          train: {path: \(dir), format: chat}
+        training: {micro_batch_size: 2, train_batch_size: 4, learning_rate: .inf}
+        engine: {pipeline: {stages: 2}}
+        lora: {r: 8}
+        logging: {tensorboard: true}
+        output: {dir: \(outFile)}
+        deepspeed: ds_config.json
+
+        """.utf8).write(to: URL(fileURLWithPath: recipe))
+        let expected = [
+            "\(recipe):4:17: data.train.path: '\(dir)' is a folder, expected a file",
+            "\(recipe):5:51: training.train_batch_size: train_batch_size 4 ≠ micro_batch_size 2 × gradient_accumulation_steps 1 × 1 rank(s) = 2",
+            "\(recipe):5:69: training.learning_rate: must be a finite number, got inf",
+            "\(recipe):6:29: engine.pipeline.stages: pipeline parallelism is not available yet in this build; use stages: 1",
+            "\(recipe):7:7: lora: LoRA training is not available yet in this build; remove the lora section for a full fine-tune",
+            "\(recipe):8:24: logging.tensorboard: TensorBoard event files are not available yet; metrics.jsonl and metrics.csv are",
+            "\(recipe):9:15: output.dir: '\(outFile)' is a file, expected a folder (or a path where one can be created)",
+            "\(recipe):10:12: deepspeed: importing a ds_config.json is not available yet; put its settings in the recipe's engine/training sections",
+        ]
+        let validate = try CLI.run(["validate", recipe])
+        XCTAssertEqual(validate.status, 1)
+        XCTAssertEqual(validate.stdout.split(separator: "\n").map(String.init).sorted(), expected.sorted(), validate.stdout)
+        XCTAssertTrue(validate.stderr.contains("\(recipe): 8 problems"), validate.stderr)
+
+        let train = try CLI.run([recipe])
+        XCTAssertEqual(train.status, 1)
+        for line in expected { XCTAssertTrue(train.stderr.contains(line), "\(line)\n---\n\(train.stderr)") }
+
+        // The batch size is right for two ranks; the other seven problems remain.
+        let two = try CLI.run(["validate", "--nproc", "2", recipe])
+        XCTAssertFalse(two.stdout.contains("train_batch_size"), two.stdout)
+        XCTAssertTrue(two.stderr.contains("7 problems"), two.stderr)
+    }
+}
