@@ -30,7 +30,7 @@ let package = Package(
         .target(name: "SafeTensors", dependencies: ["Tensors", "Formats"], swiftSettings: optimize),
         .target(name: "Tokenizers", dependencies: ["Formats"], swiftSettings: optimize),
         // GGUF (llama.cpp) files: reader, dequantizer, writer, and conversion to and from Hugging Face folders.
-        .target(name: "GGUF", dependencies: ["Tensors", "Formats", "SafeTensors"], swiftSettings: numeric),
+        .target(name: "GGUF", dependencies: ["Tensors", "Formats", "SafeTensors", "Tokenizers"], swiftSettings: numeric),
         .target(name: "Models", dependencies: ["Tensors", "Kernels", "SafeTensors", "Formats"], swiftSettings: numeric),
         .target(name: "Distributed", dependencies: ["CMPI", "Tensors"], swiftSettings: optimize),
         .target(name: "Engine", dependencies: ["Models", "Distributed", "Kernels", "Tensors", "SafeTensors", "Formats"], swiftSettings: optimize),

@@ -1,4 +1,5 @@
 import Foundation
+import Formats
 import SafeTensors
 
 /// A GGUF file (versions 2 and 3), memory-mapped and validated on open. Tensor bytes are views into the
@@ -119,5 +120,25 @@ public final class GGUFFile: @unchecked Sendable {
             try readFloats(name, into: buffer)
             count = t.elementCount
         }
+    }
+}
+
+extension GGUFFile {
+    /// What `swift-finetune inspect FILE.gguf` prints: version, metadata (long arrays and strings shortened),
+    /// parameters by ggml type, then one line per tensor in PyTorch order.
+    public func summary() -> String {
+        let parameters = tensors.reduce(0) { $0 + $1.elementCount }
+        var lines = ["\(path): GGUF v\(version), \(tensors.count) tensors, \(groupedDigits(parameters)) parameters, \(groupedDigits(fileSize)) bytes, alignment \(alignment)"]
+        for (key, value) in metadata { lines.append("  \(key) = \(value.summary)") }
+        var byType: [GGMLType: Int] = [:]
+        for t in tensors { byType[t.type, default: 0] += t.elementCount }
+        lines.append("parameters by type: " + byType.sorted { $0.key.rawValue < $1.key.rawValue }
+            .map { "\($0.key.name) \(groupedDigits($0.value))" }.joined(separator: ", "))
+        let shapes = tensors.map { "[" + $0.shape.map(String.init).joined(separator: ", ") + "]" }
+        let width = shapes.map(\.count).max() ?? 0
+        for (t, shape) in zip(tensors, shapes) {
+            lines.append("  \(t.type.name.padding(toLength: 5, withPad: " ", startingAt: 0)) \(shape.padding(toLength: width, withPad: " ", startingAt: 0))  \(t.name)")
+        }
+        return lines.joined(separator: "\n")
     }
 }

@@ -46,8 +46,10 @@ struct RecipeRules {
         let c = config
 
         switch (c.model.path, c.model.initialize) {
-        case (nil, nil): out.append(problem("model", "needs either 'path' (a Hugging Face model folder) or 'init' (a config.json and a seed)"))
+        case (nil, nil): out.append(problem("model", "needs either 'path' (a Hugging Face model folder or a .gguf file) or 'init' (a config.json and a seed)"))
         case (.some, .some): out.append(problem("model", "give 'path' or 'init', not both"))
+        case (.some(let p), nil) where p.lowercased().hasSuffix(".gguf"):
+            require(fm.fileExists(atPath: p), "model.path", "no such file '\(p)'")
         case (.some(let p), nil):
             require(fm.fileExists(atPath: (p as NSString).appendingPathComponent("config.json")), "model.path", "no config.json in '\(p)'")
         case (nil, .some(let i)):

@@ -2,6 +2,7 @@ import Distributed
 import Engine
 import Foundation
 import Formats
+import GGUF
 import Kernels
 import Models
 import SafeTensors
@@ -61,7 +62,9 @@ public final class Trainer {
         if c.lora != nil { throw TrainerError.configuration("lora: LoRA training is not available yet in this build; remove the lora section for a full fine-tune") }
         if c.logging.tensorboard { throw TrainerError.configuration("logging.tensorboard: TensorBoard event files are not available yet; metrics.jsonl and metrics.csv are") }
         if c.deepspeed != nil { throw TrainerError.configuration("deepspeed: importing a ds_config.json is not available yet; put its settings in the recipe's engine/training sections") }
-        if let path = c.model.path {
+        if let given = c.model.path {
+            // A .gguf file is converted once into a cache folder and read from there (GGUFModelCache).
+            let path = try GGUFModelCache.folder(for: given, log: self.log)
             model = try TransformerModel.load(directory: path)
             modelDirectory = path
             tokenizerDirectory = path
