@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import Tensors
 @testable import GGUF
 
 /// One hand-built malformed file per fault; each must be refused with a `GGUFError` naming the file (and the
@@ -171,27 +172,14 @@ final class MalformedFileTests: XCTestCase {
             } catch is GGUFError { refused += 1 }
         }
         for cut in stride(from: 0, to: data.count, by: 97) { try attempt(Array(data.prefix(cut))) }
-        var rng = SplitMix(seed: 7)
+        var rng = CounterRNG(seed: 7)
         let headerEnd = try GGUFFile(path: Fixtures.path("llama_bpe.gguf")).dataOffset
         for _ in 0..<300 {
             var b = data
-            b[Int(rng.next() % UInt64(headerEnd))] = UInt8(truncatingIfNeeded: rng.next())
+            b[rng.next(below: headerEnd)] = UInt8(truncatingIfNeeded: rng.nextUInt32())
             try attempt(b)
         }
         XCTAssertGreaterThan(refused, 0)
         XCTAssertGreaterThan(opened, 0)
-    }
-}
-
-/// A small deterministic generator for the fuzz test.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
