@@ -196,7 +196,9 @@ public final class TrainingEngine {
                                   activationDType: options.precision.computeDType)
         }
         if usesHooks { state.hooks = self }
-        if tokens.isEmpty { return try emptyMicroStep() }
+        // A rank without tokens in a ZeRO-2/3 micro-step runs the block schedule's hooks alone, so it joins
+        // every collective the others run, in their order, contributing zero gradients.
+        if tokens.isEmpty { return try model.runSchedule(nil, grads: grads, state: state) }
         // fp16: gradients of (scale · loss), so small gradients survive the 16-bit rounding.
         return try model.lossAndGradients(tokens: tokens, positions: positions, spans: spans, targets: targets,
                                           normalizer: normalizer / Float(lossScale), grads: grads, state: state)

@@ -144,23 +144,6 @@ extension TrainingEngine: TrainingHooks {
         try gradients.groupReady(shards.groups[group], grads: grads, collectives: collectives)
     }
 
-    /// A rank without tokens in a ZeRO-2/3 micro-step still takes part in every collective the others
-    /// run, in the order `lossAndGradients` runs them, contributing zero gradients.
-    func emptyMicroStep() throws -> (lossSum: Double, labelTokens: Int) {
-        let L = model.config.numLayers
-        let tied = model.layout["lm_head.weight"] == nil
-        for g in 0...L { try willUse(group: g, backward: false); try didUse(group: g, backward: false) }
-        let head = tied ? [L + 1, 0] : [L + 1]
-        for g in head { try willUse(group: g, backward: false) }
-        for g in head { try didUse(group: g, backward: false) }
-        try gradientsReady(group: L + 1)
-        for g in stride(from: L, through: 1, by: -1) {
-            try willUse(group: g, backward: true); try didUse(group: g, backward: true); try gradientsReady(group: g)
-        }
-        try gradientsReady(group: 0)
-        return (0, 0)
-    }
-
     // MARK: Optimizer step
 
     /// Reduce, norm, then (clipped, or unscaled and clipped) AdamW/SGD chunk by chunk over this rank's

@@ -48,6 +48,20 @@ public enum AtomicFile {
     }
 
     /// Makes a rename durable. Failure is ignored: some filesystems refuse fsync on directories.
+    /// Puts the complete folder `staging` at `directory`, replacing an older one only once the new one is
+    /// whole: the old folder is moved aside, the new one renamed into place, then the old one removed.
+    public static func replaceDirectory(_ directory: String, with staging: String) throws {
+        let fm = FileManager.default
+        if fm.fileExists(atPath: directory) {
+            let old = directory + ".old-\(getpid())"
+            try fm.moveItem(atPath: directory, toPath: old)
+            try rename(staging, to: directory)
+            try? fm.removeItem(atPath: old)
+        } else {
+            try rename(staging, to: directory)
+        }
+    }
+
     public static func syncDirectory(of path: String) {
         let dir = (path as NSString).deletingLastPathComponent
         let fd = open(dir.isEmpty ? "." : dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)

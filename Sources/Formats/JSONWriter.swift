@@ -70,7 +70,7 @@ public struct JSONWriter: Sendable {
     }
 
     /// Python sorts str keys by code point, which is UTF-32 order; Swift's `<` on String is not.
-    static func pythonKeyOrder(_ a: String, _ b: String) -> Bool {
+    public static func pythonKeyOrder(_ a: String, _ b: String) -> Bool {
         a.unicodeScalars.lexicographicallyPrecedes(b.unicodeScalars) { $0.value < $1.value }
     }
 

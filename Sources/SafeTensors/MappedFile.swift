@@ -5,12 +5,13 @@ import Glibc
 
 /// A read-only memory map of a whole file. Tensors are views into it, so nothing is read from disk
 /// until touched and the page cache is shared between processes opening the same checkpoint.
-final class MappedFile: @unchecked Sendable {
-    let path: String
-    let size: Int
+/// Public so the GGUF reader maps its files the same way (it reports failures as its own errors).
+public final class MappedFile: @unchecked Sendable {
+    public let path: String
+    public let size: Int
     private let base: UnsafeMutableRawPointer?
 
-    init(path: String) throws {
+    public init(path: String) throws {
         self.path = path
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw SafeTensorsError.io(path: path, operation: "open", errno: errno) }
@@ -32,9 +33,9 @@ final class MappedFile: @unchecked Sendable {
         if let base { munmap(base, size) }
     }
 
-    var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: size) }
+    public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: size) }
 
-    func slice(_ range: Range<Int>) -> UnsafeRawBufferPointer {
+    public func slice(_ range: Range<Int>) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(rebasing: bytes[range])
     }
 }

@@ -3,6 +3,7 @@
 @_exported import Kernels
 @_exported import Formats
 @_exported import SafeTensors
+@_exported import GGUF
 @_exported import Tokenizers
 @_exported import Models
 @_exported import Distributed

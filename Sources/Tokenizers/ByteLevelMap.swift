@@ -1,7 +1,8 @@
 /// GPT-2's reversible byte ⇄ printable-character table: bytes 33–126, 161–172 and 174–255 stand for
 /// themselves; the other 68 bytes, in ascending order, become U+0100 + n (space → Ġ, newline → Ċ).
-enum ByteLevelMap {
-    static let byteToScalar: [UInt32] = {
+/// Public for the GGUF converter, which respells byte-level vocabularies with it.
+public enum ByteLevelMap {
+    public static let byteToScalar: [UInt32] = {
         var table = [UInt32](repeating: 0, count: 256)
         var n: UInt32 = 0
         for b in 0..<256 {
@@ -16,7 +17,7 @@ enum ByteLevelMap {
     }()
 
     /// Inverse of `byteToScalar`, indexed by scalar value (all stand-ins are below U+0144); -1 = not a stand-in.
-    static let scalarToByte: [Int16] = {
+    public static let scalarToByte: [Int16] = {
         var table = [Int16](repeating: -1, count: 324)
         for (b, s) in byteToScalar.enumerated() { table[Int(s)] = Int16(b) }
         return table

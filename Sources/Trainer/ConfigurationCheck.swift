@@ -48,7 +48,10 @@ extension TrainingConfiguration {
     func fileProblems() -> [ConfigurationProblem] {
         var p = ProblemList()
         func check(_ key: String, _ problem: String?) { if let problem { p.add(key, problem) } }
-        if let path = model.path, model.initialize == nil {
+        if let path = model.path, model.initialize == nil, path.lowercased().hasSuffix(".gguf") {
+            // A llama.cpp file: converted into a cache folder at start (its own errors name the tensor or key).
+            check("model.path", PathCheck.file(path))
+        } else if let path = model.path, model.initialize == nil {
             check("model.path", PathCheck.folder(path, holding: ["config.json"]) ?? PathCheck.modelConfig(path + "/config.json")
                 ?? PathCheck.folder(path, holding: ["tokenizer.json"], purpose: "the tokenizer is read from the model folder")
                 ?? PathCheck.folder(path, holdingOneOf: [CheckpointReader.singleFileName, CheckpointReader.indexFileName]))

@@ -37,15 +37,8 @@ public enum HuggingFaceExport {
         // Anything else the folder must hold (engine state of a checkpoint) goes in before the rename, so
         // the folder appears complete or not at all.
         try extra?(staging)
-        if fm.fileExists(atPath: directory) {
-            // Replace an older export of the same name only once the new one is complete.
-            let old = directory + ".old-\(getpid())"
-            try fm.moveItem(atPath: directory, toPath: old)
-            try AtomicFile.rename(staging, to: directory)
-            try? fm.removeItem(atPath: old)
-        } else {
-            try AtomicFile.rename(staging, to: directory)
-        }
+        // Replace an older export of the same name only once the new one is complete.
+        try AtomicFile.replaceDirectory(directory, with: staging)
     }
 
     /// What transformers writes from a model config: bos/eos ids.

@@ -2,6 +2,7 @@ import Distributed
 import Engine
 import Foundation
 import Formats
+import GGUF
 import Kernels
 import Models
 import SafeTensors
@@ -60,7 +61,9 @@ public final class Trainer {
         // Every problem `swift-finetune validate` reports stops the run here, all of them in one error,
         // before anything is loaded; settings this build cannot honour are among them.
         try c.validate(worldSize: communicator.worldSize)
-        if let path = c.model.path {
+        if let given = c.model.path {
+            // A .gguf file is converted once into a cache folder and read from there (GGUFModelCache).
+            let path = try GGUFModelCache.folder(for: given, log: self.log)
             model = try TransformerModel.load(directory: path)
             modelDirectory = path
             tokenizerDirectory = path

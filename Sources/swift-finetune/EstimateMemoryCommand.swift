@@ -12,7 +12,7 @@ enum EstimateMemoryCommand {
         let recipe = try Recipe.load(path: a.positionals[0], overrides: Array(a.positionals.dropFirst()))
         let c = recipe.configuration
         let configPath: String
-        if let p = c.model.path { configPath = (p as NSString).appendingPathComponent("config.json") }
+        if let p = c.model.path { configPath = (try ModelPath.folder(p) as NSString).appendingPathComponent("config.json") }
         else { configPath = c.model.initialize!.config }
         let config = try ModelRegistry.config(path: configPath)
         let parameters = ModelRegistry.layout(for: config).totalCount

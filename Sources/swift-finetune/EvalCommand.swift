@@ -1,13 +1,13 @@
 import Foundation
 import SwiftFinetune
 
-/// `swift-finetune eval --model DIR --data FILE.jsonl`: mean next-token loss and perplexity over every
+/// `swift-finetune eval --model DIR|FILE.gguf --data FILE.jsonl`: mean next-token loss and perplexity over every
 /// token of every line's "text" (tokenised with the tokenizer's default special tokens). Texts longer
 /// than the model's positions are cut into consecutive windows.
 enum EvalCommand {
     static func run(_ args: [String]) throws {
         var a = try Arguments(command: "eval", args, flagNames: [])
-        let dir = try a.required("model")
+        let dir = try ModelPath.folder(try a.required("model"))
         let data = try a.required("data")
         try a.finish(positionals: 0...0)
         let model = try TransformerModel.load(directory: dir)

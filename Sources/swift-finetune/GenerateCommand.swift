@@ -1,14 +1,14 @@
 import Foundation
 import SwiftFinetune
 
-/// `swift-finetune generate --model DIR --prompt TEXT [--chat] [--max-new-tokens N] [--temperature T
+/// `swift-finetune generate --model DIR|FILE.gguf --prompt TEXT [--chat] [--max-new-tokens N] [--temperature T
 /// --top-p P --seed S]`: prints only the generated text, exactly `tokenizer.decode(new_ids,
 /// skip_special_tokens=True)`. Greedy by default; stops at any end-of-sequence id of config.json,
 /// generation_config.json or the tokenizer. On a terminal the text streams as tokens arrive.
 enum GenerateCommand {
     static func run(_ args: [String]) throws {
         var a = try Arguments(command: "generate", args, flagNames: ["chat"])
-        let dir = try a.required("model")
+        let dir = try ModelPath.folder(try a.required("model"))
         let prompt = try a.required("prompt")
         let chat = a.flag("chat")
         let maxNew = try a.int("max-new-tokens") ?? 128

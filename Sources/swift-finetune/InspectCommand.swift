@@ -1,7 +1,7 @@
 import Foundation
 import SwiftFinetune
 
-/// `swift-finetune inspect PATH`: what a model folder, sharded checkpoint or safetensors file holds.
+/// `swift-finetune inspect PATH`: what a model folder, sharded checkpoint, safetensors or GGUF file holds.
 enum InspectCommand {
     static func run(_ args: [String]) throws {
         let a = try Arguments(command: "inspect", args, flagNames: [])
@@ -14,6 +14,7 @@ enum InspectCommand {
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
             throw CLIError.failed("\(path): no such file or folder")
         }
+        if GGUFModelCache.isGGUF(path) && !isDir.boolValue { return try GGUFFile(path: path).summary() }
         var out: [String] = []
         let configPath = (path as NSString).appendingPathComponent("config.json")
         var config: TransformerConfig?

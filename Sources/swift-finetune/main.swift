@@ -11,6 +11,8 @@ usage:
   swift-finetune eval --model DIR --data FILE           loss and perplexity
   swift-finetune tokenize --model DIR [--text TEXT]     token ids as JSON (stdin when --text is absent)
   swift-finetune export CHECKPOINT_DIR OUT_DIR [--dtype bf16|f32] [--merge-lora]
+  swift-finetune export MODEL OUT.gguf --format gguf [--dtype f32|f16|bf16|q8_0]   a llama.cpp file
+  swift-finetune convert MODEL.gguf OUT_DIR              a llama.cpp file as a Hugging Face folder
   swift-finetune inspect PATH                           what a model, checkpoint or safetensors file holds
   swift-finetune estimate-memory RECIPE.yaml [--nproc N]
 """
@@ -25,6 +27,7 @@ func runCommand(_ argv: [String]) throws {
     case "help", "--help", "-h": print(usage)
     case "inspect": try InspectCommand.run(rest)
     case "export": try ExportCommand.run(rest)
+    case "convert": try ConvertCommand.run(rest)
     case "validate": try ValidateCommand.run(rest)
     case "tokenize": try TokenizeCommand.run(rest)
     case "generate": try GenerateCommand.run(rest)

@@ -1,0 +1,136 @@
+import Formats
+
+/// How one model family is spelled in GGUF (llama.cpp's architecture name, metadata keys and tensor
+/// names) and in a Hugging Face folder (model_type, config.json keys and defaults, state-dict names), as
+/// transformers 5.23's GGUF loading maps one to the other. One value per family, all in this file, so each
+/// can later move beside its architecture in Sources/Models.
+public struct GGUFArchitectureMapping: Sendable {
+    /// `general.architecture` in the file.
+    public let ggufArchitecture: String
+    /// config.json `model_type`.
+    public let modelType: String
+    /// config.json `architectures[0]`.
+    public let hfClass: String
+    /// What transformers' AutoTokenizer saves as `tokenizer_class` for a file of this family.
+    public let tokenizerClass: String
+    /// Extra keys transformers' tokenizer class saves in tokenizer_config.json.
+    public let tokenizerConfigExtras: [(String, JSONValue)]
+    /// `{arch}.<suffix>` metadata → config.json key (transformers' GGUF_CONFIG_MAPPING).
+    public let configKeys: [(gguf: String, hf: String)]
+    /// Metadata a model cannot be built without.
+    public let requiredKeys: [String]
+    /// config.json keys with the values transformers' config class writes when the file does not say.
+    public let configDefaults: [(String, JSONValue)]
+    /// llama.cpp permutes Q/K rows into interleaved rotary pairs for this architecture (its LlamaModel),
+    /// and transformers undoes it (`reverse_permute`); Qwen2's converter leaves them alone.
+    public let permutesQK: Bool
+    /// Attention projections carry biases (q, k, v).
+    public let qkvBias: Bool
+    /// llama.cpp's tokenizer pre-type for an exported tokenizer of this family when it cannot be told
+    /// from tokenizer.json.
+    public let defaultPreTokenizer: String
+
+    // MARK: the families
+
+    public static let llama = GGUFArchitectureMapping(
+        ggufArchitecture: "llama", modelType: "llama", hfClass: "LlamaForCausalLM", tokenizerClass: "TokenizersBackend",
+        tokenizerConfigExtras: [], configKeys: llamaKeys + [("rope.dimension_count", "head_dim")], requiredKeys: requiredKeys,
+        configDefaults: [
+            ("attention_bias", .bool(false)), ("attention_dropout", .double(0)), ("bos_token_id", .int(1)),
+            ("eos_token_id", .int(2)), ("hidden_act", .string("silu")), ("initializer_range", .double(0.02)),
+            ("max_position_embeddings", .int(2048)), ("mlp_bias", .bool(false)), ("pad_token_id", .null),
+            ("pretraining_tp", .int(1)), ("rms_norm_eps", .double(1e-6)), ("rope_theta", .double(10000)),
+            ("use_cache", .bool(true)),
+        ],
+        permutesQK: true, qkvBias: false, defaultPreTokenizer: "default")
+
+    /// Mistral has no GGUF architecture of its own: llama.cpp writes `llama`, and transformers calls the
+    /// file Mistral only when `general.name` is exactly "mistral" (a list-membership test in
+    /// `load_gguf_checkpoint`). Its weights are laid out (and permuted) as llama's.
+    public static let mistral = GGUFArchitectureMapping(
+        ggufArchitecture: "llama", modelType: "mistral", hfClass: "MistralForCausalLM", tokenizerClass: "TokenizersBackend",
+        tokenizerConfigExtras: [], configKeys: llamaKeys + [("rope.dimension_count", "head_dim")], requiredKeys: requiredKeys,
+        configDefaults: [
+            ("attention_dropout", .double(0)), ("bos_token_id", .int(1)), ("eos_token_id", .int(2)),
+            ("hidden_act", .string("silu")), ("initializer_range", .double(0.02)), ("max_position_embeddings", .int(131072)),
+            ("pad_token_id", .null), ("rms_norm_eps", .double(1e-6)), ("rope_theta", .double(10000)),
+            ("sliding_window", .int(4096)), ("use_cache", .bool(true)),
+        ],
+        permutesQK: true, qkvBias: false, defaultPreTokenizer: "default")
+
+    public static let qwen2 = GGUFArchitectureMapping(
+        ggufArchitecture: "qwen2", modelType: "qwen2", hfClass: "Qwen2ForCausalLM", tokenizerClass: "Qwen2Tokenizer",
+        tokenizerConfigExtras: [("add_prefix_space", .null)], configKeys: llamaKeys, requiredKeys: requiredKeys,
+        configDefaults: [
+            ("attention_dropout", .double(0)), ("bos_token_id", .null), ("eos_token_id", .null),
+            ("hidden_act", .string("silu")), ("initializer_range", .double(0.02)), ("max_position_embeddings", .int(32768)),
+            ("max_window_layers", .int(28)), ("pad_token_id", .null), ("rms_norm_eps", .double(1e-6)),
+            ("rope_theta", .double(10000)), ("sliding_window", .null), ("use_cache", .bool(true)),
+            ("use_sliding_window", .bool(false)),
+        ],
+        permutesQK: false, qkvBias: true, defaultPreTokenizer: "qwen2")
+
+    public static let all: [GGUFArchitectureMapping] = [llama, mistral, qwen2]
+
+    /// The family of a file: its architecture, and for llama files transformers' Mistral rule.
+    public static func forFile(architecture: String, name: String?) -> GGUFArchitectureMapping? {
+        if architecture == "llama" { return name == "mistral" ? mistral : llama }
+        return all.first { $0.ggufArchitecture == architecture }
+    }
+
+    /// The family of a Hugging Face config's `model_type` (for export).
+    public static func forModelType(_ type: String) -> GGUFArchitectureMapping? {
+        all.first { $0.modelType == type }
+    }
+
+    public static var supportedArchitectures: [String] { ["llama", "qwen2"] }
+
+    // Shared by the three families: the same llama.cpp keys and transformers names.
+    static let llamaKeys: [(gguf: String, hf: String)] = [
+        ("context_length", "max_position_embeddings"), ("block_count", "num_hidden_layers"),
+        ("feed_forward_length", "intermediate_size"), ("embedding_length", "hidden_size"),
+        ("rope.freq_base", "rope_theta"), ("attention.head_count", "num_attention_heads"),
+        ("attention.head_count_kv", "num_key_value_heads"), ("attention.layer_norm_rms_epsilon", "rms_norm_eps"),
+        ("vocab_size", "vocab_size"),
+    ]
+    static let requiredKeys = ["block_count", "embedding_length", "feed_forward_length", "attention.head_count"]
+
+    // MARK: tensor names
+
+    /// One tensor of a block: llama.cpp's name after `blk.N.`, the Hugging Face name after `model.layers.N.`.
+    public struct BlockTensor: Sendable {
+        public let gguf: String
+        public let hf: String
+    }
+
+    /// Per-block tensors in Hugging Face state-dict order (the order our layout and save_pretrained use).
+    public var blockTensors: [BlockTensor] {
+        var t: [BlockTensor] = []
+        for (g, h) in [("attn_q", "self_attn.q_proj"), ("attn_k", "self_attn.k_proj"), ("attn_v", "self_attn.v_proj")] {
+            t.append(BlockTensor(gguf: g + ".weight", hf: h + ".weight"))
+            if qkvBias { t.append(BlockTensor(gguf: g + ".bias", hf: h + ".bias")) }
+        }
+        t.append(BlockTensor(gguf: "attn_output.weight", hf: "self_attn.o_proj.weight"))
+        t.append(BlockTensor(gguf: "ffn_gate.weight", hf: "mlp.gate_proj.weight"))
+        t.append(BlockTensor(gguf: "ffn_up.weight", hf: "mlp.up_proj.weight"))
+        t.append(BlockTensor(gguf: "ffn_down.weight", hf: "mlp.down_proj.weight"))
+        t.append(BlockTensor(gguf: "attn_norm.weight", hf: "input_layernorm.weight"))
+        t.append(BlockTensor(gguf: "ffn_norm.weight", hf: "post_attention_layernorm.weight"))
+        return t
+    }
+
+    public static let embedding = (gguf: "token_embd.weight", hf: "model.embed_tokens.weight")
+    public static let finalNorm = (gguf: "output_norm.weight", hf: "model.norm.weight")
+    public static let head = (gguf: "output.weight", hf: "lm_head.weight")
+
+    /// Every (GGUF name, Hugging Face name) of a model with `layers` blocks, in state-dict order.
+    public func tensorNames(layers: Int, tied: Bool) -> [(gguf: String, hf: String)] {
+        var names = [Self.embedding]
+        for i in 0..<layers {
+            for b in blockTensors { names.append(("blk.\(i).\(b.gguf)", "model.layers.\(i).\(b.hf)")) }
+        }
+        names.append(Self.finalNorm)
+        if !tied { names.append(Self.head) }
+        return names
+    }
+}
