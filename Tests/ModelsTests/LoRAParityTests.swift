@@ -1,0 +1,72 @@
+import Foundation
+import XCTest
+import Kernels
+@testable import Models
+import SafeTensors
+import Tensors
+
+/// A PEFT-written LoRA adapter with non-zero B (Scripts/reference/gen_lora.py, peft 0.21.2) on the tiny
+/// SmolLM-style Llama: logits with the adapter unmerged, the gradients of every lora_A / lora_B, and
+/// the merged weights. Tolerances: logits and gradients 1e-4 relative per tensor; merged weights 1e-5.
+final class LoRAParityTests: XCTestCase {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/lora/smollm_chat").path
+
+    func attached() throws -> TransformerModel {
+        let model = try TransformerModel.load(directory: fixture("smollm_chat"))
+        model.adapter = try LoRAAdapter.load(directory: root + "/adapter", model: model)
+        return model
+    }
+
+    func testLogitsWithTheAdapterMatchPEFT() throws {
+        let model = try attached()
+        let expected = try SafeTensorsFile(path: root + "/expected.safetensors")
+        let ids = try expected.int64s("input_ids").map(Int32.init)
+        let T = try XCTUnwrap(expected.info("input_ids")?.shape)[1]
+        let logits = model.logits(batch: [Array(ids[0..<T]), Array(ids[T..<2 * T])])
+        let err = relativeError(logits, try expected.floats("logits"))
+        XCTAssertLessThan(err, 1e-4, "logits with the adapter")
+        // Without the adapter the logits are the base model's, visibly different.
+        let adapter = model.adapter
+        model.adapter = nil
+        XCTAssertGreaterThan(relativeError(model.logits(batch: [Array(ids[0..<T])]), Array(try expected.floats("logits")[0..<T * model.config.vocabSize])), 1e-2)
+        model.adapter = adapter
+    }
+
+    func testAdapterGradientsMatchPEFT() throws {
+        let model = try attached()
+        let expected = try SafeTensorsFile(path: root + "/gradients.safetensors")
+        let ids = try expected.int64s("batch.input_ids").map(Int32.init), labels = try expected.int64s("batch.labels").map(Int32.init)
+        let T = try XCTUnwrap(expected.info("batch.input_ids")?.shape)[1]
+        var tokens: [Int32] = [], positions: [Int32] = [], targets: [Int32] = [], spans: [AttentionSpan] = []
+        for row in 0..<ids.count / T {
+            let r = row * T..<(row + 1) * T
+            spans.append(AttentionSpan(qStart: tokens.count, qLen: T))
+            tokens += ids[r]
+            positions += (0..<T).map(Int32.init)
+            targets += Array(labels[r].dropFirst()) + [-100]
+        }
+        let count = Int(try expected.int64s("batch.label_tokens")[0])
+        let grads = FlatBuffer(dtype: .f32, count: model.trainableLayout.totalCount)
+        let base = Array(model.params.floats)
+        let r = try model.lossAndGradients(tokens: tokens, positions: positions, spans: spans, targets: targets,
+                                           normalizer: Float(count), grads: grads,
+                                           state: TrainingState(config: model.config, maxTokens: tokens.count))
+        XCTAssertEqual(r.lossSum / Double(r.labelTokens), Double(try expected.floats("batch.loss")[0]), accuracy: 1e-4 * r.lossSum / Double(r.labelTokens))
+        for e in model.trainableLayout.entries {
+            let err = relativeError(Array(grads.floats(e.range)), try expected.floats("batch.grad." + e.name))
+            XCTAssertLessThan(err, 1e-4, e.name)
+        }
+        XCTAssertEqual(Array(model.params.floats), base, "the frozen base is untouched")
+    }
+
+    func testMergeMatchesMergeAndUnload() throws {
+        let model = try attached()
+        model.adapter!.merge(into: model)
+        let expected = try SafeTensorsFile(path: root + "/expected.safetensors")
+        for e in model.layout.entries {
+            let err = relativeError(Array(model.params.floats(e.range)), try expected.floats("merged." + e.name))
+            XCTAssertLessThan(err, 1e-5, e.name)
+        }
+    }
+}
