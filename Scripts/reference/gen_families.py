@@ -183,12 +183,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch
 from safetensors.torch import save_file
 from transformers import AutoModelForCausalLM, AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig, Phi3Config, \
-    Phi3ForCausalLM, Qwen3Config, Qwen3ForCausalLM, Trainer, get_linear_schedule_with_warmup
+    Phi3ForCausalLM, Qwen3Config, Qwen3ForCausalLM, Trainer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from gen_gradients import grads, label_tokens, manual_loss_sum  # noqa: E402
-from gen_parity import ACCUM, STEPS, make_batches  # noqa: E402
+from gen_gradients import record  # noqa: E402
+from gen_parity import make_batches, train  # noqa: E402
 
 ROOT = os.path.join(HERE, "..", "..")
 FIXTURES = os.path.join(ROOT, "Tests", "Fixtures")
@@ -357,54 +357,13 @@ def build_model(name):
 
 
 def build_gradients(name):
-    """gen_gradients.build with the eager attention of these fixtures."""
+    """gen_gradients.record with the eager attention of these fixtures."""
     _, _, _, seed, packed, _ = MODEL_CASES[name]
     model = load(os.path.join(MODELS, name))
     model.train()
-    V = model.config.vocab_size
-    g = torch.Generator().manual_seed(seed)
-    tensors = {}
-
-    ids = torch.randint(0, V, (2, 11), generator=g)
-    labels = ids.clone()
-    labels[0, :3] = -100
-    labels[1, 4] = -100
-    labels[1, 9:] = -100
+    tensors = record(model, seed, packed)
     if is_gemma(model.config):  # the seed is chosen so that the padding row's zero input gradient shows
-        assert model.config.pad_token_id == 0 and bool((ids == 0).any()), ids
-    out = model(input_ids=ids, labels=labels)
-    n = label_tokens(labels)
-    with torch.no_grad():
-        check = manual_loss_sum(out.logits, labels) / n
-    assert torch.allclose(out.loss, check, rtol=1e-6), (out.loss, check)
-    out.loss.backward()
-    tensors.update({"batch.input_ids": ids, "batch.labels": labels, "batch.loss": out.loss.detach().reshape(1),
-                    "batch.label_tokens": torch.tensor([n])})
-    tensors.update(grads(model, "batch"))
-
-    if packed:
-        examples = []
-        for length in (9, 6):
-            e_ids = torch.randint(0, V, (1, length), generator=g)
-            e_labels = e_ids.clone()
-            e_labels[0, :2] = -100
-            examples.append((e_ids, e_labels))
-        total = sum(label_tokens(l) for _, l in examples)
-        loss = 0.0
-        for i, (e_ids, e_labels) in enumerate(examples):
-            o = model(input_ids=e_ids, labels=e_labels, num_items_in_batch=torch.tensor(total))
-            with torch.no_grad():
-                check = manual_loss_sum(o.logits, e_labels) / total
-            assert torch.allclose(o.loss, check, rtol=1e-6), (o.loss, check)
-            o.loss.backward()
-            loss = loss + o.loss.detach()
-            tensors[f"packed.ids{i}"] = e_ids[0]
-            tensors[f"packed.labels{i}"] = e_labels[0]
-        tensors["packed.loss"] = loss.reshape(1)
-        tensors["packed.label_tokens"] = torch.tensor([total])
-        tensors.update(grads(model, "packed"))
-
-    tensors = {k: v.contiguous() for k, v in tensors.items()}
+        assert model.config.pad_token_id == 0 and bool((tensors["batch.input_ids"] == 0).any())
     save_file(tensors, os.path.join(GRADIENTS, name + ".safetensors"), metadata={"format": "pt"})
     print(f"{name}: batch loss {tensors['batch.loss'].item():.6f}"
           + (f", packed loss {tensors['packed.loss'].item():.6f}" if packed else ""))
@@ -419,28 +378,7 @@ def build_parity(name):
     assert {n for n, _ in named if n in decay} == {n for n, _ in named if not ("bias" in n or "norm" in n)}, name
     groups = [{"params": [p for n, p in named if n in decay], "weight_decay": 0.1},
               {"params": [p for n, p in named if n not in decay], "weight_decay": 0.0}]
-    opt = torch.optim.AdamW(groups, lr=2e-3, betas=(0.9, 0.95), eps=1e-8)
-    sched = get_linear_schedule_with_warmup(opt, num_warmup_steps=4, num_training_steps=STEPS)
-    assert len(batches) == STEPS and all(len(s) == ACCUM for s in batches)
-    records = []
-    for step in batches:
-        labels = sum(sum(t != -100 for t in s["targets"]) for micro in step for s in micro)
-        opt.zero_grad()
-        total = 0.0
-        lr = opt.param_groups[0]["lr"]
-        for micro in step:
-            loss = 0.0
-            for s in micro:
-                ids = torch.tensor([s["tokens"]])
-                logits = model(input_ids=ids).logits[0]
-                loss = loss + torch.nn.functional.cross_entropy(logits, torch.tensor(s["targets"]), ignore_index=-100,
-                                                                reduction="sum")
-            total += loss.item()
-            (loss / labels).backward()
-        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0).item()
-        opt.step()
-        sched.step()
-        records.append({"loss": total / labels, "grad_norm": norm, "lr": lr, "labels": labels})
+    records = train(model, batches, groups, list(model.parameters()))
     out = os.path.join(PARITY, name)
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)

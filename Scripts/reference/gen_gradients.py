@@ -60,6 +60,15 @@ def grads(model, prefix):
 def build(name, seed, packed):
     model = AutoModelForCausalLM.from_pretrained(os.path.join(MODELS, name), dtype=torch.float32)
     model.train()  # dropout is 0 in every config; train mode is what fine-tuning runs
+    tensors = record(model, seed, packed)
+    save_file(tensors, os.path.join(OUT, name + ".safetensors"), metadata={"format": "pt"})
+    print(f"{name}: batch loss {tensors['batch.loss'].item():.6f}"
+          + (f", packed loss {tensors['packed.loss'].item():.6f}" if packed else ""))
+
+
+def record(model, seed, packed):
+    """The batch case (and the packed one) of `model`: inputs, loss and every parameter's gradient.
+    Shared by gen_families."""
     V = model.config.vocab_size
     g = torch.Generator().manual_seed(seed)
     tensors = {}
@@ -101,10 +110,7 @@ def build(name, seed, packed):
         tensors["packed.label_tokens"] = torch.tensor([total])
         tensors.update(grads(model, "packed"))
 
-    tensors = {k: v.contiguous() for k, v in tensors.items()}
-    save_file(tensors, os.path.join(OUT, name + ".safetensors"), metadata={"format": "pt"})
-    print(f"{name}: batch loss {tensors['batch.loss'].item():.6f}"
-          + (f", packed loss {tensors['packed.loss'].item():.6f}" if packed else ""))
+    return {k: v.contiguous() for k, v in tensors.items()}
 
 
 def main():

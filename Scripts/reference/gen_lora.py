@@ -140,11 +140,11 @@ import torch.nn.functional as F
 from peft import AutoPeftModelForCausalLM, LoraConfig, PeftModel, get_peft_model, get_peft_model_state_dict
 from peft.tuners.lora import Linear as LoraLinear
 from safetensors.torch import load_file, save_file
-from transformers import AutoModelForCausalLM, Trainer, get_linear_schedule_with_warmup
+from transformers import AutoModelForCausalLM, Trainer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from gen_parity import ACCUM, STEPS, make_batches  # noqa: E402  (same batches as the full fine-tune parity)
+from gen_parity import make_batches, train  # noqa: E402  (the batches and loop of the full fine-tune parity)
 
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 MODELS = os.path.join(ROOT, "Tests", "Fixtures", "models")
@@ -311,28 +311,8 @@ def build_parity(name, folder, out):
     groups = [{"params": [p for n, p in named if n in decay], "weight_decay": 0.1},
               {"params": [p for n, p in named if n not in decay], "weight_decay": 0.0}]
     params = [p for _, p in named]
-    opt = torch.optim.AdamW(groups, lr=2e-3, betas=(0.9, 0.95), eps=1e-8)
-    sched = get_linear_schedule_with_warmup(opt, num_warmup_steps=4, num_training_steps=STEPS)
-    assert len(batches) == STEPS and all(len(s) == ACCUM for s in batches)
     frozen = {n: p.detach().clone() for n, p in pm.named_parameters() if not p.requires_grad}
-    records = []
-    for step in batches:
-        labels = sum(sum(t != -100 for t in s["targets"]) for micro in step for s in micro)
-        opt.zero_grad()
-        total = 0.0
-        lr = opt.param_groups[0]["lr"]
-        for micro in step:
-            loss = 0.0
-            for s in micro:
-                ids = torch.tensor([s["tokens"]])
-                logits = pm(input_ids=ids).logits[0]
-                loss = loss + F.cross_entropy(logits, torch.tensor(s["targets"]), ignore_index=-100, reduction="sum")
-            total += loss.item()
-            (loss / labels).backward()
-        norm = torch.nn.utils.clip_grad_norm_(params, 1.0).item()
-        opt.step()
-        sched.step()
-        records.append({"loss": total / labels, "grad_norm": norm, "lr": lr, "labels": labels})
+    records = train(pm, batches, groups, params)
     for n, p in pm.named_parameters():
         if not p.requires_grad:
             assert torch.equal(p, frozen[n]), n

@@ -43,16 +43,13 @@ def make_batches(vocab):
     return steps
 
 
-def main():
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
-    model = LlamaForCausalLM.from_pretrained(MODEL, dtype=torch.float32).train()
-    batches = make_batches(model.config.vocab_size)
-    no_decay = [n for n, _ in model.named_parameters() if "bias" in n or "norm" in n]
-    groups = [{"params": [p for n, p in model.named_parameters() if n not in no_decay], "weight_decay": 0.1},
-              {"params": [p for n, p in model.named_parameters() if n in no_decay], "weight_decay": 0.0}]
+def train(model, batches, groups, params):
+    """The reference loop: per step, Σ token losses of all micro-batches / label tokens of the step,
+    clipping to 1.0 over `params`, AdamW (lr 2e-3, betas 0.9/0.95, eps 1e-8) over `groups`, linear warmup
+    4 of STEPS. Returns per-step loss, grad norm, lr and label count. Shared by gen_families and gen_lora."""
     opt = torch.optim.AdamW(groups, lr=2e-3, betas=(0.9, 0.95), eps=1e-8)
     sched = get_linear_schedule_with_warmup(opt, num_warmup_steps=4, num_training_steps=STEPS)
+    assert len(batches) == STEPS and all(len(s) == ACCUM for s in batches)
     records = []
     for step in batches:
         labels = sum(sum(t != -100 for t in s["targets"]) for micro in step for s in micro)
@@ -68,11 +65,24 @@ def main():
                                                                 reduction="sum")
             total += loss.item()
             (loss / labels).backward()
-        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0).item()
+        norm = torch.nn.utils.clip_grad_norm_(params, 1.0).item()
         opt.step()
         sched.step()
         records.append({"loss": total / labels, "grad_norm": norm, "lr": lr, "labels": labels})
-        print(f"step {len(records)}: loss {total / labels:.6f} grad_norm {norm:.4f} lr {lr:.2e}")
+    return records
+
+
+def main():
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    model = LlamaForCausalLM.from_pretrained(MODEL, dtype=torch.float32).train()
+    batches = make_batches(model.config.vocab_size)
+    no_decay = [n for n, _ in model.named_parameters() if "bias" in n or "norm" in n]
+    groups = [{"params": [p for n, p in model.named_parameters() if n not in no_decay], "weight_decay": 0.1},
+              {"params": [p for n, p in model.named_parameters() if n in no_decay], "weight_decay": 0.0}]
+    records = train(model, batches, groups, list(model.parameters()))
+    for i, r in enumerate(records):
+        print(f"step {i + 1}: loss {r['loss']:.6f} grad_norm {r['grad_norm']:.4f} lr {r['lr']:.2e}")
     os.makedirs(OUT, exist_ok=True)
     with open(os.path.join(OUT, "batches.json"), "w") as f:
         f.write(json.dumps(batches) + "\n")
