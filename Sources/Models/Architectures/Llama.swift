@@ -93,12 +93,7 @@ public struct LlamaArchitecture: Architecture {
 
     static func decode(_ json: JSONValue, source: String) throws -> TransformerConfig {
         let f = try JSONValueDecoder(source: source).decode(File.self, from: json)
-        if let act = f.hiddenAct, act != "silu" {
-            throw ModelConfigError.unsupported(file: source, key: "hidden_act", message: "activation '\(act)' (only silu)")
-        }
-        if f.useSlidingWindow == true {
-            throw ModelConfigError.unsupported(file: source, key: "use_sliding_window", message: "sliding-window attention")
-        }
+        try f.requireSiluAndFullAttention(source: source)
         let isQwen2 = f.modelType == "qwen2"
         // Mistral attends over a sliding window on every layer when the key is set; Llama has no such key
         // and Qwen2 uses it only with use_sliding_window, refused above.
@@ -332,6 +327,17 @@ class LlamaBinding: BoundArchitecture {
 }
 
 extension LlamaArchitecture.File {
+    /// The MLP activation the Llama block computes (SwiGLU), and no `use_sliding_window` (Qwen2/Qwen3's
+    /// switch for windowed layers, which these families do not implement).
+    func requireSiluAndFullAttention(source: String, slidingWindowSwitch: Bool = true) throws {
+        if let act = hiddenAct, act != "silu" {
+            throw ModelConfigError.unsupported(file: source, key: "hidden_act", message: "activation '\(act)' (only silu)")
+        }
+        if slidingWindowSwitch, useSlidingWindow == true {
+            throw ModelConfigError.unsupported(file: source, key: "use_sliding_window", message: "sliding-window attention")
+        }
+    }
+
     /// The architecture-independent part of a Llama-style config.json (also Qwen3's and Phi-3's keys).
     func config(architecture: any Architecture, json: JSONValue, source: String) throws -> TransformerConfig {
         let scaling = ropeParameters ?? ropeScaling

@@ -28,9 +28,7 @@ public struct Phi3Architecture: Architecture {
         let decoder = JSONValueDecoder(source: source)
         let f = try decoder.decode(LlamaArchitecture.File.self, from: json)
         let extras = try decoder.decode(Extras.self, from: json)
-        if let act = f.hiddenAct, act != "silu" {
-            throw ModelConfigError.unsupported(file: source, key: "hidden_act", message: "activation '\(act)' (only silu)")
-        }
+        try f.requireSiluAndFullAttention(source: source, slidingWindowSwitch: false)
         if let factor = extras.ropeParameters?.partialRotaryFactor ?? extras.partialRotaryFactor, factor != 1 {
             throw ModelConfigError.unsupported(file: source, key: "partial_rotary_factor", message: "\(factor) (only 1.0, full rotary)")
         }

@@ -11,12 +11,7 @@ public struct Qwen3Architecture: Architecture {
 
     static func decode(_ json: JSONValue, source: String) throws -> TransformerConfig {
         let f = try JSONValueDecoder(source: source).decode(LlamaArchitecture.File.self, from: json)
-        if let act = f.hiddenAct, act != "silu" {
-            throw ModelConfigError.unsupported(file: source, key: "hidden_act", message: "activation '\(act)' (only silu)")
-        }
-        if f.useSlidingWindow == true {
-            throw ModelConfigError.unsupported(file: source, key: "use_sliding_window", message: "sliding-window attention")
-        }
+        try f.requireSiluAndFullAttention(source: source)
         return try f.config(architecture: Qwen3Architecture(attentionBias: f.attentionBias ?? false), json: json, source: source)
     }
 
