@@ -61,6 +61,14 @@ public struct OptimizerStepResult: Sendable, Equatable {
 /// ranks, so summed gradients are the full-batch gradient.
 public final class TrainingEngine {
     public let model: TransformerModel
+    /// What the engine trains, fixed at init: the model's own layout and buffer, or, when an adapter is
+    /// attached, the adapter's (`TransformerModel.trainableLayout`). Every shard, gradient, moment and
+    /// checkpoint is laid out like this.
+    public let trainableLayout: ParameterLayout
+    public let trainableParams: FlatBuffer
+    /// The frozen base under an adapter: f32 in `model.params`, or a 16-bit copy widened per group
+    /// (FrozenBaseStorage.swift). `.none` for full fine-tuning.
+    let frozenBase: FrozenBaseStorage
     public let options: EngineOptions
     public let optimizer: OptimizerSettings
     public let groups: ParameterGroups
@@ -102,20 +110,22 @@ public final class TrainingEngine {
     public internal(set) var lossScaler: LossScaler?
 
     public init(model: TransformerModel, options: EngineOptions, optimizer: OptimizerSettings,
-                frozen: Set<String> = [], maxTokens: Int, communicator: Communicator = ThreadCommunicator.group(worldSize: 1)[0]) throws {
+                frozen: Set<String> = [], frozenBaseDType: DType = .f32, maxTokens: Int, communicator: Communicator = ThreadCommunicator.group(worldSize: 1)[0]) throws {
         try options.validate()
         let offloadParam = options.offloadParam.device == .nvme
         self.model = model
+        trainableLayout = model.trainableLayout
+        trainableParams = model.trainableParams
         self.options = options
         self.optimizer = optimizer
         self.communicator = communicator
         let policy = DecayPolicy(for: model.config)
-        groups = ParameterGroups(layout: model.layout, weightDecay: optimizer.weightDecay, policy: policy, frozen: frozen)
-        shards = ShardLayout(layout: model.layout, worldSize: communicator.worldSize, rank: communicator.rank)
+        groups = ParameterGroups(layout: trainableLayout, weightDecay: optimizer.weightDecay, policy: policy, frozen: frozen)
+        shards = ShardLayout(layout: trainableLayout, worldSize: communicator.worldSize, rank: communicator.rank)
         collectives = ShardCollectives(shards: shards, communicator: communicator)
         let stage = options.zeroStage
-        stepRanges = Self.stepRanges(groups: groups, shards: shards, partitioned: stage > 0, total: model.layout.totalCount)
-        let n = model.layout.totalCount
+        stepRanges = Self.stepRanges(groups: groups, shards: shards, partitioned: stage > 0, total: trainableLayout.totalCount)
+        let n = trainableLayout.totalCount
         let stateCount = stage == 0 ? n : shards.localCount
         let format = HalfFormat(options.precision)
         computeFormat = format
@@ -143,7 +153,7 @@ public final class TrainingEngine {
         }
         let blocks = model.config.numLayers
         let largestBlockShard = blocks >= 2 ? shards.groups[1...blocks].map(\.shardSize).max()! : 0
-        parameters = ParameterStorage(model: model.params, stage: stage, format: format, shards: shards,
+        parameters = ParameterStorage(model: trainableParams, stage: stage, format: format, shards: shards,
                                       weightsHome: weightsHome, prefetchCount: shards.worldSize * largestBlockShard)
         gradients = GradientStorage(stage: stage, format: format, grads: grads, localCount: shards.localCount,
                                     scratchCount: Swift.max(GradientStorage.halfChunk, store?.chunkElements ?? 0))
@@ -154,6 +164,7 @@ public final class TrainingEngine {
         } else {
             offload = .inMemory
         }
+        frozenBase = try FrozenBaseStorage(model: model, dtype: frozenBaseDType)
         lossScaler = options.precision == .fp16 ? LossScaler(options: options.lossScaler) : nil
         state = TrainingState(config: model.config, maxTokens: maxTokens, checkpointActivations: options.activationCheckpointing,
                               activationDType: options.precision.computeDType)
@@ -168,6 +179,9 @@ public final class TrainingEngine {
         let offloaded = offloadedArrays.reduce(0) { $0 + $1.buffer.byteCount }
         return parameters.byteCount + gradients.byteCount + momentBytes - offloaded
     }
+
+    /// Bytes of the frozen base weights under an adapter (0 for full fine-tuning): a 16-bit copy, or f32.
+    public var frozenBaseBytes: Int { frozenBase.byteCount(model: model) }
 
     /// Bytes of f32 master weights (mixed precision) and optimizer moments this rank holds: what
     /// optimizer offload moves out of memory.
@@ -220,7 +234,11 @@ public final class TrainingEngine {
     /// gathers every group first and is collective.
     public func evaluate(tokens: [Int32], positions: [Int32], spans: [AttentionSpan], targets: [Int32]) throws -> (lossSum: Double, labelTokens: Int) {
         let release = try materializeForEvaluation()
-        defer { if release { releaseFullParameters() } }
+        frozenBase.materializeAll(model: model)
+        defer {
+            if release { releaseFullParameters() }
+            frozenBase.releaseAll(model: model)
+        }
         // A rank with nothing to evaluate still joined the gather above.
         guard !tokens.isEmpty else { return (0, 0) }
         return try model.lossSum(tokens: tokens, positions: positions, spans: spans, targets: targets, workspace: evalWorkspace)

@@ -138,7 +138,7 @@ public final class LoRAAdapter {
         guard !chosen.isEmpty else {
             throw AdapterError.noTargets(settings: "\(settings.targets)", modules: Array(Set(order.map { String($0.module.split(separator: ".").last!) })).sorted())
         }
-        var l = ParameterLayout(), modules: [String: LoRAModule] = [:]
+        var l = ParameterLayout(groupCount: model.layout.groupCount), modules: [String: LoRAModule] = [:]
         for (module, group) in chosen {
             let s = sizes[module]!
             l.append(Self.prefix + module + ".lora_A.weight", shape: [settings.r, s.inFeatures], group: group)
