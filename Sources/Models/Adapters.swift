@@ -17,13 +17,17 @@ public struct LoRASettings: Sendable, Equatable {
     public var dropout: Double
     public var rslora: Bool
     public var targets: Targets
+    /// PEFT's `modules_to_save`: base modules (matched like targets) trained fully, as a copy the
+    /// adapter holds and saves under the module's own name.
+    public var modulesToSave: [String]
 
-    public init(r: Int, alpha: Double, dropout: Double = 0, rslora: Bool = false, targets: Targets) {
+    public init(r: Int, alpha: Double, dropout: Double = 0, rslora: Bool = false, targets: Targets, modulesToSave: [String] = []) {
         self.r = r
         self.alpha = alpha
         self.dropout = dropout
         self.rslora = rslora
         self.targets = targets
+        self.modulesToSave = modulesToSave
     }
 
     /// alpha / r, or alpha / √r with rsLoRA.
@@ -40,6 +44,8 @@ public struct LoRASettings: Sendable, Equatable {
 public enum AdapterError: Error, CustomStringConvertible {
     case noTargets(settings: String, modules: [String])
     case badSettings(String)
+    case noSavedModule(name: String, modules: [String])
+    case tiedSavedModule(name: String)
     case config(file: String, key: String, message: String)
 
     public var description: String {
@@ -47,6 +53,10 @@ public enum AdapterError: Error, CustomStringConvertible {
         case .noTargets(let s, let modules):
             return "lora.target_modules \(s) matches no projection of this model; its projections are named \(modules.joined(separator: ", "))"
         case .badSettings(let m): return "lora: \(m)"
+        case .noSavedModule(let name, let modules):
+            return "lora.modules_to_save: '\(name)' matches no module of this model; its modules with weights include \(modules.joined(separator: ", "))"
+        case .tiedSavedModule(let name):
+            return "lora.modules_to_save: '\(name)' shares its weight with the tied LM head; PEFT would train a copy the head does not read. Untie the model or leave it out"
         case .config(let file, let key, let message): return "\(file): \(key): \(message)"
         }
     }
@@ -61,14 +71,28 @@ struct LoRAModule {
     var outFeatures: Int
 }
 
+/// A base tensor that `modules_to_save` replaces: its range in the model's buffer and where the
+/// trained copy starts in the adapter's.
+struct SavedTensor {
+    var base: Range<Int>
+    var copy: Int
+}
+
 /// What the block pieces see of an attached adapter: its weights and (training) gradients, by module.
 public struct AdapterContext {
     let weights: UnsafeMutablePointer<Float>
     let grads: UnsafeMutablePointer<Float>?
     let modules: [String: LoRAModule]
     let scaling: Float
+    let saved: [SavedTensor]
 
     func module(_ name: String) -> AttachedLoRA? { modules[name].map { AttachedLoRA(m: $0, context: self) } }
+
+    /// Where a base weight offset lands in the adapter's copy, when `modules_to_save` replaced it.
+    @inline(__always) func savedOffset(_ offset: Int) -> Int? {
+        for t in saved where t.base.contains(offset) { return t.copy + offset - t.base.lowerBound }
+        return nil
+    }
 }
 
 /// The LoRA term of one `Linear` piece: out += s · (x·Aᵀ)·B_pieceᵀ, where B_piece is the piece's rows of
@@ -114,6 +138,7 @@ public final class LoRAAdapter {
     public let layout: ParameterLayout
     public let params: FlatBuffer
     let modules: [String: LoRAModule]
+    let saved: [SavedTensor]
 
     public static let prefix = "base_model.model."
 
@@ -138,18 +163,54 @@ public final class LoRAAdapter {
         guard !chosen.isEmpty else {
             throw AdapterError.noTargets(settings: "\(settings.targets)", modules: Array(Set(order.map { String($0.module.split(separator: ".").last!) })).sorted())
         }
+        let savedEntries = try Self.savedEntries(model: model, names: settings.modulesToSave)
+        // Layer groups must be appended in order: each block's LoRA tensors and saved tensors together.
+        var items: [(group: Int, module: String?, entry: ParameterLayout.Entry?)] = chosen.map { ($0.group, $0.module, nil) }
+        items += savedEntries.map { ($0.group, nil, $0) }
+        items = items.enumerated().sorted { ($0.element.group, $0.offset) < ($1.element.group, $1.offset) }.map(\.element)
         var l = ParameterLayout(groupCount: model.layout.groupCount), modules: [String: LoRAModule] = [:]
-        for (module, group) in chosen {
-            let s = sizes[module]!
-            l.append(Self.prefix + module + ".lora_A.weight", shape: [settings.r, s.inFeatures], group: group)
-            l.append(Self.prefix + module + ".lora_B.weight", shape: [s.outFeatures, settings.r], group: group)
+        var saved: [SavedTensor] = []
+        for item in items {
+            if let e = item.entry {
+                l.append(Self.prefix + e.name, shape: e.shape, group: e.group)
+                saved.append(SavedTensor(base: e.range, copy: l[Self.prefix + e.name]!.offset))
+                continue
+            }
+            let module = item.module!, s = sizes[module]!
+            l.append(Self.prefix + module + ".lora_A.weight", shape: [settings.r, s.inFeatures], group: item.group)
+            l.append(Self.prefix + module + ".lora_B.weight", shape: [s.outFeatures, settings.r], group: item.group)
             modules[module] = LoRAModule(a: l[Self.prefix + module + ".lora_A.weight"]!.offset,
                                          b: l[Self.prefix + module + ".lora_B.weight"]!.offset,
                                          r: settings.r, inFeatures: s.inFeatures, outFeatures: s.outFeatures)
         }
         layout = l
         self.modules = modules
+        self.saved = saved
         params = FlatBuffer(dtype: .f32, count: l.totalCount)
+        // The trained copies start as the base's weights (PEFT deep-copies the module).
+        let base = model.params.raw.assumingMemoryBound(to: Float.self), p = params.raw.assumingMemoryBound(to: Float.self)
+        for t in saved { (p + t.copy).update(from: base + t.base.lowerBound, count: t.base.count) }
+    }
+
+    /// The base tensors `modules_to_save` names: every layout entry whose module path is the name or
+    /// ends with "." + name (PEFT's suffix match). A tensor the tied head shares is refused.
+    static func savedEntries(model: TransformerModel, names: [String]) throws -> [ParameterLayout.Entry] {
+        var out: [ParameterLayout.Entry] = []
+        for name in names {
+            let matches = model.layout.entries.filter { e in
+                let module = e.name.split(separator: ".").dropLast().joined(separator: ".")
+                return module == name || module.hasSuffix("." + name)
+            }
+            guard !matches.isEmpty else {
+                let modules = Set(model.layout.entries.map { String($0.name.split(separator: ".").dropLast().last ?? "") })
+                throw AdapterError.noSavedModule(name: name, modules: modules.sorted())
+            }
+            if model.isHeadTied, matches.contains(where: { $0.offset == model.binding.headWeight }) {
+                throw AdapterError.tiedSavedModule(name: name)
+            }
+            out += matches.filter { m in !out.contains { $0.name == m.name } }
+        }
+        return out
     }
 
     /// PEFT's fresh adapter: A ~ Kaiming-uniform(a = √5), i.e. U(−1/√in, 1/√in), and B = 0, from the
@@ -167,7 +228,8 @@ public final class LoRAAdapter {
     /// The context the block pieces read, with `grads` (laid out like `layout`) in training.
     public func context(grads: FlatBuffer? = nil) -> AdapterContext {
         AdapterContext(weights: params.raw.assumingMemoryBound(to: Float.self),
-                       grads: grads.map { $0.raw.assumingMemoryBound(to: Float.self) }, modules: modules, scaling: settings.scaling)
+                       grads: grads.map { $0.raw.assumingMemoryBound(to: Float.self) }, modules: modules, scaling: settings.scaling,
+                       saved: saved)
     }
 
     /// The model's weights with the adapter folded in: W += s·B·A per module (nn.Linear [out, in]; a
@@ -175,6 +237,8 @@ public final class LoRAAdapter {
     /// f32 weights.
     public func merge(into model: TransformerModel) {
         let base = model.weightBase, w = params.raw.assumingMemoryBound(to: Float.self), s = settings.scaling
+        // merge_and_unload puts the trained copy of a saved module where the original was.
+        for t in saved { (base + t.base.lowerBound).update(from: w + t.copy, count: t.base.count) }
         var done = Set<String>()
         for (_, piece) in model.binding.projections where !done.contains(piece.module) {
             guard let m = modules[piece.module] else { continue }

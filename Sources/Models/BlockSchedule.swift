@@ -188,7 +188,7 @@ extension TransformerModel {
                         workspace: ForwardWorkspace) throws -> (lossSum: Double, labelTokens: Int) {
         try validateBatch(tokens: tokens, positions: positions, spans: spans, targets: targets)
         let hidden = forward(tokens: tokens, positions: positions, spans: spans, workspace: workspace)
-        return CrossEntropy.lmHeadLoss(dhidden: nil, dweight: nil, hidden: hidden, weight: weightBase + binding.headWeight,
+        return CrossEntropy.lmHeadLoss(dhidden: nil, dweight: nil, hidden: hidden, weight: headWeight,
                                        targets: targets, normalizer: 1, H: config.hiddenSize, V: config.vocabSize,
                                        softcap: binding.logitSoftcap)
     }

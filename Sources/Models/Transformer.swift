@@ -34,6 +34,12 @@ public final class TransformerModel {
 
     var weightBase: UnsafeMutablePointer<Float> { params.raw.assumingMemoryBound(to: Float.self) }
 
+    /// The LM head's weight: the base's, or an adapter's trained copy (`modules_to_save: [lm_head]`).
+    var headWeight: UnsafeMutablePointer<Float> {
+        if let a = adapter?.context(), let o = a.savedOffset(binding.headWeight) { return a.weights + o }
+        return weightBase + binding.headWeight
+    }
+
     /// transformers' `_init_weights`: normal(0, std) for linear and embedding weights, zeros for biases,
     /// the architecture's value for norm weights. Seeded by the counter RNG, so the same seed gives the
     /// same model.
@@ -69,7 +75,7 @@ public final class TransformerModel {
 
     /// logits[rows, V] = hidden[rows, H] · Wᵀ of the LM head (soft-capped where the family does).
     public func logits(hidden: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Float>) {
-        Matmul.forward(out: out, inp: hidden, weight: weightBase + binding.headWeight, bias: nil, M: rows,
+        Matmul.forward(out: out, inp: hidden, weight: headWeight, bias: nil, M: rows,
                        K: config.hiddenSize, N: config.vocabSize, layout: .outIn)
         if let cap = binding.logitSoftcap { CrossEntropy.softcap(out, rows * config.vocabSize, cap: cap) }
     }
