@@ -183,6 +183,11 @@ public final class TrainingEngine {
     /// Bytes of the frozen base weights under an adapter (0 for full fine-tuning): a 16-bit copy, or f32.
     public var frozenBaseBytes: Int { frozenBase.byteCount(model: model) }
 
+    /// A 16-bit frozen base widened into `model.params` for inference outside the schedule (generation);
+    /// `releaseFrozenBase` gives the memory back.
+    public func materializeFrozenBase() { frozenBase.materializeAll(model: model) }
+    public func releaseFrozenBase() { frozenBase.releaseAll(model: model) }
+
     /// Bytes of f32 master weights (mixed precision) and optimizer moments this rank holds: what
     /// optimizer offload moves out of memory.
     public var optimizerStateBytes: Int {

@@ -134,7 +134,13 @@ struct AttachedLoRA {
 /// layer group of the block it adapts, so ZeRO shards and hooks work on it as on a model) and f32
 /// buffer. Attached to a model, every targeted `Linear` piece adds its term; the base stays untouched.
 public final class LoRAAdapter {
-    public let settings: LoRASettings
+    public private(set) var settings: LoRASettings
+    /// Dropout of the adapter input in training: a training knob, not part of the adapter's identity,
+    /// so a run may continue an adapter with another rate.
+    public var dropout: Double {
+        get { settings.dropout }
+        set { settings.dropout = newValue }
+    }
     public let layout: ParameterLayout
     public let params: FlatBuffer
     let modules: [String: LoRAModule]
