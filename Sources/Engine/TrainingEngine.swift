@@ -197,7 +197,26 @@ public final class TrainingEngine {
 
     private var momentBytes: Int { moments.reduce(0) { $0 + $1.buffer.byteCount } }
 
-    public func zeroGradients() { gradients.zero() }
+    public func zeroGradients() {
+        gradients.zero()
+        microStepsSinceStep = 0
+    }
+
+    /// Adapter dropout's seed (the run's); each micro-step's masks are keyed by it, the optimizer steps
+    /// taken, the micro-step within the step and the rank, so a resumed run draws the same masks.
+    public var dropoutSeed: UInt64 = 0
+    var microStepsSinceStep = 0
+
+    func nextDropoutKey() -> UInt64? {
+        defer { microStepsSinceStep += 1 }
+        guard let a = model.adapter, a.dropout > 0 else { return nil }
+        var h = dropoutSeed ^ 0x9E37_79B9_7F4A_7C15
+        for part in [UInt64(stepsTaken), UInt64(microStepsSinceStep), UInt64(communicator.rank)] {
+            h = (h ^ part) &* 0xBF58_476D_1CE4_E5B9
+            h ^= h >> 31
+        }
+        return h
+    }
 
     /// The fp16 loss scale the next micro-steps multiply the loss by (1 without a loss scaler).
     public var lossScale: Double { lossScaler?.scale ?? 1 }
@@ -217,10 +236,12 @@ public final class TrainingEngine {
         if usesHooks { state.hooks = self }
         // A rank without tokens in a ZeRO-2/3 micro-step runs the block schedule's hooks alone, so it joins
         // every collective the others run, in their order, contributing zero gradients.
+        let dropoutKey = nextDropoutKey()
         if tokens.isEmpty { return try model.runSchedule(nil, grads: grads, state: state) }
         // fp16: gradients of (scale · loss), so small gradients survive the 16-bit rounding.
         return try model.lossAndGradients(tokens: tokens, positions: positions, spans: spans, targets: targets,
-                                          normalizer: normalizer / Float(lossScale), grads: grads, state: state)
+                                          normalizer: normalizer / Float(lossScale), grads: grads, state: state,
+                                          dropoutKey: dropoutKey)
     }
 
     /// Clips (when `maxGradNorm` > 0) and applies one optimizer step at learning rate `lr`. Collective:

@@ -64,6 +64,8 @@ public enum AdapterError: Error, CustomStringConvertible {
 
 /// One adapted module: A [r, in] and B [out, r] in the adapter buffer (PEFT's lora_A / lora_B weights).
 struct LoRAModule {
+    /// The module's place among the adapter's: its dropout stream.
+    var index: Int
     var a: Int
     var b: Int
     var r: Int
@@ -85,6 +87,8 @@ public struct AdapterContext {
     let modules: [String: LoRAModule]
     let scaling: Float
     let saved: [SavedTensor]
+    /// Training with dropout: the rate and the micro-step's key (`LoRADropout`); nil in inference.
+    var dropout: LoRADropout? = nil
 
     func module(_ name: String) -> AttachedLoRA? { modules[name].map { AttachedLoRA(m: $0, context: self) } }
 
@@ -95,8 +99,34 @@ public struct AdapterContext {
     }
 }
 
-/// The LoRA term of one `Linear` piece: out += s · (x·Aᵀ)·B_pieceᵀ, where B_piece is the piece's rows of
-/// B (a fused projection's q, k or v part). Dropout of the adapter input is not applied here (p = 0).
+/// PEFT's `lora_dropout` on the adapter input, nn.Dropout's semantics: each element zeroed with
+/// probability p, the rest scaled by 1/(1-p). The mask comes from the counter RNG keyed by the
+/// micro-step (`key`) and the module's index, so backward regenerates it instead of storing it, every
+/// piece of a fused projection sees the same mask, and a resumed run draws what an uninterrupted one would.
+public struct LoRADropout: Sendable, Equatable {
+    public var p: Float
+    public var key: UInt64
+    public init(p: Float, key: UInt64) {
+        self.p = p
+        self.key = key
+    }
+
+    /// The mask for module `index` over `count` inputs: 0 or 1/(1-p).
+    func mask(module index: Int, count: Int, into out: UnsafeMutablePointer<Float>) {
+        var rng = CounterRNG(seed: key, purpose: .dropout, step: index)
+        let keep = 1 / (1 - p)
+        for i in 0..<count { out[i] = rng.nextFloat() < p ? 0 : keep }
+    }
+
+    /// dropped[i] = x[i] · mask[i].
+    func apply(module index: Int, _ x: UnsafePointer<Float>, count: Int, into dropped: UnsafeMutablePointer<Float>) {
+        mask(module: index, count: count, into: dropped)
+        for i in 0..<count { dropped[i] *= x[i] }
+    }
+}
+
+/// The LoRA term of one `Linear` piece: out += s · (dropout(x)·Aᵀ)·B_pieceᵀ, where B_piece is the
+/// piece's rows of B (a fused projection's q, k or v part).
 struct AttachedLoRA {
     let m: LoRAModule
     let context: AdapterContext
@@ -105,13 +135,23 @@ struct AttachedLoRA {
         let (N, r, K, O) = (ctx.N, m.r, piece.inFeatures, piece.outFeatures)
         let t = UnsafeMutablePointer<Float>.allocate(capacity: max(N * r, 1))
         defer { t.deallocate() }
+        var dropped: UnsafeMutablePointer<Float>?
+        defer { dropped?.deallocate() }
+        var x = inp
+        if let d = context.dropout {
+            let buffer = UnsafeMutablePointer<Float>.allocate(capacity: max(N * K, 1))
+            d.apply(module: m.index, inp, count: N * K, into: buffer)
+            dropped = buffer
+            x = UnsafePointer(buffer)
+        }
         let a = context.weights + m.a, b = context.weights + m.b + piece.outputOffset * r
-        Matmul.gemm(transA: false, transB: true, M: N, N: r, K: K, A: inp, lda: K, B: a, ldb: K, C: t, ldc: r)
+        Matmul.gemm(transA: false, transB: true, M: N, N: r, K: K, A: x, lda: K, B: a, ldb: K, C: t, ldc: r)
         Matmul.gemm(transA: false, transB: true, M: N, N: O, K: r, alpha: context.scaling, A: t, lda: r, B: b, ldb: r,
                     beta: 1, C: out, ldc: O)
     }
 
-    /// dinp += s·(dout·B)·A; dA += s·(dout·B)ᵀ·x and dB += s·doutᵀ·(x·Aᵀ) into the adapter's gradients.
+    /// With x̃ = dropout(x) = mask ⊙ x: dinp += mask ⊙ s·(dout·B)·A; dA += s·(dout·B)ᵀ·x̃ and
+    /// dB += s·doutᵀ·(x̃·Aᵀ) into the adapter's gradients. The mask is regenerated from its key.
     func backward(_ ctx: BlockContext, piece: Linear, dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                   inp: UnsafePointer<Float>) {
         let (N, r, K, O, s) = (ctx.N, m.r, piece.inFeatures, piece.outFeatures, context.scaling)
@@ -120,12 +160,27 @@ struct AttachedLoRA {
         let t = u + N * r
         let a = context.weights + m.a, b = context.weights + m.b + piece.outputOffset * r
         Matmul.gemm(transA: false, transB: false, M: N, N: r, K: O, A: dout, lda: O, B: b, ldb: r, C: u, ldc: r)
-        Matmul.gemm(transA: false, transB: false, M: N, N: K, K: r, alpha: s, A: u, lda: r, B: a, ldb: K, beta: 1, C: dinp, ldc: K)
+        var x = inp
+        var dropped: UnsafeMutablePointer<Float>?
+        defer { dropped?.deallocate() }
+        if let d = context.dropout {
+            // [N, K] twice: the mask, then the masked input; the gradient through the mask in between.
+            let mask = UnsafeMutablePointer<Float>.allocate(capacity: max(2 * N * K, 1))
+            dropped = mask
+            let partial = mask + N * K
+            d.mask(module: m.index, count: N * K, into: mask)
+            Matmul.gemm(transA: false, transB: false, M: N, N: K, K: r, alpha: s, A: u, lda: r, B: a, ldb: K, C: partial, ldc: K)
+            for i in 0..<N * K { dinp[i] += mask[i] * partial[i] }
+            for i in 0..<N * K { partial[i] = mask[i] * inp[i] }
+            x = UnsafePointer(partial)
+        } else {
+            Matmul.gemm(transA: false, transB: false, M: N, N: K, K: r, alpha: s, A: u, lda: r, B: a, ldb: K, beta: 1, C: dinp, ldc: K)
+        }
         guard let g = context.grads else { return }
-        Matmul.gemm(transA: false, transB: true, M: N, N: r, K: K, A: inp, lda: K, B: a, ldb: K, C: t, ldc: r)
+        Matmul.gemm(transA: false, transB: true, M: N, N: r, K: K, A: x, lda: K, B: a, ldb: K, C: t, ldc: r)
         Matmul.gemm(transA: true, transB: false, M: O, N: r, K: N, alpha: s, A: dout, lda: O, B: t, ldb: r, beta: 1,
                     C: g + m.b + piece.outputOffset * r, ldc: r)
-        Matmul.gemm(transA: true, transB: false, M: r, N: K, K: N, alpha: s, A: u, lda: r, B: inp, ldb: K, beta: 1,
+        Matmul.gemm(transA: true, transB: false, M: r, N: K, K: N, alpha: s, A: u, lda: r, B: x, ldb: K, beta: 1,
                     C: g + m.a, ldc: K)
     }
 }
@@ -185,7 +240,7 @@ public final class LoRAAdapter {
             let module = item.module!, s = sizes[module]!
             l.append(Self.prefix + module + ".lora_A.weight", shape: [settings.r, s.inFeatures], group: item.group)
             l.append(Self.prefix + module + ".lora_B.weight", shape: [s.outFeatures, settings.r], group: item.group)
-            modules[module] = LoRAModule(a: l[Self.prefix + module + ".lora_A.weight"]!.offset,
+            modules[module] = LoRAModule(index: modules.count, a: l[Self.prefix + module + ".lora_A.weight"]!.offset,
                                          b: l[Self.prefix + module + ".lora_B.weight"]!.offset,
                                          r: settings.r, inFeatures: s.inFeatures, outFeatures: s.outFeatures)
         }
@@ -231,11 +286,14 @@ public final class LoRAAdapter {
         }
     }
 
-    /// The context the block pieces read, with `grads` (laid out like `layout`) in training.
-    public func context(grads: FlatBuffer? = nil) -> AdapterContext {
-        AdapterContext(weights: params.raw.assumingMemoryBound(to: Float.self),
-                       grads: grads.map { $0.raw.assumingMemoryBound(to: Float.self) }, modules: modules, scaling: settings.scaling,
-                       saved: saved)
+    /// The context the block pieces read, with `grads` (laid out like `layout`) in training, and the
+    /// micro-step's dropout key when training with dropout.
+    public func context(grads: FlatBuffer? = nil, dropoutKey: UInt64? = nil) -> AdapterContext {
+        var c = AdapterContext(weights: params.raw.assumingMemoryBound(to: Float.self),
+                               grads: grads.map { $0.raw.assumingMemoryBound(to: Float.self) }, modules: modules,
+                               scaling: settings.scaling, saved: saved)
+        if let dropoutKey, settings.dropout > 0 { c.dropout = LoRADropout(p: Float(settings.dropout), key: dropoutKey) }
+        return c
     }
 
     /// The model's weights with the adapter folded in: W += s·B·A per module (nn.Linear [out, in]; a

@@ -101,6 +101,7 @@ public final class Trainer {
         engine = try TrainingEngine(model: loaded, options: c.engine, optimizer: settings,
                                     frozenBaseDType: c.lora.map { AdapterTraining.baseDType($0, model: loaded) } ?? .f32,
                                     maxTokens: t.microBatchSize * c.data.maxSeqLen, communicator: communicator)
+        engine.dropoutSeed = UInt64(bitPattern: Int64(c.seed))
         self.log(data.train.summary)
         self.log(String(format: "model state on each rank: %.1f MB (%@ parameters, ZeRO-%d, %d rank%@)",
                         Double(engine.modelStateBytes) / 1e6, groupedDigits(model.parameterCount), c.engine.zeroStage,

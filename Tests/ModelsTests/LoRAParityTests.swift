@@ -100,4 +100,55 @@ final class LoRAParityTests: XCTestCase {
             XCTAssertLessThan(err, 1e-5, "\(name): " + e.name)
         }
     }
+
+    /// Dropout on the adapter input (nn.Dropout semantics, masks from the counter RNG): the analytic
+    /// gradient of every adapter tensor matches central finite differences of the loss along a random
+    /// direction with the same masks (f32, ε = 1e-2 along a unit direction: tolerance 1e-2 relative,
+    /// where a wrong mask in backward is off by O(1)); the same key gives the same loss, another key
+    /// another one; about p of the mask is zero.
+    func testDropoutGradientsMatchFiniteDifferences() throws {
+        let model = try attached("smollm_chat")
+        model.adapter!.dropout = 0.3
+        let T = 9
+        let ids: [Int32] = (0..<2 * T).map { Int32(($0 * 37 + 11) % model.config.vocabSize) }
+        let tokens = ids, positions = (0..<2 * T).map { Int32($0 % T) }
+        let spans = [AttentionSpan(qStart: 0, qLen: T), AttentionSpan(qStart: T, qLen: T)]
+        var targets = Array(ids.dropFirst()) + [-100]
+        targets[T - 1] = -100
+        let n = model.trainableLayout.totalCount
+        func loss(key: UInt64, grads: FlatBuffer? = nil) throws -> Double {
+            let g = grads ?? FlatBuffer(dtype: .f32, count: n)
+            return try model.lossAndGradients(tokens: tokens, positions: positions, spans: spans, targets: targets, normalizer: 1,
+                                              grads: g, state: TrainingState(config: model.config, maxTokens: tokens.count),
+                                              dropoutKey: key).lossSum
+        }
+        let grads = FlatBuffer(dtype: .f32, count: n)
+        let l0 = try loss(key: 7, grads: grads)
+        XCTAssertEqual(try loss(key: 7), l0, "the same key draws the same masks")
+        XCTAssertNotEqual(try loss(key: 8), l0, "another key, other masks")
+        var rng = CounterRNG(seed: 5)
+        // A unit direction: the step ε·v stays small whatever the adapter's size.
+        var direction = (0..<n).map { _ in rng.nextNormal() }
+        let norm = direction.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        direction = direction.map { $0 / norm }
+        let p = model.adapter!.params.floats
+        let saved = Array(p)
+        let eps: Float = 1e-2  // f32 losses ~5: smaller steps drown in rounding
+        for i in 0..<n { p[i] = saved[i] + eps * direction[i] }
+        let plus = try loss(key: 7)
+        for i in 0..<n { p[i] = saved[i] - eps * direction[i] }
+        let minus = try loss(key: 7)
+        for i in 0..<n { p[i] = saved[i] }
+        let numeric = (plus - minus) / Double(2 * eps)
+        let analytic = zip(Array(grads.floats), direction).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        print("dropout gradient check: analytic \(analytic), numeric \(numeric)")
+        XCTAssertEqual(analytic, numeric, accuracy: 1e-2 * abs(numeric), "directional derivative with dropout")
+        let count = 100_000
+        let mask = UnsafeMutablePointer<Float>.allocate(capacity: count)
+        defer { mask.deallocate() }
+        LoRADropout(p: 0.3, key: 1).mask(module: 0, count: count, into: mask)
+        let zeros = (0..<count).filter { mask[$0] == 0 }.count
+        XCTAssertEqual(Double(zeros) / Double(count), 0.3, accuracy: 0.01)
+        XCTAssertTrue((0..<count).allSatisfy { mask[$0] == 0 || abs(mask[$0] - 1 / 0.7) < 1e-6 })
+    }
 }
