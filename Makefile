@@ -49,7 +49,7 @@ bench-peers:
 	$(PYTHON) Benchmarks/peers/run_all.py
 
 # Regenerates Tests/Fixtures from Scripts/reference (pinned versions, CPU only).
-fixtures:
+fixtures: build
 	$(PYTHON) -m pip install -q -r Scripts/reference/requirements.txt
 	cd Scripts/reference && for g in gen_*.py; do echo "== $$g"; $(PYTHON) $$g || exit 1; done
 

@@ -6,7 +6,7 @@ import Tensors
 
 /// LoRA in the training loop: the adapter a recipe's `lora:` section asks for (fresh, or continued from
 /// a PEFT folder), the dtype its frozen base is kept in, and the PEFT folders a run writes.
-enum AdapterTraining {
+public enum AdapterTraining {
     /// The adapter for `options`, attached to nothing yet. A fresh one is PEFT's init from `seed`; an
     /// `init_adapter` folder defines its own settings, which the recipe may only repeat.
     static func adapter(_ options: LoRAOptions, model: TransformerModel, seed: Int) throws -> LoRAAdapter {
@@ -63,5 +63,40 @@ enum AdapterTraining {
             try HuggingFaceExport.copyCompanions(from: source, into: staging, files: HuggingFaceExport.tokenizerFiles)
             try extra?(staging)
         }
+    }
+
+    // MARK: Using a trained adapter (generate, eval, export)
+
+    /// Whether `directory` is a PEFT adapter folder (a run's final/ or one of its checkpoints).
+    public static func isAdapterFolder(_ directory: String) -> Bool {
+        FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent(LoRAAdapter.configFile))
+    }
+
+    /// The base model an adapter folder names (adapter_config.json's base_model_name_or_path, a local
+    /// folder here; relative paths are relative to the working directory, as PEFT resolves them), or
+    /// `given` (`--base`) when there is one.
+    public static func baseModel(of adapter: String, given: String?) throws -> String {
+        if let given { return given }
+        let path = (adapter as NSString).appendingPathComponent(LoRAAdapter.configFile)
+        let json = try JSONValue.read(path: path)
+        guard let base = json["base_model_name_or_path"]?.stringValue, !base.isEmpty else {
+            throw AdapterError.config(file: path, key: "base_model_name_or_path", message: "names no base model; pass --base DIR")
+        }
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: base, isDirectory: &isFolder), isFolder.boolValue else {
+            throw AdapterError.config(file: path, key: "base_model_name_or_path",
+                                      message: "'\(base)' is not a local folder (no hub here); pass --base DIR")
+        }
+        return base
+    }
+
+    /// Loads the adapter in `directory` onto `model` (unmerged). A checkpoint folder's f32 master
+    /// weights (its optimizer state) replace the adapter file's, as export does for full checkpoints.
+    public static func attach(_ directory: String, to model: TransformerModel) throws {
+        let adapter = try LoRAAdapter.load(directory: directory, model: model)
+        if FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent(TrainingEngine.optimizerStateFileName(rank: 0))) {
+            try TrainingEngine.readState(directory: directory, layout: adapter.layout, into: ["master": adapter.params])
+        }
+        model.adapter = adapter
     }
 }

@@ -236,11 +236,7 @@ public struct LoRAOptions: Decodable, Sendable, Equatable {
         alpha = try c.decodeIfPresent(Double.self, forKey: .alpha)
         try c.decodeIfPresent(&dropout, forKey: .dropout)
         // PEFT takes a list, or one string ("all-linear", or a single module name).
-        if let one = try? c.decodeIfPresent(String.self, forKey: .target_modules) {
-            targetModules = [one]
-        } else {
-            targetModules = try c.decodeIfPresent([String].self, forKey: .target_modules)
-        }
+        targetModules = try c.decodeIfPresent(StringOrList.self, forKey: .target_modules)?.values
         rslora = try c.decodeIfPresent(Bool.self, forKey: .rslora)
         modulesToSave = try c.decodeIfPresent([String].self, forKey: .modules_to_save)
         initAdapter = try c.decodeIfPresent(String.self, forKey: .init_adapter)
