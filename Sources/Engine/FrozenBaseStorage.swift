@@ -19,13 +19,18 @@ enum FrozenBaseStorage {
     case half(words: FlatBuffer, format: HalfFormat, ranges: [Range<Int>])
 
     /// `dtype` is what the base is stored in: f32, or bf16/f16 (the model's f32 weights are rounded
-    /// once here and `model.params` released).
-    init(model: TransformerModel, dtype: DType) throws {
-        guard model.adapter != nil else {
+    /// once here and `model.params` released). `fill`, when given, writes the base's f32 weights of a
+    /// range into `model.params` (a deferred load, `TransformerModel.loadDeferred`): it is called one
+    /// layer group at a time, so a 16-bit base never has all of its f32 form resident.
+    init(model: TransformerModel, dtype: DType, fill: ((Range<Int>) throws -> Void)? = nil) throws {
+        guard let adapter = model.adapter else {
+            try fill?(0..<model.params.count)
             self = .none
             return
         }
         guard dtype != .f32 else {
+            try fill?(0..<model.params.count)
+            adapter.baseLoaded(0..<model.params.count, from: model)
             self = .resident
             return
         }
@@ -34,6 +39,8 @@ enum FrozenBaseStorage {
         let ranges = (0..<model.layout.groupCount).map { model.layout.range(ofGroup: $0) }
         let src = model.params.raw.assumingMemoryBound(to: Float.self), dst = words.raw.assumingMemoryBound(to: UInt16.self)
         for r in ranges {
+            try fill?(r)
+            adapter.baseLoaded(r, from: model)
             format.store(src + r.lowerBound, count: r.count, into: dst + r.lowerBound)
             model.params.release(r)
         }

@@ -110,7 +110,8 @@ public final class TrainingEngine {
     public internal(set) var lossScaler: LossScaler?
 
     public init(model: TransformerModel, options: EngineOptions, optimizer: OptimizerSettings,
-                frozen: Set<String> = [], frozenBaseDType: DType = .f32, maxTokens: Int, communicator: Communicator = ThreadCommunicator.group(worldSize: 1)[0]) throws {
+                frozen: Set<String> = [], frozenBaseDType: DType = .f32, frozenBaseFill: ((Range<Int>) throws -> Void)? = nil,
+                maxTokens: Int, communicator: Communicator = ThreadCommunicator.group(worldSize: 1)[0]) throws {
         try options.validate()
         let offloadParam = options.offloadParam.device == .nvme
         self.model = model
@@ -164,7 +165,7 @@ public final class TrainingEngine {
         } else {
             offload = .inMemory
         }
-        frozenBase = try FrozenBaseStorage(model: model, dtype: frozenBaseDType)
+        frozenBase = try FrozenBaseStorage(model: model, dtype: frozenBaseDType, fill: frozenBaseFill)
         lossScaler = options.precision == .fp16 ? LossScaler(options: options.lossScaler) : nil
         state = TrainingState(config: model.config, maxTokens: maxTokens, checkpointActivations: options.activationCheckpointing,
                               activationDType: options.precision.computeDType)

@@ -54,6 +54,7 @@ extension LoRAAdapter {
         }
         report.missing = adapter.layout.entries.map(\.name).filter { !found.contains($0) }
         guard report.isEmpty else { throw report }
+        adapter.savedCopiesFollowBase = false
         return adapter
     }
 

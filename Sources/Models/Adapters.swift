@@ -248,9 +248,20 @@ public final class LoRAAdapter {
         self.modules = modules
         self.saved = saved
         params = FlatBuffer(dtype: .f32, count: l.totalCount)
-        // The trained copies start as the base's weights (PEFT deep-copies the module).
+        // The trained copies start as the base's weights (PEFT deep-copies the module); a base loaded
+        // later (deferred) hands them over in `baseLoaded`.
+        baseLoaded(0..<model.params.count, from: model)
+    }
+
+    /// Whether the saved modules' copies still follow the base (a fresh adapter), rather than holding
+    /// trained values (read from an adapter file or a checkpoint).
+    public internal(set) var savedCopiesFollowBase = true
+
+    /// The base's weights in `range` are now in `model.params`: fresh saved-module copies take theirs.
+    public func baseLoaded(_ range: Range<Int>, from model: TransformerModel) {
+        guard savedCopiesFollowBase else { return }
         let base = model.params.raw.assumingMemoryBound(to: Float.self), p = params.raw.assumingMemoryBound(to: Float.self)
-        for t in saved { (p + t.copy).update(from: base + t.base.lowerBound, count: t.base.count) }
+        for t in saved where range.contains(t.base.lowerBound) { (p + t.copy).update(from: base + t.base.lowerBound, count: t.base.count) }
     }
 
     /// The base tensors `modules_to_save` names: every layout entry whose module path is the name or

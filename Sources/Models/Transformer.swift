@@ -44,9 +44,19 @@ public final class TransformerModel {
     /// the architecture's value for norm weights. Seeded by the counter RNG, so the same seed gives the
     /// same model.
     public func initializeRandom(seed: UInt64, std: Float = 0.02) {
+        initializeRandom(seed: seed, std: std, range: 0..<layout.totalCount)
+    }
+
+    /// The tensors inside `range` of the `initializeRandom(seed:std:)` model: the one stream skipped
+    /// ahead to the first of them (counter-based, so skipping costs nothing), so initialising group by
+    /// group gives exactly the weights of all at once.
+    public func initializeRandom(seed: UInt64, std: Float = 0.02, range: Range<Int>) {
         var rng = CounterRNG(seed: seed, purpose: .initialization)
+        // Each normal draw takes two 32-bit words; norm weights take none.
+        let before = layout.entries.filter { $0.offset < range.lowerBound && $0.shape.count != 1 }.reduce(0) { $0 + $1.count }
+        rng.skip(words: 2 * before)
         let p = params.floats
-        for e in layout.entries {
+        for e in layout.entries where range.contains(e.offset) {
             let normValue = config.architecture.initialNormWeight(e.name) ?? 0
             for i in e.range {
                 if e.shape.count == 1 { p[i] = normValue } else { p[i] = rng.nextNormal() * std }

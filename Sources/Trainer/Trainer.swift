@@ -53,6 +53,7 @@ public final class Trainer {
 
     public init(configuration c: TrainingConfiguration, communicator: Communicator = LocalCommunicator(),
                 log: ((String) -> Void)? = nil) throws {
+        var deferredFill: ((Range<Int>) throws -> Void)?
         configuration = c
         self.communicator = communicator
         // Only rank 0 talks; every rank reports its own errors through the launcher.
@@ -64,7 +65,12 @@ public final class Trainer {
         if let given = c.model.path {
             // A .gguf file is converted once into a cache folder and read from there (GGUFModelCache).
             let path = try GGUFModelCache.folder(for: given, log: self.log)
-            model = try TransformerModel.load(directory: path)
+            if c.lora != nil {
+                // The frozen base is read a layer group at a time into its own storage (the engine's).
+                (model, deferredFill) = try TransformerModel.loadDeferred(directory: path)
+            } else {
+                model = try TransformerModel.load(directory: path)
+            }
             modelDirectory = path
             tokenizerDirectory = path
         } else if let i = c.model.initialize, let t = i.tokenizer {
@@ -100,6 +106,7 @@ public final class Trainer {
         let loaded: TransformerModel = model
         engine = try TrainingEngine(model: loaded, options: c.engine, optimizer: settings,
                                     frozenBaseDType: c.lora.map { AdapterTraining.baseDType($0, model: loaded) } ?? .f32,
+                                    frozenBaseFill: deferredFill,
                                     maxTokens: t.microBatchSize * c.data.maxSeqLen, communicator: communicator)
         engine.dropoutSeed = UInt64(bitPattern: Int64(c.seed))
         self.log(data.train.summary)
