@@ -39,12 +39,7 @@ enum LoRABenchmark {
                                         optimizer: .adamw(beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.0),
                                         frozenBaseDType: .bf16, frozenBaseFill: { range in model.initializeRandom(seed: 0, range: range) },
                                         maxTokens: B * T)
-        var rng = CounterRNG(seed: 1, purpose: .other)
-        let tokens = (0..<B * T).map { _ in Int32(rng.next(below: c.vocabSize)) }
-        let positions = (0..<B * T).map { Int32($0 % T) }
-        let spans = (0..<B).map { AttentionSpan(qStart: $0 * T, qLen: T) }
-        let targets = (0..<B * T).map { $0 % T == T - 1 ? Int32(-100) : tokens[$0 + 1] }
-        let labels = targets.filter { $0 != -100 }.count
+        let (tokens, positions, spans, targets, labels) = BenchModel.randomBatch(c, rows: B, length: T)
         let times = try Measure.times(runs: 3) {
             engine.zeroGradients()
             try engine.microStep(tokens: tokens, positions: positions, spans: spans, targets: targets, normalizer: Float(labels))

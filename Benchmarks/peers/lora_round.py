@@ -5,16 +5,13 @@ trainable parameters, AdamW; same thread count as the Swift benchmark. One round
 the median of 3. Prints one JSON line (tokens_per_second, peak_rss_bytes); the Swift `lora` section
 runs this script in rounds interleaved with its own."""
 import json
-import resource
-import statistics
 import sys
-import time
 
 import torch
 from peft import LoraConfig, get_peft_model
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from bench_model import config_135m, setup_threads
+from bench_model import config_135m, setup_threads, time_steps
 
 
 def config_17b():
@@ -40,14 +37,7 @@ def main():
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         opt.step()
 
-    step()
-    times = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    t = statistics.median(times)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    t, rss = time_steps(step)
     print(json.dumps({"torch": torch.__version__, "threads": threads, "tokens_per_second": ids.numel() / t,
                       "peak_rss_bytes": rss, "trainable": sum(p.numel() for p in trainable)}))
 
