@@ -139,12 +139,24 @@ final class ParityTests: XCTestCase {
     /// DeepSpeed's default 2^16 loss scale, which never overflows here; measured 1.3e-4). The overflow
     /// path is tested in MixedPrecisionTests.
     func testMixedPrecisionLossCurvesStayNearF32() throws {
-        let steps = try JSONValue.read(path: Self.fixtures + "/parity/batches.json").arrayValue!
-        let expected = try JSONValue.read(path: Self.fixtures + "/parity/expected.json")["steps"]!.arrayValue!
+        try checkMixedPrecision(reference: Self.fixtures + "/parity", lora: nil)
+    }
+
+    /// LoRA in mixed precision (adapter weights, gradients and activations in 16 bits as for a full
+    /// fine-tune) against PEFT's f32 losses, with the same tolerances.
+    func testMixedPrecisionLoRAStaysNearF32() throws {
+        var lora = LoRAOptions(r: nil)
+        lora.initAdapter = Self.fixtures + "/lora/smollm_chat/adapter"
+        try checkMixedPrecision(reference: Self.fixtures + "/lora/smollm_chat/parity", lora: lora)
+    }
+
+    func checkMixedPrecision(reference: String, lora: LoRAOptions?) throws {
+        let steps = try JSONValue.read(path: reference + "/batches.json").arrayValue!
+        let expected = try JSONValue.read(path: reference + "/expected.json")["steps"]!.arrayValue!
         for (precision, tolerance) in [(EngineOptions.Precision.bf16, 5e-3), (.fp16, 5e-4)] {
             let out = NSTemporaryDirectory() + "sf-parity-\(precision)-\(getpid())"
             defer { try? FileManager.default.removeItem(atPath: out); try? FileManager.default.removeItem(atPath: out + "-data.jsonl") }
-            let trainer = try makeTrainer(output: out, precision: precision)
+            let trainer = try makeTrainer(output: out, precision: precision, lora: lora)
             var worst = 0.0
             var losses: [Double] = []
             for (i, step) in steps.enumerated() {
@@ -154,7 +166,7 @@ final class ParityTests: XCTestCase {
                 losses.append(loss)
                 worst = max(worst, abs(loss - expected[i]["loss"]!.doubleValue!) / expected[i]["loss"]!.doubleValue!)
             }
-            print("parity \(precision): worst loss rel error vs f32 \(worst); last loss \(losses.last!) vs \(expected.last!["loss"]!.doubleValue!)")
+            print("parity \(precision)\(lora == nil ? "" : " LoRA"): worst loss rel error vs f32 \(worst); last loss \(losses.last!) vs \(expected.last!["loss"]!.doubleValue!)")
             XCTAssertLessThan(worst, tolerance, "\(precision): worst per-step loss relative error vs f32")
         }
     }
