@@ -26,23 +26,42 @@ enum LoRABenchmark {
         }
     }
 
+    /// The 1.7B shape's random weights saved in bf16 (made once, by its own process, and cached).
+    static let folder17B = ".build/bench/lora-1.7b-bf16"
+
+    static func saveRandom17B() throws {
+        let model = TransformerModel(config: try config(.b17))
+        model.initializeRandom(seed: 0)
+        try model.save(directory: folder17B + ".tmp", dtype: .bf16)
+        try? FileManager.default.removeItem(atPath: folder17B)
+        try FileManager.default.moveItem(atPath: folder17B + ".tmp", toPath: folder17B)
+    }
+
+    /// Rows × tokens per row of each shape's micro-batch (the issue's).
+    static func batch(_ shape: Shape) -> (rows: Int, length: Int) { shape == .b17 ? (1, 512) : (4, 256) }
+
     /// One round of ours: one JSON line on stdout.
     static func once(_ shape: Shape) throws {
-        let c = try config(shape)
-        let model = TransformerModel(config: c)
-        let adapterSettings = LoRASettings(r: 16, alpha: 32, targets: .allLinear)
-        // The base is initialised and rounded group by group, so f32 weights are never all resident.
-        model.adapter = try LoRAAdapter(model: model, settings: adapterSettings)
+        // The base goes into its bf16 storage a layer group at a time (read from the saved folder, or
+        // initialised), so its f32 form is never all resident.
+        let model: TransformerModel, fill: (Range<Int>) throws -> Void
+        if shape == .b17 {
+            (model, fill) = try TransformerModel.loadDeferred(directory: folder17B)
+        } else {
+            model = TransformerModel(config: try config(shape))
+            fill = { [model] range in model.initializeRandom(seed: 0, range: range) }
+        }
+        let c = model.config
+        model.adapter = try LoRAAdapter(model: model, settings: LoRASettings(r: 16, alpha: 32, targets: .allLinear))
         model.adapter!.initializeFresh(seed: 1)
-        let (B, T) = (4, 256)
-        // 1.7B: activation checkpointing, as on a laptop (24 blocks' activations at 4×256 are ~4 GB);
+        let (B, T) = batch(shape)
+        // 1.7B: activation checkpointing, as on a laptop (24 blocks' activations at 1×512 are ~2.5 GB);
         // one timed step without warm-up (a step is minutes on 2 cores).
         var options = EngineOptions()
         options.activationCheckpointing = shape == .b17
         let engine = try TrainingEngine(model: model, options: options,
                                         optimizer: .adamw(beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.0),
-                                        frozenBaseDType: .bf16, frozenBaseFill: { range in model.initializeRandom(seed: 0, range: range) },
-                                        maxTokens: B * T)
+                                        frozenBaseDType: .bf16, frozenBaseFill: fill, maxTokens: B * T)
         let (tokens, positions, spans, targets, labels) = BenchModel.randomBatch(c, rows: B, length: T)
         let times = try Measure.times(runs: shape == .b17 ? 1 : 3, warmup: shape == .b17 ? 0 : 1) {
             engine.zeroGradients()
@@ -76,6 +95,11 @@ enum LoRABenchmark {
         let me = CommandLine.arguments[0]
         let peerScript = "Benchmarks/peers/lora_round.py"
         let python = ProcessInfo.processInfo.environment["PYTHON"] ?? "python3"
+        if shape == .b17 && !FileManager.default.fileExists(atPath: folder17B + "/config.json") {
+            guard try round(me, ["lora-setup", "1.7b"]) != nil || FileManager.default.fileExists(atPath: folder17B + "/config.json") else {
+                throw CLIError.failed("could not write \(folder17B)")
+            }
+        }
         var ours: [JSONValue] = [], theirs: [JSONValue] = []
         var peerMissing = !peer
         for _ in 0..<rounds {
@@ -87,7 +111,8 @@ enum LoRABenchmark {
         }
         func median(_ xs: [JSONValue], _ key: String) -> Double { Measure.median(xs.compactMap { $0[key]?.doubleValue }) }
         let tps = median(ours, "tokens_per_second"), rss = median(ours, "peak_rss_bytes") / 1e9
-        print("\n== LoRA r=16 all-linear, \(shape.rawValue) Llama shape, batch 4×256, AdamW, bf16 frozen base\(shape == .b17 ? ", activation checkpointing" : ""), \(Parallel.threads) threads, \(rounds) round(s)\(peer ? " interleaved with the peer's" : "")")
+        let (B, T) = batch(shape)
+        print("\n== LoRA r=16 all-linear, \(shape.rawValue) Llama shape, batch \(B)×\(T), AdamW, bf16 frozen base\(shape == .b17 ? ", activation checkpointing" : ""), \(Parallel.threads) threads, \(rounds) round(s)\(peer ? " interleaved with the peer's" : "")")
         Measure.line("swift-finetune LoRA step", "\(Measure.fmt(tps)) tokens/s, peak RSS \(Measure.fmt(rss, 2)) GB (medians)")
         if let o = ours.first {
             Measure.line("  trainable / model state / frozen base", "\(o["trainable"]!.intValue!) params / \(Measure.fmt(o["model_state_bytes"]!.doubleValue! / 1e6)) MB / \(Measure.fmt(o["frozen_base_bytes"]!.doubleValue! / 1e9, 2)) GB")

@@ -14,12 +14,13 @@ def setup_threads():
     return threads
 
 
-def time_steps(step, runs=3):
-    """One warm-up call of `step`, then the median seconds of `runs` calls, and this process's peak RSS."""
+def time_steps(step, runs=3, warmup=1):
+    """`warmup` calls of `step`, then the median seconds of `runs` calls, and this process's peak RSS."""
     import resource
     import statistics
     import time
-    step()
+    for _ in range(warmup):
+        step()
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
