@@ -62,6 +62,9 @@ extension TrainingConfiguration {
         check("data.train.path", PathCheck.file(data.train.path))
         if let e = data.eval, e.split == nil, let path = e.path { check("data.eval.path", PathCheck.file(path)) }
         check("output.dir", PathCheck.writableFolder(output.dir))
+        if logging.tensorboard {
+            check("logging.tensorboard_output_path", PathCheck.writableFolder(logging.tensorboardDirectory(outputDir: output.dir)))
+        }
         for (key, offload) in [("engine.offload_optimizer.path", engine.offloadOptimizer), ("engine.offload_param.path", engine.offloadParam)]
             where offload.device == .nvme {
             if let path = offload.path { check(key, PathCheck.writableFolder(path)) }

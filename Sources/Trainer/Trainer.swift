@@ -239,7 +239,8 @@ public final class Trainer {
         let out = c.output.dir
         let isMain = communicator.rank == 0
         // Rank 0 writes the logs and draws progress; the others keep silent.
-        let metrics = try MetricsLog(directory: out, jsonl: isMain && c.logging.jsonl, csv: isMain && c.logging.csv)
+        let metrics = try MetricsLog(directory: out, jsonl: isMain && c.logging.jsonl, csv: isMain && c.logging.csv,
+                                     tensorboardDirectory: isMain && c.logging.tensorboard ? c.logging.tensorboardDirectory(outputDir: out) : nil)
         let progress = ProgressDisplay(style: isMain ? ProgressDisplay.style(for: c.logging.progress) : .none, totalSteps: totalSteps)
         if stopper == nil { stopper = c.training.earlyStopping.map { EarlyStopping(patience: $0.patience, minDelta: $0.minDelta) } }
         let resumedFrom = try resumeDirectory()
