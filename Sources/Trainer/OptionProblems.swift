@@ -78,6 +78,7 @@ extension SchedulerOptions {
         p.number(warmupMinLR, .nonNegative, "warmup_min_lr")
         p.number(warmupMinRatio, .unit, "warmup_min_ratio")
         p.number(cosMinRatio, .unit, "cos_min_ratio")
+        p.count(totalNumSteps, atLeast: 1, "total_num_steps")
         return p.problems
     }
 }

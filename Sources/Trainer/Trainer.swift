@@ -51,16 +51,18 @@ public final class Trainer {
     private let tokenizerDirectory: String
     private let log: (String) -> Void
 
-    public init(configuration c: TrainingConfiguration, communicator: Communicator = LocalCommunicator(),
+    public init(configuration given: TrainingConfiguration, communicator: Communicator = LocalCommunicator(),
                 log: ((String) -> Void)? = nil) throws {
+        // Every problem `swift-finetune validate` reports stops the run here, all of them in one error,
+        // before anything is loaded; settings this build cannot honour are among them. A ds_config is
+        // merged first (a recipe's is merged already).
+        let c = try given.validated(worldSize: communicator.worldSize)
         configuration = c
         self.communicator = communicator
         // Only rank 0 talks; every rank reports its own errors through the launcher.
         let isMain = communicator.rank == 0
         self.log = log ?? { if isMain { FileHandle.standardError.write(Data(($0 + "\n").utf8)) } }
-        // Every problem `swift-finetune validate` reports stops the run here, all of them in one error,
-        // before anything is loaded; settings this build cannot honour are among them.
-        try c.validate(worldSize: communicator.worldSize)
+        if let note = c.deepspeedImport?.note { self.log(note) }
         if let given = c.model.path {
             // A .gguf file is converted once into a cache folder and read from there (GGUFModelCache).
             let path = try GGUFModelCache.folder(for: given, log: self.log)
@@ -175,10 +177,10 @@ public final class Trainer {
         case .warmup_decay_lr:
             return .deepSpeedWarmup(baseLR: baseLR, DeepSpeedWarmupConfig(warmupMinLR: s.warmupMinLR, warmupMaxLR: baseLR,
                                                                           warmupNumSteps: max(warmup, 1), warmupType: dsWarmupType,
-                                                                          totalNumSteps: totalSteps))
+                                                                          totalNumSteps: s.totalNumSteps ?? totalSteps))
         case .warmup_cosine_lr:
             return .deepSpeedWarmupCosine(baseLR: baseLR, DeepSpeedWarmupCosineConfig(
-                totalNumSteps: totalSteps, warmupMinRatio: s.warmupMinRatio, warmupNumSteps: max(warmup, 1),
+                totalNumSteps: s.totalNumSteps ?? totalSteps, warmupMinRatio: s.warmupMinRatio, warmupNumSteps: max(warmup, 1),
                 cosMinRatio: s.cosMinRatio, warmupType: dsWarmupType))
         }
     }

@@ -187,9 +187,11 @@ public struct SchedulerOptions: Decodable, Sendable, Equatable {
     public var warmupType: WarmupType = .log
     public var warmupMinRatio: Double = 0
     public var cosMinRatio: Double = 0.0001
+    /// DeepSpeed's `total_num_steps` for WarmupDecayLR and WarmupCosineLR; default: the run's steps.
+    public var totalNumSteps: Int?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case type, warmup_steps, warmup_ratio, warmup_min_lr, warmup_type, warmup_min_ratio, cos_min_ratio
+        case type, warmup_steps, warmup_ratio, warmup_min_lr, warmup_type, warmup_min_ratio, cos_min_ratio, total_num_steps
     }
     public init() {}
     public init(from decoder: Decoder) throws {
@@ -202,6 +204,7 @@ public struct SchedulerOptions: Decodable, Sendable, Equatable {
         try c.decodeIfPresent(&warmupType, forKey: .warmup_type)
         try c.decodeIfPresent(&warmupMinRatio, forKey: .warmup_min_ratio)
         try c.decodeIfPresent(&cosMinRatio, forKey: .cos_min_ratio)
+        totalNumSteps = try c.decodeIfPresent(Int.self, forKey: .total_num_steps)
     }
 }
 
@@ -330,8 +333,13 @@ public struct TrainingConfiguration: Decodable, Sendable, Equatable {
     public var seed: Int = 42
     /// `auto` (the newest checkpoint under output.dir, if any) or a checkpoint folder.
     public var resume: String?
-    /// A DeepSpeed ds_config.json whose settings are merged under this recipe's.
+    /// A DeepSpeed ds_config.json read as it is and merged with this recipe (`mergingDeepSpeed`).
     public var deepspeed: String?
+    /// The key paths a YAML recipe sets itself (nil for a configuration built in Swift, where a value
+    /// other than the default counts as set): a ds_config value may replace a default, not a choice.
+    public var recipeKeys: Set<String>?
+    /// Set once the ds_config is merged (then `deepspeed` is nil): where it came from, what had no effect.
+    public var deepspeedImport: DeepSpeedImport?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case model, data, training, optimizer, scheduler, engine, lora, output, logging, seed, resume, deepspeed

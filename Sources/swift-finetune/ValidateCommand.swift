@@ -6,7 +6,7 @@ import SwiftFinetune
 /// (train_batch_size counts them); under mpirun it defaults to the job's size, else to 1.
 enum ValidateCommand {
     static func run(_ args: [String]) throws {
-        var a = try Arguments(command: "validate", args, flagNames: [])
+        var a = try Arguments(command: "validate", try Arguments.deepSpeedOverrides("validate", args), flagNames: [])
         let nproc = try a.int("nproc") ?? Distributed.announcedWorldSize()
         try a.finish(positionals: 1...Int.max)
         guard nproc >= 1 else { throw CLIError.usage("validate", "--nproc must be at least 1") }

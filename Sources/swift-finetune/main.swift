@@ -5,8 +5,9 @@ import SwiftFinetune
 let usage = """
 usage:
   swift-finetune RECIPE.yaml [key.path=value ...]      train (also under mpirun -np N)
+      [--deepspeed ds_config.json]                      merge a DeepSpeed config as is (also --deepspeed_config)
   swift-finetune --nproc N RECIPE.yaml [overrides]      train with N processes (runs mpirun; Docs/DISTRIBUTED.md)
-  swift-finetune validate RECIPE.yaml [--nproc N]       report every problem in a recipe at once
+  swift-finetune validate RECIPE.yaml [--nproc N] [--deepspeed ds_config.json]   report every problem at once
   swift-finetune generate --model DIR --prompt TEXT [--chat] [--max-new-tokens N] [--temperature T --top-p P --seed S]
   swift-finetune eval --model DIR --data FILE           loss and perplexity
   swift-finetune tokenize --model DIR [--text TEXT]     token ids as JSON (stdin when --text is absent)

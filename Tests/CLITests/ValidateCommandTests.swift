@@ -40,7 +40,7 @@ final class ValidateCommandTests: XCTestCase {
             "\(recipe):7:7: lora: LoRA training is not available yet in this build; remove the lora section for a full fine-tune",
             "\(recipe):8:33: logging.tensorboard_job_name: must be a folder name (not empty, no '/'), got 'a/b'",
             "\(recipe):9:15: output.dir: '\(outFile)' is a file, expected a folder (or a path where one can be created)",
-            "\(recipe):10:12: deepspeed: importing a ds_config.json is not available yet; put its settings in the recipe's engine/training sections",
+            "\(recipe):10:12: deepspeed: ds_config.json: cannot read: no such file",
         ]
         let validate = try CLI.run(["validate", recipe])
         XCTAssertEqual(validate.status, 1)

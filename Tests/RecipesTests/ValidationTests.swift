@@ -58,7 +58,7 @@ final class ValidationTests: XCTestCase {
             ("lora", { try self.recipe(extra: "lora: {r: 8}") }, "lora", "LoRA training is not available yet", 9),
             ("tensorboard job", { try self.recipe(logging: "{progress: none, tensorboard: true, tensorboard_job_name: ''}") },
              "logging.tensorboard_job_name", "must be a folder name", 7),
-            ("deepspeed", { try self.recipe(extra: "deepspeed: ds_config.json") }, "deepspeed", "importing a ds_config.json is not available yet", 9),
+            ("deepspeed", { try self.recipe(extra: "deepspeed: ds_config.json") }, "deepspeed", "ds_config.json: cannot read", 9),
             ("pipeline", { try self.recipe(extra: "engine: {pipeline: {stages: 2}}") }, "engine.pipeline.stages", "pipeline parallelism is not available yet", 9),
             ("output file", { try self.recipe(output: "{dir: \(regularFile)}") }, "output.dir", "'\(regularFile)' is a file, expected a folder", 8),
             ("data folder", { try self.recipe(train: self.dir) }, "data.train.path", "'\(self.dir)' is a folder, expected a file", 4),

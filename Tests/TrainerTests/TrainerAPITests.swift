@@ -100,7 +100,7 @@ final class TrainerAPITests: XCTestCase {
             XCTAssertTrue("\($0)".contains("pipeline"), "\($0)")
         }
         for (change, message) in [({ (c: inout TrainingConfiguration) in c.logging.tensorboardJobName = "a/b" }, "logging.tensorboard_job_name"),
-                                  ({ (c: inout TrainingConfiguration) in c.deepspeed = "ds.json" }, "deepspeed:"),
+                                  ({ (c: inout TrainingConfiguration) in c.deepspeed = "ds.json" }, "deepspeed: ds.json: cannot read"),
                                   ({ (c: inout TrainingConfiguration) in c.training.trainBatchSize = 7 }, "train_batch_size 7 ≠ micro_batch_size 4")] {
             var bad = configuration(output: NSTemporaryDirectory() + "sf-unused")
             change(&bad)
