@@ -50,6 +50,10 @@ public final class Trainer {
     private let modelDirectory: String?
     private let tokenizerDirectory: String
     private let log: (String) -> Void
+    /// The step stopwatch behind `wall_clock_breakdown` and the FLOPs profiler (nil when neither is on).
+    let stepTiming: StepTiming?
+    /// Where the last optimizer step's time went (with `wall_clock_breakdown` or the profiler on).
+    public private(set) var lastStepTimes: StepTimes?
 
     public init(configuration given: TrainingConfiguration, communicator: Communicator = LocalCommunicator(),
                 log: ((String) -> Void)? = nil) throws {
@@ -98,8 +102,11 @@ public final class Trainer {
         let settings: OptimizerSettings = o.type == .adamw
             ? .adamw(beta1: o.betas[0], beta2: o.betas[1], eps: o.eps, weightDecay: o.weightDecay)
             : .sgd(momentum: o.momentum, dampening: 0, weightDecay: o.weightDecay, nesterov: o.nesterov)
+        let timing = c.logging.wallClockBreakdown || c.logging.flopsProfiler.enabled ? StepTiming(communicator: TimedCommunicator(communicator)) : nil
+        stepTiming = timing
         engine = try TrainingEngine(model: model, options: c.engine, optimizer: settings,
-                                    maxTokens: t.microBatchSize * c.data.maxSeqLen, communicator: communicator)
+                                    maxTokens: t.microBatchSize * c.data.maxSeqLen, communicator: timing?.communicator ?? communicator)
+        engine.scheduleTimer = timing
         self.log(data.train.summary)
         self.log(String(format: "model state on each rank: %.1f MB (%@ parameters, ZeRO-%d, %d rank%@)",
                         Double(engine.modelStateBytes) / 1e6, groupedDigits(model.parameterCount), c.engine.zeroStage,
@@ -189,6 +196,7 @@ public final class Trainer {
     /// step's mean token loss and what the optimizer did.
     public func optimizerStep(microBatches: [TokenBatch], labelCount: Int) throws -> (loss: Double, lr: Double, result: OptimizerStepResult) {
         guard labelCount > 0 else { throw TrainerError.noLabels(step: globalStep + 1) }
+        stepTiming?.startStep()
         engine.zeroGradients()
         var lossSum = 0.0
         // Every micro-batch goes to the engine, empty ones too: under ZeRO-2/3 each one is a round of
@@ -205,6 +213,7 @@ public final class Trainer {
         // A skipped step does not advance the scheduler: the LR follows the optimizer steps taken.
         let lr = schedule.lr(step: engine.stepsTaken)
         let result: OptimizerStepResult
+        stepTiming?.startOptimizer()
         do {
             result = try engine.step(lr: lr, maxGradNorm: configuration.training.maxGradNorm)
         } catch EngineError.stepFailed(_, let underlying) {
@@ -214,6 +223,7 @@ public final class Trainer {
         } catch {
             communicator.abort(message: "optimizer step: \(error)", code: 1)
         }
+        lastStepTimes = stepTiming?.finishStep()
         globalStep += 1
         return (loss, lr, result)
     }
@@ -252,6 +262,7 @@ public final class Trainer {
         }
         let start = Date()
         let stepsPerEpoch = loader.stepCount(epoch: 0)
+        var breakdown = c.logging.wallClockBreakdown ? WallClockBreakdown(every: c.logging.steps) : nil
         var lastLoss: Double?, lastEval: Double?, stoppedEarly = false
         if resumedFrom == nil {
             if let e = try evaluate() {
@@ -272,6 +283,7 @@ public final class Trainer {
                                 tokensPerSecond: Double(tokens) / max(Date().timeIntervalSince(stepStart), 1e-9),
                                 lossScale: lossScale, skipped: result.skipped, elapsedSeconds: elapsed)
             lastLoss = loss
+            if let times = lastStepTimes, let line = breakdown?.record(times, step: globalStep) { progress.note(line) }
             metrics.log(m)
             progress.update(m, logEvery: c.logging.steps)
             callbacks.forEach { $0.trainer(didStep: m) }
