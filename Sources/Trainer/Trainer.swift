@@ -54,6 +54,10 @@ public final class Trainer {
     let stepTiming: StepTiming?
     /// Where the last optimizer step's time went (with `wall_clock_breakdown` or the profiler on).
     public private(set) var lastStepTimes: StepTimes?
+    /// The FLOPs profile of `logging.flops_profiler.profile_step`, once taken.
+    public private(set) var lastProfile: FlopsProfile?
+    /// sgemm's FLOP/s measured at start when the profiler is on (its MFU's denominator).
+    let sgemmPeak: Double?
 
     public init(configuration given: TrainingConfiguration, communicator: Communicator = LocalCommunicator(),
                 log: ((String) -> Void)? = nil) throws {
@@ -107,6 +111,7 @@ public final class Trainer {
         engine = try TrainingEngine(model: model, options: c.engine, optimizer: settings,
                                     maxTokens: t.microBatchSize * c.data.maxSeqLen, communicator: timing?.communicator ?? communicator)
         engine.scheduleTimer = timing
+        sgemmPeak = c.logging.flopsProfiler.enabled ? SgemmPeak.measure() : nil
         self.log(data.train.summary)
         self.log(String(format: "model state on each rank: %.1f MB (%@ parameters, ZeRO-%d, %d rank%@)",
                         Double(engine.modelStateBytes) / 1e6, groupedDigits(model.parameterCount), c.engine.zeroStage,
@@ -284,6 +289,11 @@ public final class Trainer {
                                 lossScale: lossScale, skipped: result.skipped, elapsedSeconds: elapsed)
             lastLoss = loss
             if let times = lastStepTimes, let line = breakdown?.record(times, step: globalStep) { progress.note(line) }
+            if c.logging.flopsProfiler.enabled, globalStep == c.logging.flopsProfiler.profileStep, let times = lastStepTimes {
+                try writeProfile(FlopsProfile(step: globalStep, worldSize: communicator.worldSize, config: model.config, layout: model.trainableLayout,
+                                              spans: dataStep.microBatches.map { $0.segments.map { AttentionSpan(qStart: $0.start, qLen: $0.length) } },
+                                              recompute: c.engine.activationCheckpointing, times: times, sgemmPeak: sgemmPeak ?? .nan))
+            }
             metrics.log(m)
             progress.update(m, logEvery: c.logging.steps)
             callbacks.forEach { $0.trainer(didStep: m) }
@@ -324,6 +334,17 @@ public final class Trainer {
         for (prompt, answer) in try samples() { progress.note("sample after training: \(prompt) -> \(answer)") }
         return TrainingSummary(steps: globalStep, finalLoss: lastLoss, finalEvalLoss: lastEval, stoppedEarly: stoppedEarly,
                                exportedModel: final)
+    }
+
+    /// The profile on the log and in OUTPUT_DIR/flops_profile.json (and `output_file` as text), rank 0.
+    private func writeProfile(_ profile: FlopsProfile) throws {
+        lastProfile = profile
+        guard communicator.rank == 0 else { return }
+        let f = configuration.logging.flopsProfiler
+        let text = profile.text(moduleDepth: f.moduleDepth, topModules: f.topModules, detailed: f.detailed)
+        log(text)
+        try profile.json.write(to: (configuration.output.dir as NSString).appendingPathComponent("flops_profile.json"))
+        if let file = f.outputFile { try AtomicFile.write(Data((text + "\n").utf8), to: file) }
     }
 
     /// Greedy answers to `logging.sample_prompts`, through the chat template when the tokenizer has one.
