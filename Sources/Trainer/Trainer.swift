@@ -331,6 +331,10 @@ public final class Trainer {
         }
         try communicator.barrier()
         progress.note("exported the fine-tuned model to \(final)")
+        // The run's curves, recipe and profile in one page; a finished run is not failed for it.
+        if isMain && c.logging.jsonl {
+            do { progress.note("report: \(try TrainingReport.write(outputDir: out))") } catch { self.log("report.html not written: \(error)") }
+        }
         for (prompt, answer) in try samples() { progress.note("sample after training: \(prompt) -> \(answer)") }
         return TrainingSummary(steps: globalStep, finalLoss: lastLoss, finalEvalLoss: lastEval, stoppedEarly: stoppedEarly,
                                exportedModel: final)

@@ -16,6 +16,7 @@ usage:
   swift-finetune convert MODEL.gguf OUT_DIR              a llama.cpp file as a Hugging Face folder
   swift-finetune inspect PATH                           what a model, checkpoint or safetensors file holds
   swift-finetune estimate-memory RECIPE.yaml [--nproc N]
+  swift-finetune report OUTPUT_DIR                     OUTPUT_DIR/report.html: curves, recipe, FLOPs profile
 """
 
 func runCommand(_ argv: [String]) throws {
@@ -34,6 +35,7 @@ func runCommand(_ argv: [String]) throws {
     case "generate": try GenerateCommand.run(rest)
     case "eval": try EvalCommand.run(rest)
     case "estimate-memory": try EstimateMemoryCommand.run(rest)
+    case "report": try ReportCommand.run(rest)
     case "_collective-selftest": try CollectiveSelftest.run(rest)
     default:
         if first.hasSuffix(".yaml") || first.hasSuffix(".yml") {

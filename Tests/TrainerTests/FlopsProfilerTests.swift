@@ -99,5 +99,8 @@ final class FlopsProfilerTests: XCTestCase {
         let json = try JSONValue.read(path: out + "/flops_profile.json")
         XCTAssertEqual(json["modules"]?.arrayValue?.count, p.modules.count)
         XCTAssertEqual(json["fwd_flops"]?.intValue, p.forwardFLOPs)
+        // The end of training writes report.html with the profile's bars.
+        let report = try String(contentsOfFile: out + "/report.html", encoding: .utf8)
+        XCTAssertTrue(report.contains("latency per module (ms)") && report.contains("block 3"), "report.html")
     }
 }
