@@ -36,7 +36,7 @@ extension FlopsProfile {
                    "step latency:                     \(Self.ms(stepLatency))",
                    String(format: "fwd FLOPS per rank:               %.2f GFLOPS", Double(forwardFLOPs) / max(times.forward, 1e-12) / 1e9),
                    String(format: "fwd+bwd+step FLOPS per rank:      %.2f GFLOPS", achievedFLOPS / 1e9),
-                   String(format: "sgemm peak (measured at start):   %.2f GFLOPS", sgemmPeak / 1e9),
+                   String(format: "sgemm peak (measured this run):   %.2f GFLOPS", sgemmPeak / 1e9),
                    String(format: "MFU:                              %.1f%%", 100 * mfu),
                    "",
                    "Top \(topModules) module(s) per depth (latency, then FLOPs):"]

@@ -24,7 +24,7 @@ enum SVGChart {
     }
 
     /// A line chart `width`×`height` with axes, 5 ticks per axis and a legend; empty series are left out.
-    static func lines(title: String, _ series: [Series], width: Int = 460, height: Int = 260) -> String {
+    static func lines(title: String, _ series: [Series], width: Int = 440, height: Int = 250) -> String {
         let shown = series.filter { !$0.points.isEmpty }
         let (left, right, top, bottom) = (64.0, 12.0, 28.0, 36.0)
         var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(width)\" height=\"\(height)\" viewBox=\"0 0 \(width) \(height)\" role=\"img\">"

@@ -292,7 +292,9 @@ public final class Trainer {
             if c.logging.flopsProfiler.enabled, globalStep == c.logging.flopsProfiler.profileStep, let times = lastStepTimes {
                 try writeProfile(FlopsProfile(step: globalStep, worldSize: communicator.worldSize, config: model.config, layout: model.trainableLayout,
                                               spans: dataStep.microBatches.map { $0.segments.map { AttentionSpan(qStart: $0.start, qLen: $0.length) } },
-                                              recompute: c.engine.activationCheckpointing, times: times, sgemmPeak: sgemmPeak ?? .nan))
+                                              recompute: c.engine.activationCheckpointing, times: times,
+                                              // The host's load changes: the better of the start's and a fresh measurement.
+                                              sgemmPeak: max(sgemmPeak ?? 0, SgemmPeak.measure())))
             }
             metrics.log(m)
             progress.update(m, logEvery: c.logging.steps)

@@ -110,7 +110,8 @@ public enum TrainingReport {
                          number("sgemm_peak_flops") / 1e9, 100 * number("mfu"))
         let timed = modules.filter { ($0["depth"]?.intValue ?? 0) >= 1 && ($0["depth"]?.intValue ?? 0) <= 2 && $0["latency_ms"]?.doubleValue != nil }
         out += SVGChart.bars(title: "latency per module (ms)", timed.map { m in
-            (String(repeating: "  ", count: (m["depth"]?.intValue ?? 1) - 1) + (m["name"]?.stringValue ?? "?"), m["latency_ms"]?.doubleValue ?? 0)
+            let mark = (m["depth"]?.intValue ?? 1) > 1 ? "· " : ""
+            return (mark + (m["name"]?.stringValue ?? "?"), m["latency_ms"]?.doubleValue ?? 0)
         }, format: { String(format: "%.2f ms", $0) })
         let counted = modules.filter { ($0["depth"]?.intValue ?? 0) == 3 || ($0["name"]?.stringValue == "head and loss") }
         out += SVGChart.bars(title: "FLOPs per module (forward + backward)", counted.map { m in
