@@ -288,7 +288,11 @@ public final class Trainer {
                                 tokensPerSecond: Double(tokens) / max(Date().timeIntervalSince(stepStart), 1e-9),
                                 lossScale: lossScale, skipped: result.skipped, elapsedSeconds: elapsed)
             lastLoss = loss
-            if let times = lastStepTimes, let line = breakdown?.record(times, step: globalStep) { progress.note(line) }
+            if let times = lastStepTimes, let line = breakdown?.record(times, step: globalStep) {
+                if c.logging.level == .debug {
+                    FileHandle.standardError.write(Data("[rank \(communicator.rank)] \(line)\n".utf8))
+                } else if progress.style == .none { self.log(line) } else { progress.note(line) }
+            }
             if c.logging.flopsProfiler.enabled, globalStep == c.logging.flopsProfiler.profileStep, let times = lastStepTimes {
                 try writeProfile(FlopsProfile(step: globalStep, worldSize: communicator.worldSize, config: model.config, layout: model.trainableLayout,
                                               spans: dataStep.microBatches.map { $0.segments.map { AttentionSpan(qStart: $0.start, qLen: $0.length) } },

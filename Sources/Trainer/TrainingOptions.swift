@@ -248,6 +248,8 @@ public struct OutputOptions: Decodable, Sendable, Equatable {
 
 public struct LoggingOptions: Decodable, Sendable, Equatable {
     public enum Progress: String, Decodable, CaseIterable, Sendable { case auto, bar, plain, none }
+    /// `debug`: every rank prints its own wall-clock breakdown (rank 0 alone at `info`).
+    public enum Level: String, Decodable, CaseIterable, Sendable { case info, debug }
 
     /// DeepSpeed's `flops_profiler` section, with its keys and defaults.
     public struct FlopsProfiler: Decodable, Sendable, Equatable {
@@ -289,12 +291,13 @@ public struct LoggingOptions: Decodable, Sendable, Equatable {
     public var wallClockBreakdown: Bool = false
     public var flopsProfiler = FlopsProfiler()
     public var progress: Progress = .auto
+    public var level: Level = .info
     /// Prompts answered greedily before and after training (through the chat template when there is one).
     public var samplePrompts: [String] = []
     public var sampleMaxNewTokens: Int = 32
     enum CodingKeys: String, CodingKey, CaseIterable {
         case steps, jsonl, csv, tensorboard, tensorboard_output_path, tensorboard_job_name, wall_clock_breakdown,
-             flops_profiler, progress, sample_prompts, sample_max_new_tokens
+             flops_profiler, progress, level, sample_prompts, sample_max_new_tokens
     }
     public init() {}
     public init(from decoder: Decoder) throws {
@@ -309,6 +312,7 @@ public struct LoggingOptions: Decodable, Sendable, Equatable {
         try c.decodeIfPresent(&wallClockBreakdown, forKey: .wall_clock_breakdown)
         try c.decodeIfPresent(&flopsProfiler, forKey: .flops_profiler)
         try c.decodeIfPresent(&progress, forKey: .progress)
+        try c.decodeIfPresent(&level, forKey: .level)
         try c.decodeIfPresent(&samplePrompts, forKey: .sample_prompts)
         try c.decodeIfPresent(&sampleMaxNewTokens, forKey: .sample_max_new_tokens)
     }
