@@ -10,22 +10,14 @@ final class MonitoringMPITests: XCTestCase {
     func testRankZeroWritesAndEveryRankTimesAtDebug() throws {
         let dir = NSTemporaryDirectory() + "sf-monitor-mpi-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let recipe = dir + "/recipe.yaml"
-        try Data("""
-        model:
-          init: {config: \(Self.root)/Recipes/models/quickstart/config.json, tokenizer: \(Self.root)/Tokenizers/smollm}
-        data:
-          train: {path: \(Self.root)/Recipes/data/quickstart_chat.jsonl, format: chat}
-          max_seq_len: 64
-          packing: true
-        training: {max_steps: 4, micro_batch_size: 2}
-        engine: {zero_stage: 2}
-        logging: {progress: none, tensorboard: true, wall_clock_breakdown: true, steps: 2, level: debug}
-        output: {dir: \(dir)/out}
-
-        """.utf8).write(to: URL(fileURLWithPath: recipe))
-        let run = try BoundedProcess.run(["mpirun", "-np", "2", BoundedProcess.binary, recipe], timeout: 60)
+        // The shipped quickstart recipe, shortened, its relative paths made absolute.
+        let r = Self.root
+        let recipe = [r + "/Recipes/quickstart.yaml", "model.init.config=\(r)/Recipes/models/quickstart/config.json",
+                      "model.init.tokenizer=\(r)/Tokenizers/smollm", "data.train.path=\(r)/Recipes/data/quickstart_chat.jsonl",
+                      "training.max_steps=4", "training.micro_batch_size=2", "data.max_seq_len=64", "engine.zero_stage=2",
+                      "logging={progress: none, tensorboard: true, wall_clock_breakdown: true, steps: 2, level: debug}",
+                      "output.dir=\(dir)/out"]
+        let run = try BoundedProcess.run(["mpirun", "-np", "2", BoundedProcess.binary] + recipe, timeout: 60)
         XCTAssertEqual(run.exitCode, 0, run.stderr)
         for rank in 0..<2 {
             let lines = run.stderr.split(separator: "\n").filter { $0.hasPrefix("[rank \(rank)] step ") && $0.contains("wall-clock breakdown") }
@@ -39,7 +31,7 @@ final class MonitoringMPITests: XCTestCase {
         XCTAssertEqual(events.filter { $0.hasPrefix("events.out.tfevents.") }.count, 1, "rank 0 alone writes events: \(events)")
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/out/report.html"))
 
-        let info = try BoundedProcess.run(["mpirun", "-np", "2", BoundedProcess.binary, recipe, "logging.level=info", "output.dir=\(dir)/out2"], timeout: 60)
+        let info = try BoundedProcess.run(["mpirun", "-np", "2", BoundedProcess.binary] + recipe + ["logging.level=info", "output.dir=\(dir)/out2"], timeout: 60)
         XCTAssertEqual(info.exitCode, 0, info.stderr)
         let lines = info.stderr.split(separator: "\n").filter { $0.contains("wall-clock breakdown") }
         XCTAssertEqual(lines.count, 2, "rank 0 alone, steps 2 and 4: \(info.stderr)")
