@@ -40,6 +40,8 @@ public struct MicroBatch {
     public let spans: [AttentionSpan]
     public let targets: [Int32]
     public let normalizer: Float
+    /// Training with adapter dropout: the micro-step's key (a resumed run passes the same one).
+    public var dropoutKey: UInt64? = nil
 }
 
 /// The step split at block boundaries: embed → blocks i..<j → head and loss, then the same pieces
@@ -54,10 +56,11 @@ public struct MicroBatch {
 extension TransformerModel {
     /// Checks lengths, token/target/position ranges and spans, and makes the micro-batch.
     public func batch(tokens: [Int32], positions: [Int32], spans: [AttentionSpan], targets: [Int32],
-                      normalizer: Float) throws -> MicroBatch {
+                      normalizer: Float, dropoutKey: UInt64? = nil) throws -> MicroBatch {
         try validateBatch(tokens: tokens, positions: positions, spans: spans, targets: targets)
         guard normalizer > 0, normalizer.isFinite else { throw TrainingError.badNormalizer(normalizer) }
-        return MicroBatch(tokens: tokens, positions: positions, spans: spans, targets: targets, normalizer: normalizer)
+        return MicroBatch(tokens: tokens, positions: positions, spans: spans, targets: targets, normalizer: normalizer,
+                          dropoutKey: dropoutKey)
     }
 
     /// Forward, loss and backward of the whole model: every piece in order. Returns the SUM of the token
@@ -79,8 +82,9 @@ extension TransformerModel {
     @discardableResult
     public func lossAndGradients(tokens: [Int32], positions: [Int32], spans: [AttentionSpan], targets: [Int32],
                                  normalizer: Float, grads: FlatBuffer,
-                                 state: TrainingState) throws -> (lossSum: Double, labelTokens: Int) {
-        let b = try batch(tokens: tokens, positions: positions, spans: spans, targets: targets, normalizer: normalizer)
+                                 state: TrainingState, dropoutKey: UInt64? = nil) throws -> (lossSum: Double, labelTokens: Int) {
+        let b = try batch(tokens: tokens, positions: positions, spans: spans, targets: targets, normalizer: normalizer,
+                          dropoutKey: dropoutKey)
         return try runSchedule(b, grads: grads, state: state)
     }
 
@@ -179,7 +183,7 @@ extension TransformerModel {
     func context(_ b: MicroBatch, grads: FlatBuffer? = nil) -> BlockContext {
         let g = grads.map { $0.raw.assumingMemoryBound(to: Float.self) }
         return BlockContext(weights: weightBase, grads: adapter == nil ? g : nil, tokens: b.tokens, positions: b.positions,
-                            spans: b.spans, cache: nil, adapter: adapter?.context(grads: grads))
+                            spans: b.spans, cache: nil, adapter: adapter?.context(grads: grads, dropoutKey: b.dropoutKey))
     }
 
     func checkState(_ state: TrainingState, grads: FlatBuffer, tokens n: Int) throws {
@@ -202,7 +206,7 @@ extension TransformerModel {
                         workspace: ForwardWorkspace) throws -> (lossSum: Double, labelTokens: Int) {
         try validateBatch(tokens: tokens, positions: positions, spans: spans, targets: targets)
         let hidden = forward(tokens: tokens, positions: positions, spans: spans, workspace: workspace)
-        return CrossEntropy.lmHeadLoss(dhidden: nil, dweight: nil, hidden: hidden, weight: weightBase + binding.headWeight,
+        return CrossEntropy.lmHeadLoss(dhidden: nil, dweight: nil, hidden: hidden, weight: headWeight,
                                        targets: targets, normalizer: 1, H: config.hiddenSize, V: config.vocabSize,
                                        softcap: binding.logitSoftcap)
     }

@@ -34,13 +34,29 @@ public final class TransformerModel {
 
     var weightBase: UnsafeMutablePointer<Float> { params.raw.assumingMemoryBound(to: Float.self) }
 
+    /// The LM head's weight: the base's, or an adapter's trained copy (`modules_to_save: [lm_head]`).
+    var headWeight: UnsafeMutablePointer<Float> {
+        if let a = adapter?.context(), let o = a.savedOffset(binding.headWeight) { return a.weights + o }
+        return weightBase + binding.headWeight
+    }
+
     /// transformers' `_init_weights`: normal(0, std) for linear and embedding weights, zeros for biases,
     /// the architecture's value for norm weights. Seeded by the counter RNG, so the same seed gives the
     /// same model.
     public func initializeRandom(seed: UInt64, std: Float = 0.02) {
+        initializeRandom(seed: seed, std: std, range: 0..<layout.totalCount)
+    }
+
+    /// The tensors inside `range` of the `initializeRandom(seed:std:)` model: the one stream skipped
+    /// ahead to the first of them (counter-based, so skipping costs nothing), so initialising group by
+    /// group gives exactly the weights of all at once.
+    public func initializeRandom(seed: UInt64, std: Float = 0.02, range: Range<Int>) {
         var rng = CounterRNG(seed: seed, purpose: .initialization)
+        // Each normal draw takes two 32-bit words; norm weights take none.
+        let before = layout.entries.filter { $0.offset < range.lowerBound && $0.shape.count != 1 }.reduce(0) { $0 + $1.count }
+        rng.skip(words: 2 * before)
         let p = params.floats
-        for e in layout.entries {
+        for e in layout.entries where range.contains(e.offset) {
             let normValue = config.architecture.initialNormWeight(e.name) ?? 0
             for i in e.range {
                 if e.shape.count == 1 { p[i] = normValue } else { p[i] = rng.nextNormal() * std }
@@ -69,7 +85,7 @@ public final class TransformerModel {
 
     /// logits[rows, V] = hidden[rows, H] · Wᵀ of the LM head (soft-capped where the family does).
     public func logits(hidden: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Float>) {
-        Matmul.forward(out: out, inp: hidden, weight: weightBase + binding.headWeight, bias: nil, M: rows,
+        Matmul.forward(out: out, inp: hidden, weight: headWeight, bias: nil, M: rows,
                        K: config.hiddenSize, N: config.vocabSize, layout: .outIn)
         if let cap = binding.logitSoftcap { CrossEntropy.softcap(out, rows * config.vocabSize, cap: cap) }
     }

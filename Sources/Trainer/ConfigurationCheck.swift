@@ -32,6 +32,7 @@ extension TrainingConfiguration {
         if let tbs = t.trainBatchSize, tbs >= 1, t.microBatchSize >= 1, t.gradientAccumulationSteps >= 1, tbs != perStep {
             p.add("training.train_batch_size", "train_batch_size \(tbs) ≠ micro_batch_size \(t.microBatchSize) × gradient_accumulation_steps \(t.gradientAccumulationSteps) × \(worldSize) rank(s) = \(perStep)")
         }
+        p.require(lora == nil || model.path != nil, "lora", "needs a pretrained base model (model.path): an adapter over randomly initialised weights could not be loaded again")
         if data.eval == nil {
             p.require(t.earlyStopping == nil, "training.early_stopping", "needs an eval set (data.eval)")
             p.require(t.evalSteps == nil, "training.eval_steps", "needs an eval set (data.eval)")
@@ -79,6 +80,10 @@ extension TrainingConfiguration {
         for (key, offload) in [("engine.offload_optimizer.path", engine.offloadOptimizer), ("engine.offload_param.path", engine.offloadParam)]
             where offload.device == .nvme {
             if let path = offload.path { check(key, PathCheck.writableFolder(path)) }
+        }
+        if let dir = lora?.initAdapter {
+            check("lora.init_adapter", PathCheck.folder(dir, holding: ["adapter_config.json", "adapter_model.safetensors"],
+                                                        purpose: "a PEFT adapter folder"))
         }
         if let r = resume, r != "auto" {
             check("resume", PathCheck.folder(r, holding: ["engine_state.json"]).map { "must be 'auto' or a checkpoint folder: \($0)" })

@@ -27,13 +27,15 @@ public struct ModuleProfile: Sendable, Equatable {
 ///   8·pairs·head_dim backward (pairs = qLen·(qLen+1)/2; the blocked kernel computes a little more
 ///   near the diagonal);
 /// - the LM head (tied or not) is 2·N·H·V forward, 4·N·H·V backward;
-/// - with activation checkpointing each block's forward runs again in backward.
+/// - with activation checkpointing each block's forward runs again in backward;
+/// - a frozen base (LoRA) gets no weight gradients: its linear layers' backward is once forward (the
+///   input gradient only); the adapters' own small products are not counted.
 /// Elementwise work (norms, activations, softmax, RoPE, the embedding lookup, the optimizer update) is
 /// not counted: it is O(N·H), against O(N·H²) for the products.
 public enum FlopsCount {
     /// The module rows of depths 1-3 for the given micro-batches' spans (this rank's tokens).
     public static func modules(config: TransformerConfig, layout: ParameterLayout, spans: [[AttentionSpan]],
-                               recompute: Bool) -> [ModuleProfile] {
+                               recompute: Bool, frozenBase: Bool = false) -> [ModuleProfile] {
         let N = spans.reduce(0) { $0 + $1.reduce(0) { $0 + $1.qLen } }
         let pairs = spans.reduce(0) { $0 + $1.reduce(0) { $0 + $1.qLen * ($1.qLen + 1) / 2 } }
         let L = config.numLayers, H = config.hiddenSize, V = config.vocabSize
@@ -50,20 +52,26 @@ public enum FlopsCount {
             let mlp = es.filter { $0.name.contains("mlp") && !$0.name.contains("norm") }
             let grouped = Set(attention.map(\.name)).union(mlp.map(\.name))
             let norms = es.filter { !grouped.contains($0.name) }
-            let attnFwd = linear(attention) + 4 * pairs * config.headDim * config.numHeads
+            let core = 4 * pairs * config.headDim * config.numHeads
+            let attnFwd = linear(attention) + core
             let mlpFwd = linear(mlp)
-            let again = recompute ? 1 : 0
+            let again = recompute ? 1 : 0, weights = frozenBase ? 1 : 2
+            // Backward: the products' input (and, when trained, weight) gradients, plus a recompute.
+            func backward(_ linearFLOPs: Int, core: Int = 0) -> Int { weights * linearFLOPs + 2 * core + again * (linearFLOPs + core) }
             let parts = [
-                ModuleProfile(name: "block \(l) attention", depth: 3, parameters: params(attention), forwardFLOPs: attnFwd, backwardFLOPs: (2 + again) * attnFwd),
-                ModuleProfile(name: "block \(l) mlp", depth: 3, parameters: params(mlp), forwardFLOPs: mlpFwd, backwardFLOPs: (2 + again) * mlpFwd),
-                ModuleProfile(name: "block \(l) norms and other", depth: 3, parameters: params(norms), forwardFLOPs: linear(norms), backwardFLOPs: (2 + again) * linear(norms)),
+                ModuleProfile(name: "block \(l) attention", depth: 3, parameters: params(attention), forwardFLOPs: attnFwd,
+                              backwardFLOPs: backward(linear(attention), core: core)),
+                ModuleProfile(name: "block \(l) mlp", depth: 3, parameters: params(mlp), forwardFLOPs: mlpFwd, backwardFLOPs: backward(mlpFwd)),
+                ModuleProfile(name: "block \(l) norms and other", depth: 3, parameters: params(norms), forwardFLOPs: linear(norms),
+                              backwardFLOPs: backward(linear(norms))),
             ]
             rows.append(ModuleProfile(name: "block \(l)", depth: 2, parameters: params(es),
                                       forwardFLOPs: parts.reduce(0) { $0 + $1.forwardFLOPs }, backwardFLOPs: parts.reduce(0) { $0 + $1.backwardFLOPs }))
             rows += parts
         }
         let head = layout.entries.filter { $0.group == L + 1 }
-        rows.append(ModuleProfile(name: "head and loss", depth: 1, parameters: params(head), forwardFLOPs: 2 * N * H * V, backwardFLOPs: 4 * N * H * V))
+        rows.append(ModuleProfile(name: "head and loss", depth: 1, parameters: params(head), forwardFLOPs: 2 * N * H * V,
+                                  backwardFLOPs: (frozenBase ? 1 : 2) * 2 * N * H * V))
         return rows
     }
 }
@@ -103,13 +111,13 @@ public struct FlopsProfile: Sendable {
     /// Rows of every depth, latencies from the step's measured pieces; the depth-1 rows' latencies add
     /// up to the step.
     public init(step: Int, worldSize: Int, config: TransformerConfig, layout: ParameterLayout, spans: [[AttentionSpan]],
-                recompute: Bool, times: StepTimes, sgemmPeak: Double) {
+                recompute: Bool, frozenBase: Bool = false, times: StepTimes, sgemmPeak: Double) {
         self.step = step
         self.worldSize = worldSize
         self.times = times
         self.sgemmPeak = sgemmPeak
         parameters = layout.totalCount
-        var rows = FlopsCount.modules(config: config, layout: layout, spans: spans, recompute: recompute)
+        var rows = FlopsCount.modules(config: config, layout: layout, spans: spans, recompute: recompute, frozenBase: frozenBase)
         for i in rows.indices {
             switch rows[i].name {
             case "embedding": rows[i].latency = times.pieces[.embedding] ?? 0

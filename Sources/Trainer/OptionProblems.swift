@@ -86,12 +86,16 @@ extension SchedulerOptions {
 extension LoRAOptions {
     public func problems() -> [ConfigurationProblem] {
         var p = ProblemList()
-        // Not built yet; delete this line when LoRA training lands.
-        p.add("", "LoRA training is not available yet in this build; remove the lora section for a full fine-tune")
+        if initAdapter == nil {
+            p.require(r != nil, "r", "is required for a fresh adapter (or name an existing PEFT adapter with init_adapter)")
+        }
         p.count(r, atLeast: 1, "r")
-        p.number(alpha, .positive, "alpha")
+        if let alpha { p.number(alpha, .positive, "alpha") }
         p.number(dropout, .fraction, "dropout")
-        p.require(!targetModules.isEmpty, "target_modules", "must name at least one module")
+        if let t = targetModules {
+            p.require(!t.isEmpty, "target_modules", "must name at least one module, or be all-linear")
+            p.require(!t.contains("all-linear") || t.count == 1, "target_modules", "all-linear stands alone, not in a list of names")
+        }
         return p.problems
     }
 }

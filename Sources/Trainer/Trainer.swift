@@ -65,6 +65,7 @@ public final class Trainer {
         // before anything is loaded; settings this build cannot honour are among them. A ds_config is
         // merged first (a recipe's is merged already).
         let c = try given.validated(worldSize: communicator.worldSize)
+        var deferredFill: ((Range<Int>) throws -> Void)?
         configuration = c
         self.communicator = communicator
         // Only rank 0 talks; every rank reports its own errors through the launcher.
@@ -74,7 +75,12 @@ public final class Trainer {
         if let given = c.model.path {
             // A .gguf file is converted once into a cache folder and read from there (GGUFModelCache).
             let path = try GGUFModelCache.folder(for: given, log: self.log)
-            model = try TransformerModel.load(directory: path)
+            if c.lora != nil {
+                // The frozen base is read a layer group at a time into its own storage (the engine's).
+                (model, deferredFill) = try TransformerModel.loadDeferred(directory: path)
+            } else {
+                model = try TransformerModel.load(directory: path)
+            }
             modelDirectory = path
             tokenizerDirectory = path
         } else if let i = c.model.initialize, let t = i.tokenizer {
@@ -88,6 +94,7 @@ public final class Trainer {
         } else {
             throw ConfigurationError(c.model.problems().under("model"))  // validate() above refused this already
         }
+        if let lora = c.lora { model.adapter = try AdapterTraining.adapter(lora, model: model, seed: c.seed) }
         tokenizer = try Tokenizer.load(directory: tokenizerDirectory)
         let template = try tokenizer.chatTemplateSource.map { try ChatTemplate(source: $0) }
         data = try DataPipeline.load(c.data, tokenizer: tokenizer, seed: c.seed, chatTemplate: template)
@@ -108,14 +115,25 @@ public final class Trainer {
             : .sgd(momentum: o.momentum, dampening: 0, weightDecay: o.weightDecay, nesterov: o.nesterov)
         let timing = c.logging.wallClockBreakdown || c.logging.flopsProfiler.enabled ? StepTiming(communicator: TimedCommunicator(communicator)) : nil
         stepTiming = timing
-        engine = try TrainingEngine(model: model, options: c.engine, optimizer: settings,
+        let loaded: TransformerModel = model
+        engine = try TrainingEngine(model: loaded, options: c.engine, optimizer: settings,
+                                    frozenBaseDType: c.lora.map { AdapterTraining.baseDType($0, model: loaded) } ?? .f32,
+                                    frozenBaseFill: deferredFill,
                                     maxTokens: t.microBatchSize * c.data.maxSeqLen, communicator: timing?.communicator ?? communicator)
+        engine.dropoutSeed = UInt64(bitPattern: Int64(c.seed))
         engine.scheduleTimer = timing
         sgemmPeak = c.logging.flopsProfiler.enabled ? SgemmPeak.measure() : nil
         self.log(data.train.summary)
         self.log(String(format: "model state on each rank: %.1f MB (%@ parameters, ZeRO-%d, %d rank%@)",
                         Double(engine.modelStateBytes) / 1e6, groupedDigits(model.parameterCount), c.engine.zeroStage,
                         communicator.worldSize, communicator.worldSize == 1 ? "" : "s"))
+        if model.adapter != nil {
+            // PEFT's print_trainable_parameters, plus where the frozen base lives.
+            let trainable = engine.trainableLayout.totalCount
+            self.log(String(format: "LoRA: trainable params: %@ || all params: %@ || trainable%%: %.4f; frozen base %.1f MB",
+                            groupedDigits(trainable), groupedDigits(trainable + model.parameterCount),
+                            100 * Double(trainable) / Double(trainable + model.parameterCount), Double(engine.frozenBaseBytes) / 1e6))
+        }
         if let warning = try? ExampleTokenizer(tokenizer: tokenizer, chatTemplate: template).chatTemplateBOSWarning() { self.log(warning) }
     }
 
@@ -136,7 +154,7 @@ public final class Trainer {
         if let s = stopper {
             o["early_stopping"] = .object(JSONObject([("best", s.best.map { .double($0) } ?? .null), ("bad_evaluations", .int(Int64(s.badEvaluations)))]))
         }
-        o["layout"] = .array(model.layout.entries.map { e in
+        o["layout"] = .array(engine.trainableLayout.entries.map { e in
             .object(JSONObject([("name", .string(e.name)), ("shape", .array(e.shape.map { .int(Int64($0)) }))]))
         })
         return .object(o)
@@ -158,8 +176,9 @@ public final class Trainer {
         let statePath = (directory as NSString).appendingPathComponent("engine_state.json")
         let state = try JSONValue.read(path: statePath)
         let names = state["layout"]?.arrayValue?.compactMap { $0["name"]?.stringValue } ?? []
-        guard names == model.layout.entries.map(\.name) else {
-            throw EngineCheckpointError.layoutMismatch(path: statePath, detail: "its parameter names differ from the model's")
+        guard names == engine.trainableLayout.entries.map(\.name) else {
+            let what = model.adapter == nil ? "the model's" : "this run's LoRA adapter's (lora: r, target_modules and modules_to_save must match the run that wrote it)"
+            throw EngineCheckpointError.layoutMismatch(path: statePath, detail: "its parameter names differ from \(what)")
         }
         guard let step = state["global_step"]?.intValue, let epoch = state["data_position"]?["epoch"]?.intValue,
               let index = state["data_position"]?["index"]?.intValue else {
@@ -294,9 +313,9 @@ public final class Trainer {
                 } else if progress.style == .none { self.log(line) } else { progress.note(line) }
             }
             if c.logging.flopsProfiler.enabled, globalStep == c.logging.flopsProfiler.profileStep, let times = lastStepTimes {
-                try writeProfile(FlopsProfile(step: globalStep, worldSize: communicator.worldSize, config: model.config, layout: model.trainableLayout,
+                try writeProfile(FlopsProfile(step: globalStep, worldSize: communicator.worldSize, config: model.config, layout: model.layout,
                                               spans: dataStep.microBatches.map { $0.segments.map { AttentionSpan(qStart: $0.start, qLen: $0.length) } },
-                                              recompute: c.engine.activationCheckpointing, times: times,
+                                              recompute: c.engine.activationCheckpointing, frozenBase: model.adapter != nil, times: times,
                                               // The host's load changes: the better of the start's and a fresh measurement.
                                               sgemmPeak: max(sgemmPeak ?? 0, SgemmPeak.measure())))
             }
@@ -332,11 +351,16 @@ public final class Trainer {
         let final = (out as NSString).appendingPathComponent("final")
         try engine.gatherFullParameters()  // ZeRO-3 keeps only shards; the export needs every weight
         if isMain {
-            try HuggingFaceExport.write(model: model, dtype: exportDType, maxShardSize: try ShardSize.parse(c.output.maxShardSize),
-                                        companionsFrom: modelDirectory ?? tokenizerDirectory, to: final)
+            if let adapter = model.adapter {
+                try AdapterTraining.write(adapter, baseModel: baseModelName, companionsFrom: tokenizerDirectory, to: final)
+            } else {
+                try HuggingFaceExport.write(model: model, dtype: exportDType, maxShardSize: try ShardSize.parse(c.output.maxShardSize),
+                                            companionsFrom: modelDirectory ?? tokenizerDirectory, to: final)
+            }
         }
         try communicator.barrier()
-        progress.note("exported the fine-tuned model to \(final)")
+        progress.note(model.adapter == nil ? "exported the fine-tuned model to \(final)"
+                      : "saved the LoRA adapter to \(final) (PEFT format; `swift-finetune export \(final) MERGED_DIR` merges it into the base)")
         // The run's curves, recipe and profile in one page; a finished run is not failed for it.
         if isMain && c.logging.jsonl {
             do { progress.note("report: \(try TrainingReport.write(outputDir: out))") } catch { self.log("report.html not written: \(error)") }
@@ -364,6 +388,8 @@ public final class Trainer {
         // ZeRO-3 and mixed precision keep no full f32 weights between uses: gather the master weights
         // (collective; every rank calls this).
         try engine.gatherFullParameters()
+        engine.materializeFrozenBase()
+        defer { engine.releaseFrozenBase() }
         let stop = ChatPrompt.stopIds(config: model.config, tokenizer: tokenizer, directory: modelDirectory)
         return try l.samplePrompts.map { prompt in
             let ids = try ChatPrompt.ids(prompt, chat: tokenizer.chatTemplateSource != nil, tokenizer: tokenizer, source: tokenizerDirectory)
@@ -372,6 +398,13 @@ public final class Trainer {
             let answer = tokenizer.decode(out.map(Int.init), skipSpecialTokens: true)
             return (prompt, "\"" + answer.replacingOccurrences(of: "\n", with: "\\n") + "\"")
         }
+    }
+
+    /// adapter_config.json's base_model_name_or_path: the model folder as the recipe names it (a .gguf
+    /// file's converted folder, which transformers can load).
+    var baseModelName: String {
+        guard let given = configuration.model.path, !given.lowercased().hasSuffix(".gguf") else { return modelDirectory ?? "" }
+        return given
     }
 
     var exportDType: DType {
@@ -403,13 +436,18 @@ public final class Trainer {
             try communicator.barrier()
             return path
         }
-        try HuggingFaceExport.write(model: model, dtype: exportDType, maxShardSize: try ShardSize.parse(configuration.output.maxShardSize),
-                                    companionsFrom: modelDirectory ?? tokenizerDirectory, to: path) { staging in
+        let engineState = { (staging: String) throws in
             try self.sendStagingPath(staging)
             try self.engine.saveState(to: staging)
             try self.checkpointState().write(to: (staging as NSString).appendingPathComponent("engine_state.json"))
             // The folder is renamed into place only once every rank's shard is in it.
             try self.communicator.barrier()
+        }
+        if let adapter = model.adapter {
+            try AdapterTraining.write(adapter, baseModel: baseModelName, companionsFrom: tokenizerDirectory, to: path, alsoWrite: engineState)
+        } else {
+            try HuggingFaceExport.write(model: model, dtype: exportDType, maxShardSize: try ShardSize.parse(configuration.output.maxShardSize),
+                                        companionsFrom: modelDirectory ?? tokenizerDirectory, to: path, alsoWrite: engineState)
         }
         try AtomicFile.write(Data((name + "\n").utf8), to: (out as NSString).appendingPathComponent("latest"))
         if let keep = configuration.output.keepLast {

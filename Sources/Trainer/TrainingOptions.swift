@@ -1,6 +1,7 @@
 import Engine
 import Formats
 import Foundation
+import Models
 
 /// The sections of a recipe the Trainer reads, as plain `Decodable` values: the YAML recipe and the
 /// Swift API build the same structs. Absent keys take the defaults written here (transformers' and
@@ -208,21 +209,55 @@ public struct SchedulerOptions: Decodable, Sendable, Equatable {
     }
 }
 
+/// The `lora:` section (PEFT's LoraConfig): train a low-rank adapter at the named projections with the
+/// base frozen. Without `init_adapter`, `r` is required and the adapter starts fresh (PEFT's init);
+/// with it, the folder's adapter_config.json defines the adapter and `r`, `alpha`, `target_modules`,
+/// `rslora` and `modules_to_save` may only repeat its values.
 public struct LoRAOptions: Decodable, Sendable, Equatable {
-    public var r: Int
-    public var alpha: Double
+    /// Where the frozen base weights are kept: `auto` is the checkpoint's dtype (config.json's
+    /// torch_dtype: an f32 checkpoint stays exact, a bf16 one costs 2 bytes a weight).
+    public enum BaseDType: String, Decodable, CaseIterable, Sendable { case auto, f32, bf16, f16 }
+    public var r: Int?
+    public var alpha: Double?
     public var dropout: Double = 0
-    public var targetModules: [String] = ["q_proj", "v_proj"]
-    public var rslora: Bool = false
-    enum CodingKeys: String, CodingKey, CaseIterable { case r, alpha, dropout, target_modules, rslora }
+    /// Module names (the last path component, or a dotted suffix), or ["all-linear"].
+    public var targetModules: [String]?
+    public var rslora: Bool?
+    public var modulesToSave: [String]?
+    public var initAdapter: String?
+    public var baseDType: BaseDType = .auto
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case r, alpha, dropout, target_modules, rslora, modules_to_save, init_adapter, base_dtype
+    }
+    public init(r: Int?, alpha: Double? = nil, targetModules: [String]? = nil) {
+        self.r = r
+        self.alpha = alpha
+        self.targetModules = targetModules
+    }
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        r = try c.decode(Int.self, forKey: .r)
-        // PEFT's lora_alpha default follows r.
-        alpha = try c.decodeIfPresent(Double.self, forKey: .alpha) ?? Double(r)
+        r = try c.decodeIfPresent(Int.self, forKey: .r)
+        alpha = try c.decodeIfPresent(Double.self, forKey: .alpha)
         try c.decodeIfPresent(&dropout, forKey: .dropout)
-        try c.decodeIfPresent(&targetModules, forKey: .target_modules)
-        try c.decodeIfPresent(&rslora, forKey: .rslora)
+        // PEFT takes a list, or one string ("all-linear", or a single module name).
+        targetModules = try c.decodeIfPresent(StringOrList.self, forKey: .target_modules)?.values
+        rslora = try c.decodeIfPresent(Bool.self, forKey: .rslora)
+        modulesToSave = try c.decodeIfPresent([String].self, forKey: .modules_to_save)
+        initAdapter = try c.decodeIfPresent(String.self, forKey: .init_adapter)
+        try c.decodeIfPresent(&baseDType, forKey: .base_dtype)
+    }
+
+    /// PEFT's defaults for a fresh adapter: lora_alpha 8, target_modules q_proj and v_proj (what PEFT's
+    /// table gives the Llama-style families).
+    public static let defaultAlpha = 8.0
+    public static let defaultTargets = ["q_proj", "v_proj"]
+
+    /// The settings of a fresh adapter (nil r: validation has refused it already).
+    public var freshSettings: LoRASettings? {
+        guard let r else { return nil }
+        let targets = targetModules ?? Self.defaultTargets
+        return LoRASettings(r: r, alpha: alpha ?? Self.defaultAlpha, dropout: dropout, rslora: rslora ?? false,
+                            targets: targets == ["all-linear"] ? .allLinear : .names(targets), modulesToSave: modulesToSave ?? [])
     }
 }
 

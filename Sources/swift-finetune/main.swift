@@ -8,10 +8,11 @@ usage:
       [--deepspeed ds_config.json]                      merge a DeepSpeed config as is (also --deepspeed_config)
   swift-finetune --nproc N RECIPE.yaml [overrides]      train with N processes (runs mpirun; Docs/DISTRIBUTED.md)
   swift-finetune validate RECIPE.yaml [--nproc N] [--deepspeed ds_config.json]   report every problem at once
-  swift-finetune generate --model DIR --prompt TEXT [--chat] [--max-new-tokens N] [--temperature T --top-p P --seed S]
-  swift-finetune eval --model DIR --data FILE           loss and perplexity
+  swift-finetune generate --model DIR [--adapter LORA_DIR] --prompt TEXT [--chat] [--max-new-tokens N] [--temperature T --top-p P --seed S]
+  swift-finetune eval --model DIR [--adapter LORA_DIR] --data FILE   loss and perplexity
   swift-finetune tokenize --model DIR [--text TEXT]     token ids as JSON (stdin when --text is absent)
-  swift-finetune export CHECKPOINT_DIR OUT_DIR [--dtype bf16|f32] [--merge-lora]
+  swift-finetune export CHECKPOINT_DIR OUT_DIR [--dtype bf16|f32]
+  swift-finetune export LORA_DIR OUT_DIR [--base DIR] [--dtype bf16|f32]   merge a PEFT adapter into its base
   swift-finetune export MODEL OUT.gguf --format gguf [--dtype f32|f16|bf16|q8_0]   a llama.cpp file
   swift-finetune convert MODEL.gguf OUT_DIR              a llama.cpp file as a Hugging Face folder
   swift-finetune inspect PATH                           what a model, checkpoint or safetensors file holds

@@ -37,7 +37,7 @@ final class ValidateCommandTests: XCTestCase {
             "\(recipe):5:51: training.train_batch_size: train_batch_size 4 ≠ micro_batch_size 2 × gradient_accumulation_steps 1 × 1 rank(s) = 2",
             "\(recipe):5:69: training.learning_rate: must be a finite number, got inf",
             "\(recipe):6:29: engine.pipeline.stages: pipeline parallelism is not available yet in this build; use stages: 1",
-            "\(recipe):7:7: lora: LoRA training is not available yet in this build; remove the lora section for a full fine-tune",
+            "\(recipe):7:7: lora: needs a pretrained base model (model.path): an adapter over randomly initialised weights could not be loaded again",
             "\(recipe):8:33: logging.tensorboard_job_name: must be a folder name (not empty, no '/'), got 'a/b'",
             "\(recipe):9:15: output.dir: '\(outFile)' is a file, expected a folder (or a path where one can be created)",
             "\(recipe):10:12: deepspeed: ds_config.json: cannot read: no such file",

@@ -55,7 +55,7 @@ final class ValidationTests: XCTestCase {
         let regularFile = dir + "/a-file"
         FileManager.default.createFile(atPath: regularFile, contents: Data("x".utf8))
         let cases: [(name: String, path: () throws -> String, key: String, says: String, line: Int)] = [
-            ("lora", { try self.recipe(extra: "lora: {r: 8}") }, "lora", "LoRA training is not available yet", 9),
+            ("lora over random init", { try self.recipe(extra: "lora: {r: 8}") }, "lora", "needs a pretrained base model (model.path)", 9),
             ("tensorboard job", { try self.recipe(logging: "{progress: none, tensorboard: true, tensorboard_job_name: ''}") },
              "logging.tensorboard_job_name", "must be a folder name", 7),
             ("deepspeed", { try self.recipe(extra: "deepspeed: ds_config.json") }, "deepspeed", "ds_config.json: cannot read", 9),

@@ -45,6 +45,14 @@ final class FlopsProfilerTests: XCTestCase {
         let ckpt = try rows(Self.root + "/Recipes/models/quickstart/config.json", recompute: true)
         XCTAssertEqual(ckpt["block 0 mlp"]?.backwardFLOPs, 3 * mlp)
         XCTAssertEqual(ckpt["head and loss"]?.backwardFLOPs, 4 * N * 192 * 900, "the head is not recomputed")
+        XCTAssertEqual(ckpt["block 0 attention"]?.backwardFLOPs, 2 * attnLinear + 2 * attnCore + (attnLinear + attnCore))
+        // A frozen base (LoRA): no weight gradients, the input gradients still flow.
+        let config = try ModelRegistry.config(path: Self.root + "/Recipes/models/quickstart/config.json")
+        let frozen = Dictionary(uniqueKeysWithValues: FlopsCount.modules(config: config, layout: ModelRegistry.layout(for: config), spans: spans,
+                                                                         recompute: false, frozenBase: true).map { ($0.name, $0) })
+        XCTAssertEqual(frozen["block 0 mlp"]?.backwardFLOPs, mlp)
+        XCTAssertEqual(frozen["block 0 attention"]?.backwardFLOPs, attnLinear + 2 * attnCore)
+        XCTAssertEqual(frozen["head and loss"]?.backwardFLOPs, 2 * N * 192 * 900)
     }
 
     func testGPT2CountsAreTheHandFormulas() throws {
