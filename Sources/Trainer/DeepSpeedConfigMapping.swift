@@ -6,6 +6,8 @@ import Foundation
 /// semantics (deepspeed/runtime/config.py, lr_schedules.py, ops/adam) where a value is absent.
 struct DeepSpeedMerge {
     var config: TrainingConfiguration
+    /// The recipe before merging: what it set is judged on this, not on values earlier ds keys put in.
+    let original: TrainingConfiguration
     let defaults: TrainingConfiguration
     let isExplicit: ((String) -> Bool)?
     let worldSize: Int
@@ -13,6 +15,7 @@ struct DeepSpeedMerge {
 
     init(config: TrainingConfiguration, defaults: TrainingConfiguration, isExplicit: ((String) -> Bool)?, worldSize: Int) {
         self.config = config
+        original = config
         self.defaults = defaults
         self.isExplicit = isExplicit
         self.worldSize = worldSize
@@ -20,15 +23,15 @@ struct DeepSpeedMerge {
 
     /// Did the recipe set `recipeKey` itself?
     private func explicit<T: Equatable>(_ recipeKey: String, _ kp: WritableKeyPath<TrainingConfiguration, T>) -> Bool {
-        isExplicit?(recipeKey) ?? (config[keyPath: kp] != defaults[keyPath: kp])
+        isExplicit?(recipeKey) ?? (original[keyPath: kp] != defaults[keyPath: kp])
     }
 
     /// Puts a ds_config value into the recipe unless the recipe set the key to something else.
     private mutating func assign<T: Equatable>(_ s: DSSection, _ dsKey: String, _ value: T?, to recipeKey: String,
                                                _ kp: WritableKeyPath<TrainingConfiguration, T>) {
         guard let value else { return }
-        if explicit(recipeKey, kp), config[keyPath: kp] != value {
-            s.problem(dsKey, "the ds_config says \(value), the recipe's \(recipeKey) says \(config[keyPath: kp]); make them agree or write \"auto\"")
+        if explicit(recipeKey, kp), original[keyPath: kp] != value {
+            s.problem(dsKey, "the ds_config says \(Self.text(value)), the recipe's \(recipeKey) says \(Self.text(original[keyPath: kp])); make them agree or write \"auto\"")
             return
         }
         config[keyPath: kp] = value
@@ -37,6 +40,15 @@ struct DeepSpeedMerge {
     private mutating func assign<T: Equatable>(_ s: DSSection, _ dsKey: String, _ v: DSValue<T>, to recipeKey: String,
                                                _ kp: WritableKeyPath<TrainingConfiguration, T>) {
         assign(s, dsKey, v.value, to: recipeKey, kp)
+    }
+
+    /// A value as a user wrote it: `nil` as null, an offload as its device and path.
+    static func text<T>(_ value: T) -> String {
+        if let o = value as? EngineOptions.Offload { return o.device.rawValue + (o.path.map { " at \($0)" } ?? "") }
+        if let o = value as? Optional<Any> {
+            switch o { case .none: return "null"; case .some(let v): return "\(v)" }
+        }
+        return "\(value)"
     }
 
     mutating func apply(_ root: DSSection) {

@@ -188,6 +188,17 @@ final class DeepSpeedConfigTests: XCTestCase {
         XCTAssertEqual(c.logging.tensorboardDirectory(outputDir: "out"), "tb/run1")
         XCTAssertTrue(c.logging.tensorboard && c.logging.wallClockBreakdown && c.logging.flopsProfiler.enabled)
         XCTAssertEqual(c.logging.flopsProfiler.profileStep, 3)
+        // The scheduler's warmup_max_lr sets the lr the optimizer section gave (DeepSpeed's order), no conflict;
+        // a recipe value other than the default that the ds_config contradicts is one.
+        (c, p) = swiftConfiguration(ds: try dsConfig(#"{"optimizer": {"type": "AdamW", "params": {"lr": 0.01}}, "scheduler": {"type": "WarmupLR", "params": {"warmup_max_lr": 0.02}}}"#)).mergingDeepSpeed(worldSize: 1)
+        XCTAssertEqual(p, [])
+        XCTAssertEqual(c.training.learningRate, 0.02)
+        var set = swiftConfiguration(ds: try dsConfig(#"{"zero_optimization": {"stage": 3, "offload_optimizer": {"device": "nvme", "nvme_path": "/nvme"}}}"#))
+        set.engine.zeroStage = 1
+        set.engine.offloadOptimizer.device = .cpu
+        (_, p) = set.mergingDeepSpeed(worldSize: 1)
+        XCTAssertEqual(p.map(\.message), ["the ds_config says 3, the recipe's engine.zero_stage says 1; make them agree or write \"auto\" (in \(dir)/ds_config.json)",
+                                          "the ds_config says nvme at /nvme, the recipe's engine.offload_optimizer says cpu; make them agree or write \"auto\" (in \(dir)/ds_config.json)"])
         // Unknown optimizer and scheduler names, with suggestions.
         (_, p) = swiftConfiguration(ds: try dsConfig(#"{"optimizer": {"type": "AdamX"}, "scheduler": {"type": "WarmupLr"}}"#)).mergingDeepSpeed(worldSize: 1)
         XCTAssertEqual(p.map(\.keyPath), ["deepspeed.optimizer.type", "deepspeed.scheduler.type"])
