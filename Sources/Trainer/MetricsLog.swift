@@ -14,6 +14,8 @@ public struct StepMetrics: Sendable, Equatable {
     public var lossScale: Double?
     public var skipped: Bool = false
     public var elapsedSeconds: Double
+    /// Where the step's time went, with `wall_clock_breakdown` on (metrics.jsonl's `time_ms`).
+    public var times: StepTimes?
 
     public init(step: Int, epoch: Double, loss: Double, learningRate: Double, gradNorm: Double?, tokens: Int,
                 tokensPerSecond: Double, lossScale: Double? = nil, skipped: Bool = false, elapsedSeconds: Double) {
@@ -41,6 +43,12 @@ public struct StepMetrics: Sendable, Equatable {
         if let lossScale { o["loss_scale"] = MetricsLog.number(lossScale) }
         o["skipped"] = .bool(skipped)
         o["elapsed_seconds"] = .double(elapsedSeconds)
+        if let t = times {
+            o["time_ms"] = .object(JSONObject([("forward", .double(t.forward * 1000)), ("backward", .double(t.backward * 1000)),
+                                               ("communication", .double(t.communicationTotal * 1000)),
+                                               ("optimizer", .double(t.optimizer * 1000)), ("other", .double(t.other * 1000)),
+                                               ("step", .double(t.step * 1000))]))
+        }
         return .object(o)
     }
 }

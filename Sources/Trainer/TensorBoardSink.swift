@@ -4,7 +4,7 @@ import Formats
 /// TensorBoard scalars by global step, in an event file under DeepSpeed's `output_path/job_name/`.
 /// Tags follow the Hugging Face Trainer's TensorBoard callback (`train/loss`, `eval/loss`, ...), so runs of
 /// both tools line up in one TensorBoard. An absent value (no grad norm on the first fp16 step, no loss
-/// scale without fp16) is not written; TensorBoard's float holds NaN, so a non-finite loss is written as is.
+/// scale without fp16) is not written; with `wall_clock_breakdown` the step's `time/*_ms` are too; TensorBoard's float holds NaN, so a non-finite loss is written as is.
 public final class TensorBoardMetricsSink: MetricsSink {
     public static let tags = (loss: "train/loss", learningRate: "train/learning_rate", gradNorm: "train/grad_norm",
                               tokensPerSecond: "train/tokens_per_second", lossScale: "train/loss_scale",
@@ -24,6 +24,12 @@ public final class TensorBoardMetricsSink: MetricsSink {
         if let g = m.gradNorm { values.append((t.gradNorm, Float(g))) }
         values.append((t.tokensPerSecond, Float(m.tokensPerSecond)))
         if let s = m.lossScale { values.append((t.lossScale, Float(s))) }
+        if let w = m.times {
+            // DeepSpeed's wall-clock scalars (its Train/Samples/elapsed_time_ms_*), here by step.
+            values += [("time/forward_ms", Float(w.forward * 1000)), ("time/backward_ms", Float(w.backward * 1000)),
+                       ("time/communication_ms", Float(w.communicationTotal * 1000)), ("time/optimizer_ms", Float(w.optimizer * 1000)),
+                       ("time/step_ms", Float(w.step * 1000))]
+        }
         writer.scalars(step: m.step, values, wallTime: clock().timeIntervalSince1970)
     }
 

@@ -74,6 +74,16 @@ public enum TrainingReport {
         ]
         let scale = series(s, "loss_scale")
         if !scale.isEmpty { charts.append(SVGChart.lines(title: "loss scale (fp16)", [.init(name: "scale", color: "#bf1f5f", points: scale)])) }
+        let timed = s.filter { $0["time_ms"] != nil }
+        if !timed.isEmpty {
+            let parts = [("forward", "#1f5fbf"), ("backward", "#d0501f"), ("communication", "#2a8f3a"), ("optimizer", "#8a3fbf"), ("step", "#444444")]
+            charts.append(SVGChart.lines(title: "step time (ms, wall_clock_breakdown)", parts.map { name, color in
+                SVGChart.Series(name: name, color: color, points: timed.compactMap { r in
+                    guard let x = r["step"]?.doubleValue, let y = r["time_ms"]?[name]?.doubleValue else { return nil }
+                    return (x, y)
+                })
+            }))
+        }
         var summary: [String] = ["\(s.count) optimizer steps logged"]
         if let last = s.last {
             if let l = last["loss"]?.doubleValue { summary.append(String(format: "last train loss %.4f (step %d)", l, last["step"]?.intValue ?? 0)) }

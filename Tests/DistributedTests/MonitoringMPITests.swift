@@ -30,6 +30,9 @@ final class MonitoringMPITests: XCTestCase {
         let events = try FileManager.default.contentsOfDirectory(atPath: dir + "/out/DeepSpeedJobName")
         XCTAssertEqual(events.filter { $0.hasPrefix("events.out.tfevents.") }.count, 1, "rank 0 alone writes events: \(events)")
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/out/report.html"))
+        let steps = try String(contentsOfFile: dir + "/out/metrics.jsonl", encoding: .utf8).split(separator: "\n").filter { $0.contains("\"loss\"") }
+        XCTAssertEqual(steps.count, 4, "rank 0 alone writes metrics")
+        XCTAssertTrue(steps.allSatisfy { $0.contains("\"time_ms\":{") }, "each step's breakdown: \(steps)")
 
         let info = try BoundedProcess.run(["mpirun", "-np", "2", BoundedProcess.binary] + recipe + ["logging.level=info", "output.dir=\(dir)/out2"], timeout: 60)
         XCTAssertEqual(info.exitCode, 0, info.stderr)

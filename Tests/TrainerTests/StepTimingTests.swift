@@ -31,7 +31,10 @@ final class StepTimingTests: XCTestCase {
         final class Times: TrainerCallback {
             weak var trainer: Trainer?
             var steps: [StepTimes] = []
-            func trainer(didStep m: StepMetrics) { if let t = trainer?.lastStepTimes { steps.append(t) } }
+            func trainer(didStep m: StepMetrics) {
+                if let t = trainer?.lastStepTimes { steps.append(t) }
+                XCTAssertEqual(m.times, trainer?.lastStepTimes, "the step's record carries its breakdown")
+            }
         }
         let runs = try ThreadCommunicator.run(worldSize: 2) { comm -> [StepTimes] in
             var c = TrainerAPITests.configuration(output: out)

@@ -24,7 +24,7 @@ final class TrainingReportTests: XCTestCase {
         var lines: [String] = [#"{"step":0,"eval_loss":3.5,"eval_perplexity":33.1,"eval_tokens":10}"#]
         for s in 1...6 {
             let loss = s == 3 ? "null" : String(4.0 - 0.25 * Double(s))
-            lines.append(#"{"step":\#(s),"epoch":0.1,"loss":\#(loss),"learning_rate":\#(Double(s) * 1e-4),"grad_norm":1.5,"tokens":100,"tokens_per_second":900,"loss_scale":65536,"skipped":\#(s == 3),"elapsed_seconds":\#(s)}"#)
+            lines.append(#"{"step":\#(s),"epoch":0.1,"loss":\#(loss),"learning_rate":\#(Double(s) * 1e-4),"grad_norm":1.5,"tokens":100,"tokens_per_second":900,"loss_scale":65536,"skipped":\#(s == 3),"elapsed_seconds":\#(s),"time_ms":{"forward":10,"backward":20,"communication":1,"optimizer":3,"other":0.5,"step":34.5}}"#)
         }
         lines.append(#"{"step":6,"eval_loss":2.5,"eval_perplexity":12.2,"eval_tokens":10}"#)
         try write("metrics.jsonl", lines.joined(separator: "\n") + "\n" + #"{"step":7,"epo"#)
@@ -35,8 +35,8 @@ final class TrainingReportTests: XCTestCase {
         XCTAssertEqual(run.evals.count, 2)
         let path = try TrainingReport.write(outputDir: dir)
         let html = try String(contentsOfFile: path, encoding: .utf8)
-        XCTAssertEqual(html.components(separatedBy: "<svg").count - 1, 5 + 2, "loss, lr, grad norm, tokens/s, loss scale; two bar charts")
-        XCTAssertEqual(html.components(separatedBy: "<polyline").count - 1, 5)
+        XCTAssertEqual(html.components(separatedBy: "<svg").count - 1, 6 + 2, "loss, lr, grad norm, tokens/s, loss scale, step time; two bar charts")
+        XCTAssertEqual(html.components(separatedBy: "<polyline").count - 1, 5 + 5, "one line each, five in the step-time chart")
         XCTAssertEqual(html.components(separatedBy: "<circle").count - 1, 2, "the two evaluations")
         XCTAssertTrue(html.contains("&lt;b&gt;not markup&lt;/b&gt;"), "the recipe is escaped")
         XCTAssertTrue(html.contains("latency per module (ms)") && html.contains("block 0 mlp") && html.contains("MFU 0.3%"))
