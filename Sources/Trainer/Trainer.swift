@@ -49,13 +49,13 @@ public final class Trainer {
     private var callbacks: [TrainerCallback] = []
     private let modelDirectory: String?
     private let tokenizerDirectory: String
-    private let log: (String) -> Void
+    let log: (String) -> Void
     /// The step stopwatch behind `wall_clock_breakdown` and the FLOPs profiler (nil when neither is on).
     let stepTiming: StepTiming?
     /// Where the last optimizer step's time went (with `wall_clock_breakdown` or the profiler on).
     public private(set) var lastStepTimes: StepTimes?
     /// The FLOPs profile of `logging.flops_profiler.profile_step`, once taken.
-    public private(set) var lastProfile: FlopsProfile?
+    public internal(set) var lastProfile: FlopsProfile?
     /// sgemm's FLOP/s measured at start when the profiler is on (its MFU's denominator).
     let sgemmPeak: Double?
 
@@ -306,20 +306,8 @@ public final class Trainer {
                                 loss: loss, learningRate: lr, gradNorm: result.gradNorm, tokens: tokens,
                                 tokensPerSecond: Double(tokens) / max(Date().timeIntervalSince(stepStart), 1e-9),
                                 lossScale: lossScale, skipped: result.skipped, elapsedSeconds: elapsed)
-            if c.logging.wallClockBreakdown { m.times = lastStepTimes }
             lastLoss = loss
-            if let times = lastStepTimes, let line = breakdown?.record(times, step: globalStep) {
-                if c.logging.level == .debug {
-                    FileHandle.standardError.write(Data("[rank \(communicator.rank)] \(line)\n".utf8))
-                } else if progress.style == .none { self.log(line) } else { progress.note(line) }
-            }
-            if c.logging.flopsProfiler.enabled, globalStep == c.logging.flopsProfiler.profileStep, let times = lastStepTimes {
-                try writeProfile(FlopsProfile(step: globalStep, worldSize: communicator.worldSize, config: model.config, layout: model.layout,
-                                              spans: dataStep.microBatches.map { $0.segments.map { AttentionSpan(qStart: $0.start, qLen: $0.length) } },
-                                              recompute: c.engine.activationCheckpointing, frozenBase: model.adapter != nil, times: times,
-                                              // The host's load changes: the better of the start's and a fresh measurement.
-                                              sgemmPeak: max(sgemmPeak ?? 0, SgemmPeak.measure())))
-            }
+            try monitor(&m, microBatches: dataStep.microBatches, breakdown: &breakdown, progress: progress)
             metrics.log(m)
             progress.update(m, logEvery: c.logging.steps)
             callbacks.forEach { $0.trainer(didStep: m) }
@@ -369,17 +357,6 @@ public final class Trainer {
         for (prompt, answer) in try samples() { progress.note("sample after training: \(prompt) -> \(answer)") }
         return TrainingSummary(steps: globalStep, finalLoss: lastLoss, finalEvalLoss: lastEval, stoppedEarly: stoppedEarly,
                                exportedModel: final)
-    }
-
-    /// The profile on the log and in OUTPUT_DIR/flops_profile.json (and `output_file` as text), rank 0.
-    private func writeProfile(_ profile: FlopsProfile) throws {
-        lastProfile = profile
-        guard communicator.rank == 0 else { return }
-        let f = configuration.logging.flopsProfiler
-        let text = profile.text(moduleDepth: f.moduleDepth, topModules: f.topModules, detailed: f.detailed)
-        log(text)
-        try profile.json.write(to: (configuration.output.dir as NSString).appendingPathComponent("flops_profile.json"))
-        if let file = f.outputFile { try AtomicFile.write(Data((text + "\n").utf8), to: file) }
     }
 
     /// Greedy answers to `logging.sample_prompts`, through the chat template when the tokenizer has one.
