@@ -108,7 +108,7 @@ extension TransformerModel {
             try hooks?.willUse(group: l + 1, backward: false)
             if let batch {
                 state.timer?.begin(.block(l), backward: false)
-                binding.blockForward(l, context(batch), x: state.residual[l], out: state.residual[l + 1],
+                binding.blockForward(l, context(batch, timer: state.timer), x: state.residual[l], out: state.residual[l + 1],
                                      a: state.activations(layer: l), s: state.scratch)
                 state.saveActivations(layer: l, tokens: batch.tokens.count, probsCount: config.attentionShape.probsCount(batch.spans))
                 state.timer?.end(.block(l), backward: false)
@@ -154,7 +154,7 @@ extension TransformerModel {
             if let batch {
                 state.timer?.begin(.block(l), backward: true)
                 defer { state.timer?.end(.block(l), backward: true) }
-                let ctx = context(batch, grads: grads), a = state.activations(layer: l)
+                let ctx = context(batch, grads: grads, timer: state.timer), a = state.activations(layer: l)
                 if state.checkpointActivations {
                     // Re-run the block from its kept input; its output (identical) overwrites a no-longer-needed input.
                     binding.blockForward(l, ctx, x: state.residual[l], out: state.residual[l + 1], a: a, s: state.scratch)
@@ -180,10 +180,10 @@ extension TransformerModel {
     }
 
     /// With an adapter attached the gradients are the adapter's and the base gets none.
-    func context(_ b: MicroBatch, grads: FlatBuffer? = nil) -> BlockContext {
+    func context(_ b: MicroBatch, grads: FlatBuffer? = nil, timer: ScheduleTimer? = nil) -> BlockContext {
         let g = grads.map { $0.raw.assumingMemoryBound(to: Float.self) }
         return BlockContext(weights: weightBase, grads: adapter == nil ? g : nil, tokens: b.tokens, positions: b.positions,
-                            spans: b.spans, cache: nil, adapter: adapter?.context(grads: grads, dropoutKey: b.dropoutKey))
+                            spans: b.spans, cache: nil, adapter: adapter?.context(grads: grads, dropoutKey: b.dropoutKey), timer: timer)
     }
 
     func checkState(_ state: TrainingState, grads: FlatBuffer, tokens n: Int) throws {

@@ -13,7 +13,7 @@ extension FlopsProfile {
         return unit.isEmpty ? "\(v)" : "\(v) \(unit)"
     }
 
-    static func ms(_ s: Double?) -> String { s.map { String(format: "%.2f ms", $0 * 1000) } ?? "(in its block)" }
+    static func ms(_ s: Double?) -> String { s.map { String(format: "%.2f ms", $0 * 1000) } ?? "-" }
 
     private func line(_ m: ModuleProfile) -> String {
         let share = m.latency.map { String(format: "%.1f%%", 100 * $0 / max(stepLatency, 1e-12)) } ?? "-"

@@ -13,8 +13,7 @@ public struct ModuleProfile: Sendable, Equatable {
     public var parameters: Int
     public var forwardFLOPs: Int
     public var backwardFLOPs: Int
-    /// Seconds; nil where the module is not timed on its own (a block's attention and MLP run inside
-    /// one block kernel sequence and are timed together as the block).
+    /// Seconds (a block's norms and other: the block's time less its attention's and MLP's).
     public var latency: Double?
 
     public var flops: Int { forwardFLOPs + backwardFLOPs }
@@ -122,8 +121,18 @@ public struct FlopsProfile: Sendable {
             switch rows[i].name {
             case "embedding": rows[i].latency = times.pieces[.embedding] ?? 0
             case "head and loss": rows[i].latency = times.pieces[.headAndLoss] ?? 0
-            case let n where rows[i].depth == 2: rows[i].latency = times.pieces[.block(Int(n.dropFirst("block ".count))!)] ?? 0
-            default: break
+            default:
+                // "block L", "block L attention", "block L mlp", "block L norms and other".
+                let words = rows[i].name.split(separator: " ")
+                guard words.count >= 2, let l = Int(words[1]) else { break }
+                switch words.count > 2 ? words[2] : "" {
+                case "": rows[i].latency = times.pieces[.block(l)] ?? 0
+                case "attention": rows[i].latency = times.pieces[.attention(l)] ?? 0
+                case "mlp": rows[i].latency = times.pieces[.mlp(l)] ?? 0
+                default:
+                    let inner = (times.pieces[.attention(l)] ?? 0) + (times.pieces[.mlp(l)] ?? 0)
+                    rows[i].latency = max((times.pieces[.block(l)] ?? 0) - inner, 0)
+                }
             }
         }
         let blocks = rows.filter { $0.depth == 2 }

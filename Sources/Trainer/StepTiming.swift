@@ -80,7 +80,8 @@ final class TimedCommunicator: Communicator {
 public struct StepTimes: Sendable, Equatable {
     public var forward = 0.0, backward = 0.0, optimizer = 0.0, other = 0.0, step = 0.0
     public var communication: [CommunicationKind: Double] = [:]
-    /// Compute time per schedule piece (forward and backward together; the head's fused kernel whole).
+    /// Compute time per schedule piece (forward and backward together; the head's fused kernel whole;
+    /// a block's attention and MLP also inside their block's).
     public var pieces: [SchedulePiece: Double] = [:]
     public var communicationTotal: Double { communication.values.reduce(0, +) }
     public var partsSum: Double { forward + backward + optimizer + other + communicationTotal }
@@ -90,15 +91,19 @@ public struct StepTimes: Sendable, Equatable {
 /// `TimedCommunicator`) and the phases the Trainer marks.
 final class StepTiming: ScheduleTimer {
     let communicator: TimedCommunicator
-    private var started = 0.0, optimizerStarted = 0.0, pieceStarted = 0.0
+    private var started = 0.0, optimizerStarted = 0.0, pieceStarted = 0.0, innerStarted = 0.0
     private var commAtStart: [CommunicationKind: Double] = [:], commAtOptimizer = 0.0
     private var current = StepTimes()
 
     init(communicator: TimedCommunicator) { self.communicator = communicator }
 
-    func begin(_ piece: SchedulePiece, backward: Bool) { pieceStarted = monotonicSeconds() }
+    func begin(_ piece: SchedulePiece, backward: Bool) {
+        if piece.isInsideBlock { innerStarted = monotonicSeconds() } else { pieceStarted = monotonicSeconds() }
+    }
 
     func end(_ piece: SchedulePiece, backward: Bool) {
+        // A block's attention and MLP are already inside the block's time: recorded, not added again.
+        if piece.isInsideBlock { return current.pieces[piece, default: 0] += monotonicSeconds() - innerStarted }
         let t = monotonicSeconds() - pieceStarted
         current.pieces[piece, default: 0] += t
         if piece == .headAndLoss {

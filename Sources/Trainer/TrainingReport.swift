@@ -118,9 +118,9 @@ public enum TrainingReport {
                          p["step"]?.intValue ?? 0, (number("fwd_flops") + number("bwd_flops")) / 1e9, number("fwd_flops") / 1e9,
                          number("bwd_flops") / 1e9, number("step_latency_ms"), number("achieved_flops") / 1e9,
                          number("sgemm_peak_flops") / 1e9, 100 * number("mfu"))
-        let timed = modules.filter { ($0["depth"]?.intValue ?? 0) >= 1 && ($0["depth"]?.intValue ?? 0) <= 2 && $0["latency_ms"]?.doubleValue != nil }
+        let timed = modules.filter { ($0["depth"]?.intValue ?? 0) >= 1 && $0["latency_ms"]?.doubleValue != nil }
         out += SVGChart.bars(title: "latency per module (ms)", timed.map { m in
-            let mark = (m["depth"]?.intValue ?? 1) > 1 ? "· " : ""
+            let mark = String(repeating: "· ", count: max((m["depth"]?.intValue ?? 1) - 1, 0))
             return (mark + (m["name"]?.stringValue ?? "?"), m["latency_ms"]?.doubleValue ?? 0)
         }, format: { String(format: "%.2f ms", $0) })
         let counted = modules.filter { ($0["depth"]?.intValue ?? 0) == 3 || ($0["name"]?.stringValue == "head and loss") }

@@ -98,6 +98,14 @@ final class FlopsProfilerTests: XCTestCase {
         let measured = Double(m.tokens) / m.tokensPerSecond
         XCTAssertLessThan(abs(p.stepLatency - measured) / measured, 0.05, "profile \(p.stepLatency) s, measured \(measured) s")
         XCTAssertEqual(p.modules[0].forwardFLOPs, p.modules.filter { $0.depth == 1 }.reduce(0) { $0 + $1.forwardFLOPs })
+        // Each block's attention, MLP and norms are timed apart and make up the block.
+        let byName = Dictionary(uniqueKeysWithValues: p.modules.map { ($0.name, $0) })
+        for l in 0..<4 {
+            let parts = ["attention", "mlp", "norms and other"].map { byName["block \(l) \($0)"]?.latency ?? -1 }
+            XCTAssertGreaterThan(parts[0], 0)
+            XCTAssertGreaterThan(parts[1], 0)
+            XCTAssertEqual(parts.reduce(0, +), byName["block \(l)"]?.latency ?? -1, accuracy: 1e-12)
+        }
         XCTAssertGreaterThan(p.forwardFLOPs, 0)
         XCTAssertGreaterThan(p.mfu, 0)
         XCTAssertLessThan(p.mfu, 1.5, "MFU against the measured sgemm peak")
