@@ -12,7 +12,9 @@ enum ValidateCommand {
         guard nproc >= 1 else { throw CLIError.usage("validate", "--nproc must be at least 1") }
         let path = a.positionals[0]
         let (recipe, problems) = Recipe.check(path: path, overrides: Array(a.positionals.dropFirst()), worldSize: nproc)
-        if problems.isEmpty, recipe != nil {
+        if problems.isEmpty, let recipe {
+            // What a ds_config holds that has no effect here, as training would say at start.
+            if let note = recipe.configuration.mergingDeepSpeed(worldSize: nproc).0.deepspeedImport?.note { print(note) }
             print("\(path): ok")
             return
         }

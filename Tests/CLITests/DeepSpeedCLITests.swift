@@ -32,6 +32,7 @@ final class DeepSpeedCLITests: XCTestCase {
             let dsArgs = flag.hasSuffix("=") ? [flag + ds] : [flag, ds]
             let validate = try CLI.run(["validate", recipe] + dsArgs + ["engine.precision=\(precision)"])
             XCTAssertEqual(validate.status, 0, file + validate.stdout + validate.stderr)
+            XCTAssertTrue(validate.stdout.contains("\(ds): no effect here") && validate.stdout.hasSuffix(": ok\n"), validate.stdout)
             let run = try CLI.run([recipe] + dsArgs + ["engine.precision=\(precision)", "output.dir=\(out)"])
             XCTAssertEqual(run.status, 0, file + run.stderr)
             XCTAssertTrue(run.stderr.contains("\(ds): no effect here"), run.stderr)
