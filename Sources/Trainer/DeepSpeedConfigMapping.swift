@@ -227,7 +227,8 @@ struct DeepSpeedMerge {
             f.finish()
         }
         if let b = bf16 {
-            b.noEffect(["immediate_grad_update", "check_grad_overflow", "bf16_master_weights_and_grads", "bf16_optimizer_states"])
+            b.noEffect(["immediate_grad_update", "check_grad_overflow"])
+            b.unsupported(["bf16_master_weights_and_grads", "bf16_optimizer_states"], "bf16 master weights or optimizer state (fp32 only)")
             b.finish()
         }
     }
@@ -258,7 +259,7 @@ struct DeepSpeedMerge {
                     "stage3_max_reuse_distance", "stage3_gather_16bit_weights_on_model_save", "stage3_gather_fp16_weights_on_model_save",
                     "stage3_module_granularity_threshold", "prefetch_bucket_size", "param_persistence_threshold", "model_persistence_threshold",
                     "max_live_parameters", "max_reuse_distance", "gather_16bit_weights_on_model_save", "memory_efficient_linear",
-                    "log_trace_cache_warnings", "override_module_apply", "round_robin_gradients", "aio", "cpu_offload_param",
+                    "log_trace_cache_warnings", "override_module_apply", "aio", "cpu_offload_param",
                     "cpu_offload_use_pin_memory", "zeropp_loco_param", "offload_optimizer_config", "pipeline_loading_checkpoint"])
         z.unsupported(["zero_hpz_partition_size", "zero_quantized_weights", "zero_quantized_nontrainable_weights", "zero_quantized_gradients",
                        "mics_shard_size", "mics_hierarchical_params_gather"], "ZeRO++ / MiCS")
