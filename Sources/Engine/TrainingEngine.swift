@@ -108,6 +108,8 @@ public final class TrainingEngine {
     let offload: OffloadTier
     /// fp16's loss scaler (nil for f32 and bf16, which need none). Checkpointed with the engine state.
     public internal(set) var lossScaler: LossScaler?
+    /// Told when each schedule piece computes (the Trainer's wall-clock breakdown and FLOPs profiler).
+    public weak var scheduleTimer: ScheduleTimer?
 
     public init(model: TransformerModel, options: EngineOptions, optimizer: OptimizerSettings,
                 frozen: Set<String> = [], frozenBaseDType: DType = .f32, frozenBaseFill: ((Range<Int>) throws -> Void)? = nil,
@@ -235,6 +237,7 @@ public final class TrainingEngine {
                                   activationDType: options.precision.computeDType)
         }
         if usesHooks { state.hooks = self }
+        state.timer = scheduleTimer
         // A rank without tokens in a ZeRO-2/3 micro-step runs the block schedule's hooks alone, so it joins
         // every collective the others run, in their order, contributing zero gradients.
         let dropoutKey = nextDropoutKey()

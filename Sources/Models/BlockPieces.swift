@@ -14,6 +14,8 @@ public struct BlockContext {
     let cache: KVCache?
     /// LoRA: the adapters attached at named projections, with their own weights and gradients.
     var adapter: AdapterContext? = nil
+    /// Told when a block's attention and MLP compute (the FLOPs profiler); nil outside training.
+    var timer: ScheduleTimer? = nil
     var N: Int { tokens.count }
 
     /// Weight views; a base tensor that `modules_to_save` replaced reads the adapter's trained copy.

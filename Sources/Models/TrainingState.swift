@@ -35,6 +35,8 @@ public final class TrainingState {
     public let activationDType: DType
     /// Per-group callbacks (ZeRO); weak because the engine that owns this state is usually the hooks.
     public weak var hooks: TrainingHooks?
+    /// Told when each schedule piece computes (wall-clock breakdown, FLOPs profiler); nil: no timing.
+    public weak var timer: ScheduleTimer?
     let config: TransformerConfig
     private let storage: [FlatBuffer]
     /// Block inputs: residual[l] is block l's input [N, H]; residual[L] the final residual.

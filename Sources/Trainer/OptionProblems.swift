@@ -78,6 +78,7 @@ extension SchedulerOptions {
         p.number(warmupMinLR, .nonNegative, "warmup_min_lr")
         p.number(warmupMinRatio, .unit, "warmup_min_ratio")
         p.number(cosMinRatio, .unit, "cos_min_ratio")
+        p.count(totalNumSteps, atLeast: 1, "total_num_steps")
         return p.problems
     }
 }
@@ -115,8 +116,13 @@ extension LoggingOptions {
     public func problems() -> [ConfigurationProblem] {
         var p = ProblemList()
         p.count(steps, atLeast: 1, "steps")
-        // Not built yet; delete this line when TensorBoard event files land.
-        p.require(!tensorboard, "tensorboard", "TensorBoard event files are not available yet; metrics.jsonl and metrics.csv are")
+        p.require(!tensorboardJobName.isEmpty && !tensorboardJobName.contains("/"), "tensorboard_job_name",
+                  "must be a folder name (not empty, no '/'), got '\(tensorboardJobName)'")
+        if flopsProfiler.enabled {
+            p.count(flopsProfiler.profileStep, atLeast: 1, "flops_profiler.profile_step")
+            p.require(flopsProfiler.moduleDepth >= -1, "flops_profiler.module_depth", "must be -1 (every depth) or at least 0, got \(flopsProfiler.moduleDepth)")
+            p.count(flopsProfiler.topModules, atLeast: 1, "flops_profiler.top_modules")
+        }
         p.count(sampleMaxNewTokens, atLeast: 1, "sample_max_new_tokens")
         return p.problems
     }

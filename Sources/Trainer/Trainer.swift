@@ -49,19 +49,29 @@ public final class Trainer {
     private var callbacks: [TrainerCallback] = []
     private let modelDirectory: String?
     private let tokenizerDirectory: String
-    private let log: (String) -> Void
+    let log: (String) -> Void
+    /// The step stopwatch behind `wall_clock_breakdown` and the FLOPs profiler (nil when neither is on).
+    let stepTiming: StepTiming?
+    /// Where the last optimizer step's time went (with `wall_clock_breakdown` or the profiler on).
+    public private(set) var lastStepTimes: StepTimes?
+    /// The FLOPs profile of `logging.flops_profiler.profile_step`, once taken.
+    public internal(set) var lastProfile: FlopsProfile?
+    /// sgemm's FLOP/s measured at start when the profiler is on (its MFU's denominator).
+    let sgemmPeak: Double?
 
-    public init(configuration c: TrainingConfiguration, communicator: Communicator = LocalCommunicator(),
+    public init(configuration given: TrainingConfiguration, communicator: Communicator = LocalCommunicator(),
                 log: ((String) -> Void)? = nil) throws {
+        // Every problem `swift-finetune validate` reports stops the run here, all of them in one error,
+        // before anything is loaded; settings this build cannot honour are among them. A ds_config is
+        // merged first (a recipe's is merged already).
+        let c = try given.validated(worldSize: communicator.worldSize)
         var deferredFill: ((Range<Int>) throws -> Void)?
         configuration = c
         self.communicator = communicator
         // Only rank 0 talks; every rank reports its own errors through the launcher.
         let isMain = communicator.rank == 0
         self.log = log ?? { if isMain { FileHandle.standardError.write(Data(($0 + "\n").utf8)) } }
-        // Every problem `swift-finetune validate` reports stops the run here, all of them in one error,
-        // before anything is loaded; settings this build cannot honour are among them.
-        try c.validate(worldSize: communicator.worldSize)
+        if let note = c.deepspeedImport?.note { self.log(note) }
         if let given = c.model.path {
             // A .gguf file is converted once into a cache folder and read from there (GGUFModelCache).
             let path = try GGUFModelCache.folder(for: given, log: self.log)
@@ -103,12 +113,16 @@ public final class Trainer {
         let settings: OptimizerSettings = o.type == .adamw
             ? .adamw(beta1: o.betas[0], beta2: o.betas[1], eps: o.eps, weightDecay: o.weightDecay)
             : .sgd(momentum: o.momentum, dampening: 0, weightDecay: o.weightDecay, nesterov: o.nesterov)
+        let timing = c.logging.wallClockBreakdown || c.logging.flopsProfiler.enabled ? StepTiming(communicator: TimedCommunicator(communicator)) : nil
+        stepTiming = timing
         let loaded: TransformerModel = model
         engine = try TrainingEngine(model: loaded, options: c.engine, optimizer: settings,
                                     frozenBaseDType: c.lora.map { AdapterTraining.baseDType($0, model: loaded) } ?? .f32,
                                     frozenBaseFill: deferredFill,
-                                    maxTokens: t.microBatchSize * c.data.maxSeqLen, communicator: communicator)
+                                    maxTokens: t.microBatchSize * c.data.maxSeqLen, communicator: timing?.communicator ?? communicator)
         engine.dropoutSeed = UInt64(bitPattern: Int64(c.seed))
+        engine.scheduleTimer = timing
+        sgemmPeak = c.logging.flopsProfiler.enabled ? SgemmPeak.measure() : nil
         self.log(data.train.summary)
         self.log(String(format: "model state on each rank: %.1f MB (%@ parameters, ZeRO-%d, %d rank%@)",
                         Double(engine.modelStateBytes) / 1e6, groupedDigits(model.parameterCount), c.engine.zeroStage,
@@ -194,10 +208,10 @@ public final class Trainer {
         case .warmup_decay_lr:
             return .deepSpeedWarmup(baseLR: baseLR, DeepSpeedWarmupConfig(warmupMinLR: s.warmupMinLR, warmupMaxLR: baseLR,
                                                                           warmupNumSteps: max(warmup, 1), warmupType: dsWarmupType,
-                                                                          totalNumSteps: totalSteps))
+                                                                          totalNumSteps: s.totalNumSteps ?? totalSteps))
         case .warmup_cosine_lr:
             return .deepSpeedWarmupCosine(baseLR: baseLR, DeepSpeedWarmupCosineConfig(
-                totalNumSteps: totalSteps, warmupMinRatio: s.warmupMinRatio, warmupNumSteps: max(warmup, 1),
+                totalNumSteps: s.totalNumSteps ?? totalSteps, warmupMinRatio: s.warmupMinRatio, warmupNumSteps: max(warmup, 1),
                 cosMinRatio: s.cosMinRatio, warmupType: dsWarmupType))
         }
     }
@@ -206,6 +220,7 @@ public final class Trainer {
     /// step's mean token loss and what the optimizer did.
     public func optimizerStep(microBatches: [TokenBatch], labelCount: Int) throws -> (loss: Double, lr: Double, result: OptimizerStepResult) {
         guard labelCount > 0 else { throw TrainerError.noLabels(step: globalStep + 1) }
+        stepTiming?.startStep()
         engine.zeroGradients()
         var lossSum = 0.0
         // Every micro-batch goes to the engine, empty ones too: under ZeRO-2/3 each one is a round of
@@ -222,6 +237,7 @@ public final class Trainer {
         // A skipped step does not advance the scheduler: the LR follows the optimizer steps taken.
         let lr = schedule.lr(step: engine.stepsTaken)
         let result: OptimizerStepResult
+        stepTiming?.startOptimizer()
         do {
             result = try engine.step(lr: lr, maxGradNorm: configuration.training.maxGradNorm)
         } catch EngineError.stepFailed(_, let underlying) {
@@ -231,6 +247,7 @@ public final class Trainer {
         } catch {
             communicator.abort(message: "optimizer step: \(error)", code: 1)
         }
+        lastStepTimes = stepTiming?.finishStep()
         globalStep += 1
         return (loss, lr, result)
     }
@@ -258,7 +275,8 @@ public final class Trainer {
         let out = c.output.dir
         let isMain = communicator.rank == 0
         // Rank 0 writes the logs and draws progress; the others keep silent.
-        let metrics = try MetricsLog(directory: out, jsonl: isMain && c.logging.jsonl, csv: isMain && c.logging.csv)
+        let metrics = try MetricsLog(directory: out, jsonl: isMain && c.logging.jsonl, csv: isMain && c.logging.csv,
+                                     tensorboardDirectory: isMain && c.logging.tensorboard ? c.logging.tensorboardDirectory(outputDir: out) : nil)
         let progress = ProgressDisplay(style: isMain ? ProgressDisplay.style(for: c.logging.progress) : .none, totalSteps: totalSteps)
         if stopper == nil { stopper = c.training.earlyStopping.map { EarlyStopping(patience: $0.patience, minDelta: $0.minDelta) } }
         let resumedFrom = try resumeDirectory()
@@ -268,6 +286,7 @@ public final class Trainer {
         }
         let start = Date()
         let stepsPerEpoch = loader.stepCount(epoch: 0)
+        var breakdown = c.logging.wallClockBreakdown ? WallClockBreakdown(every: c.logging.steps) : nil
         var lastLoss: Double?, lastEval: Double?, stoppedEarly = false
         if resumedFrom == nil {
             if let e = try evaluate() {
@@ -283,11 +302,12 @@ public final class Trainer {
             let (loss, lr, result) = try optimizerStep(microBatches: dataStep.microBatches, labelCount: dataStep.labelCount)
             let tokens = Int(try communicator.allReduce(Double(dataStep.microBatches.reduce(0) { $0 + $1.tokens.count }), op: .sum))
             let elapsed = Date().timeIntervalSince(start)
-            let m = StepMetrics(step: globalStep, epoch: Double(globalStep) / Double(max(stepsPerEpoch, 1)),
+            var m = StepMetrics(step: globalStep, epoch: Double(globalStep) / Double(max(stepsPerEpoch, 1)),
                                 loss: loss, learningRate: lr, gradNorm: result.gradNorm, tokens: tokens,
                                 tokensPerSecond: Double(tokens) / max(Date().timeIntervalSince(stepStart), 1e-9),
                                 lossScale: lossScale, skipped: result.skipped, elapsedSeconds: elapsed)
             lastLoss = loss
+            try monitor(&m, microBatches: dataStep.microBatches, breakdown: &breakdown, progress: progress)
             metrics.log(m)
             progress.update(m, logEvery: c.logging.steps)
             callbacks.forEach { $0.trainer(didStep: m) }
@@ -330,6 +350,10 @@ public final class Trainer {
         try communicator.barrier()
         progress.note(model.adapter == nil ? "exported the fine-tuned model to \(final)"
                       : "saved the LoRA adapter to \(final) (PEFT format; `swift-finetune export \(final) MERGED_DIR` merges it into the base)")
+        // The run's curves, recipe and profile in one page; a finished run is not failed for it.
+        if isMain && c.logging.jsonl {
+            do { progress.note("report: \(try TrainingReport.write(outputDir: out))") } catch { self.log("report.html not written: \(error)") }
+        }
         for (prompt, answer) in try samples() { progress.note("sample after training: \(prompt) -> \(answer)") }
         return TrainingSummary(steps: globalStep, finalLoss: lastLoss, finalEvalLoss: lastEval, stoppedEarly: stoppedEarly,
                                exportedModel: final)
