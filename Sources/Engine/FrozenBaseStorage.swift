@@ -75,14 +75,22 @@ enum FrozenBaseStorage {
         model.params.release(ranges[g])
     }
 
-    /// Every group widened (evaluation runs the inference forward, which calls no hooks).
-    func materializeAll(model: TransformerModel) {
-        guard case .half(_, _, let ranges) = self else { return }
-        for g in ranges.indices { willUse(group: g, model: model) }
+    /// What the inference forward (generation, evaluation) asks for one group at a time; nil when the
+    /// base is always resident.
+    func residency(model: TransformerModel) -> WeightResidency? {
+        guard case .half = self else { return nil }
+        return FrozenBaseResidency(storage: self, model: model)
     }
+}
 
-    func releaseAll(model: TransformerModel) {
-        guard case .half(_, _, let ranges) = self else { return }
-        for g in ranges.indices { didUse(group: g, model: model) }
+/// The 16-bit frozen base seen by the inference forward: a group widened before use, released after.
+final class FrozenBaseResidency: WeightResidency {
+    let storage: FrozenBaseStorage
+    unowned let model: TransformerModel
+    init(storage: FrozenBaseStorage, model: TransformerModel) {
+        self.storage = storage
+        self.model = model
     }
+    func willUse(group: Int) { storage.willUse(group: group, model: model) }
+    func didUse(group: Int) { storage.didUse(group: group, model: model) }
 }

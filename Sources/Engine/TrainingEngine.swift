@@ -168,6 +168,7 @@ public final class TrainingEngine {
             offload = .inMemory
         }
         frozenBase = try FrozenBaseStorage(model: model, dtype: frozenBaseDType, fill: frozenBaseFill)
+        model.inferenceResidency = frozenBase.residency(model: model)
         lossScaler = options.precision == .fp16 ? LossScaler(options: options.lossScaler) : nil
         state = TrainingState(config: model.config, maxTokens: maxTokens, checkpointActivations: options.activationCheckpointing,
                               activationDType: options.precision.computeDType)
@@ -186,10 +187,6 @@ public final class TrainingEngine {
     /// Bytes of the frozen base weights under an adapter (0 for full fine-tuning): a 16-bit copy, or f32.
     public var frozenBaseBytes: Int { frozenBase.byteCount(model: model) }
 
-    /// A 16-bit frozen base widened into `model.params` for inference outside the schedule (generation);
-    /// `releaseFrozenBase` gives the memory back.
-    public func materializeFrozenBase() { frozenBase.materializeAll(model: model) }
-    public func releaseFrozenBase() { frozenBase.releaseAll(model: model) }
 
     /// Bytes of f32 master weights (mixed precision) and optimizer moments this rank holds: what
     /// optimizer offload moves out of memory.
@@ -264,11 +261,7 @@ public final class TrainingEngine {
     /// gathers every group first and is collective.
     public func evaluate(tokens: [Int32], positions: [Int32], spans: [AttentionSpan], targets: [Int32]) throws -> (lossSum: Double, labelTokens: Int) {
         let release = try materializeForEvaluation()
-        frozenBase.materializeAll(model: model)
-        defer {
-            if release { releaseFullParameters() }
-            frozenBase.releaseAll(model: model)
-        }
+        defer { if release { releaseFullParameters() } }
         // A rank with nothing to evaluate still joined the gather above.
         guard !tokens.isEmpty else { return (0, 0) }
         return try model.lossSum(tokens: tokens, positions: positions, spans: spans, targets: targets, workspace: evalWorkspace)

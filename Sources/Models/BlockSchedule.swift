@@ -206,6 +206,9 @@ extension TransformerModel {
                         workspace: ForwardWorkspace) throws -> (lossSum: Double, labelTokens: Int) {
         try validateBatch(tokens: tokens, positions: positions, spans: spans, targets: targets)
         let hidden = forward(tokens: tokens, positions: positions, spans: spans, workspace: workspace)
+        let group = headGroup
+        inferenceResidency?.willUse(group: group)
+        defer { inferenceResidency?.didUse(group: group) }
         return CrossEntropy.lmHeadLoss(dhidden: nil, dweight: nil, hidden: hidden, weight: headWeight,
                                        targets: targets, normalizer: 1, H: config.hiddenSize, V: config.vocabSize,
                                        softcap: binding.logitSoftcap)

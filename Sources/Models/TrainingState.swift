@@ -17,6 +17,13 @@ public protocol TrainingHooks: AnyObject {
     func gradientsReady(group: Int) throws
 }
 
+/// Where the inference forward gets layer groups whose weights are not always in `params`: local
+/// (no collectives), so any caller may generate or evaluate at any time.
+public protocol WeightResidency: AnyObject {
+    func willUse(group: Int)
+    func didUse(group: Int)
+}
+
 /// Activations and scratch for the block schedule over up to `maxTokens` tokens. Reuse one across steps:
 /// it allocates once.
 ///

@@ -14,6 +14,10 @@ public final class TransformerModel {
     /// A LoRA adapter attached at the targeted projections (inference and adapter training); the base
     /// weights in `params` are then frozen.
     public var adapter: LoRAAdapter?
+    /// Weights that are not always in `params` (a 16-bit frozen base under an adapter): the inference
+    /// forward asks for each layer group right before it reads it and gives it back after, as the
+    /// training schedule's hooks do, so generation and evaluation never widen the whole model at once.
+    public var inferenceResidency: WeightResidency?
 
     public init(config: TransformerConfig) {
         self.config = config
@@ -33,6 +37,9 @@ public final class TransformerModel {
     public var isHeadTied: Bool { binding.headWeight == layout.entries.first?.offset && layout["lm_head.weight"] == nil }
 
     var weightBase: UnsafeMutablePointer<Float> { params.raw.assumingMemoryBound(to: Float.self) }
+
+    /// The layer group the LM head's weight is in: the embedding's when tied, else the last.
+    var headGroup: Int { isHeadTied ? 0 : config.numLayers + 1 }
 
     /// The LM head's weight: the base's, or an adapter's trained copy (`modules_to_save: [lm_head]`).
     var headWeight: UnsafeMutablePointer<Float> {
@@ -72,19 +79,28 @@ public final class TransformerModel {
         ws.reserve(tokens: tokens.count, config: config)
         let ctx = BlockContext(weights: weightBase, grads: nil, tokens: tokens, positions: positions, spans: spans, cache: cache,
                                adapter: adapter?.context())
-        let x: UnsafeMutablePointer<Float> = ws.residual!
+        let x: UnsafeMutablePointer<Float> = ws.residual!, r = inferenceResidency, L = config.numLayers
+        r?.willUse(group: 0)
         binding.embedForward(ctx, out: x)
+        r?.didUse(group: 0)
         binding.reserveRotary(positions: Int(positions.max() ?? 0) + 1)
-        for l in 0..<config.numLayers {
+        for l in 0..<L {
+            r?.willUse(group: l + 1)
             binding.blockForward(l, ctx, x: x, out: x, a: ws.activations!, s: ws.scratch!)
+            r?.didUse(group: l + 1)
         }
         cache?.advance(by: tokens.count)
+        r?.willUse(group: L + 1)
         binding.finalNormForward(ctx, inp: x, out: ws.normed!, stats: ws.finalStats!)
+        r?.didUse(group: L + 1)
         return ws.normed!
     }
 
     /// logits[rows, V] = hidden[rows, H] · Wᵀ of the LM head (soft-capped where the family does).
     public func logits(hidden: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Float>) {
+        let group = headGroup
+        inferenceResidency?.willUse(group: group)
+        defer { inferenceResidency?.didUse(group: group) }
         Matmul.forward(out: out, inp: hidden, weight: headWeight, bias: nil, M: rows,
                        K: config.hiddenSize, N: config.vocabSize, layout: .outIn)
         if let cap = binding.logitSoftcap { CrossEntropy.softcap(out, rows * config.vocabSize, cap: cap) }

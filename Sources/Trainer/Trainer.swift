@@ -366,8 +366,6 @@ public final class Trainer {
         // ZeRO-3 and mixed precision keep no full f32 weights between uses: gather the master weights
         // (collective; every rank calls this).
         try engine.gatherFullParameters()
-        engine.materializeFrozenBase()
-        defer { engine.releaseFrozenBase() }
         let stop = ChatPrompt.stopIds(config: model.config, tokenizer: tokenizer, directory: modelDirectory)
         return try l.samplePrompts.map { prompt in
             let ids = try ChatPrompt.ids(prompt, chat: tokenizer.chatTemplateSource != nil, tokenizer: tokenizer, source: tokenizerDirectory)

@@ -252,5 +252,12 @@ final class ZeROEquivalenceTests: XCTestCase {
         let engine = try TrainingEngine(model: model, options: EngineOptions(), optimizer: .adamw(beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0),
                                         frozenBaseDType: .bf16, maxTokens: 64)
         XCTAssertEqual(engine.frozenBaseBytes, 2 * model.parameterCount)
+        // Inference over the 16-bit base widens one group at a time and leaves none widened after; its
+        // logits equal those of the f32 model holding the rounded weights.
+        let rounded = try TransformerModel.load(directory: Self.models + "/" + name)
+        try roundedBase(rounded)
+        let batch: [[Int32]] = [[1, 5, 9, 2, 7], [3, 3, 8, 1, 0]]
+        XCTAssertEqual(model.logits(batch: batch), rounded.logits(batch: batch))
+        XCTAssertTrue(model.params.floats.allSatisfy { $0 == 0 }, "no group stays widened")
     }
 }
