@@ -134,6 +134,8 @@ public final class CheckpointReader: TensorStore, @unchecked Sendable {
         file(containing: name)?.path ?? indexPath ?? files[0].path
     }
 
+    public func evictPages(_ name: String) { file(containing: name)?.evictPages(name) }
+
     /// The first file's `__metadata__` (transformers writes the same into every shard).
     public var metadata: [String: String] { files[0].metadata }
 

@@ -50,6 +50,11 @@ public final class SafeTensorsFile: TensorStore, @unchecked Sendable {
     }
 
     public func source(of name: String) -> String { path }
+
+    public func evictPages(_ name: String) {
+        guard let i = index[name] else { return }
+        map.evict(tensors[i].fileRange)
+    }
 }
 
 extension SafeTensorsFile {

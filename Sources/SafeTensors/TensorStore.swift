@@ -11,6 +11,9 @@ public protocol TensorStore: AnyObject {
     func rawBytes(_ name: String) throws -> UnsafeRawBufferPointer
     /// The file holding `name`, for error messages.
     func source(of name: String) -> String
+    /// The tensor's bytes were read and are not needed again soon: a mapped store lets their pages go
+    /// from the resident set.
+    func evictPages(_ name: String)
 }
 
 extension TensorStore {
@@ -43,6 +46,7 @@ extension TensorStore {
         default:
             throw SafeTensorsError.unsupportedConversion(source: source(of: name), tensor: name, dtype: info.dtype, wanted: "f32 (needs F32, BF16 or F16)")
         }
+        evictPages(name)
     }
 
     /// Integer tensors (I64, I32, I16, I8, U64, U32, U16, U8, BOOL) widened to Int64.
