@@ -375,12 +375,6 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     quants()
     models()
-    if "--no-export" not in sys.argv:
-        export_roundtrip()
-
-
-def export_roundtrip():
-    pass
 
 
 if __name__ == "__main__":
