@@ -12,7 +12,7 @@ GGUF loading, into ../../Tests/Fixtures/gguf/:
       state dict) and ids.json (token ids of TEXTS). Cases: llama_bpe (SmolLM-style byte-level BPE, tied,
       Q8_0/Q4_x/Q5_x), qwen2_bpe (biases, untied, F16/BF16, qwen2 pre-tokenizer), llama_spm (SentencePiece
       vocabulary with scores and no merges, K-quants, GGUF v2), mistral_spm (llama_spm named "mistral").
-  export/   see export_roundtrip(): our exporter's files, proven loadable (needs the CLI built).
+  (What our exporter writes is proven by gen_gguf_export.py, into ../../Tests/Fixtures/gguf_export/.)
 
 What we store beside transformers' output, and why: config.json drops `quantization_config` (it describes
 keeping the GGUF file; a converted folder has plain weights) and gains `architectures` (what

@@ -87,7 +87,7 @@ public struct GGUFTokenizerExport {
             guard let pair = m.arrayValue, pair.count == 2, let a = pair[0].stringValue, let b = pair[1].stringValue else {
                 throw bad("merges[\(i)] is neither \"a b\" nor a pair of strings")
             }
-            guard !a.contains(" ") && !b.contains(" ") else { throw bad("merges[\(i)] ('\(a)', '\(b)') contains a space, which GGUF's \"a b\" merges cannot hold") }
+            guard !a.unicodeScalars.contains(" ") && !b.unicodeScalars.contains(" ") else { throw bad("merges[\(i)] ('\(a)', '\(b)') contains a space, which GGUF's \"a b\" merges cannot hold") }
             merges.append(a + " " + b)
         }
 

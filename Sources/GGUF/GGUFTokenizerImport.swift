@@ -67,11 +67,13 @@ public struct GGUFTokenizerImport {
         var mergePairs: [(String, String)]
         if let merges {
             mergePairs = try merges.enumerated().map { i, m in
-                let parts = m.split(separator: " ", omittingEmptySubsequences: false)
+                // Split on the space scalar, as Python does: a space followed by a combining mark is one
+                // Swift Character, which a Character split would not see.
+                let parts = m.unicodeScalars.split(separator: " ", omittingEmptySubsequences: false)
                 guard parts.count == 2 else {
                     throw GGUFError.invalidTokenizer(path: path, problem: "tokenizer.ggml.merges[\(i)] '\(m)' is not two tokens separated by one space")
                 }
-                return (String(parts[0]), String(parts[1]))
+                return (String(String.UnicodeScalarView(parts[0])), String(String.UnicodeScalarView(parts[1])))
             }
         } else {
             guard let scores = try file.optionalArray("tokenizer.ggml.scores", of: "floats", \.double) else {
