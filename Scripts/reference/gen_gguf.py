@@ -28,8 +28,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -45,7 +43,6 @@ from safetensors.torch import save_file as save_torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
 OUT = os.path.join(ROOT, "Tests", "Fixtures", "gguf")
-CLI = os.path.join(ROOT, ".build", "debug", "swift-finetune")
 
 TEXTS = [
     "Hello world", "Hello world 123, 4567 and 89.", "  leading spaces and trailing  ", "new\nlines\n\n and\ttabs",
