@@ -110,4 +110,34 @@ final class GGUFExportTests: XCTestCase {
             XCTAssertFalse(FileManager.default.fileExists(atPath: out), "\(source): nothing is left behind")
         }
     }
+
+    /// A training checkpoint exports its f32 master weights (the bf16 folder beside them is their rounding):
+    /// each GGUF tensor is the `.master` tensor of the optimizer state, Q/K rows permuted as llama.cpp lays them.
+    func testCheckpointExportsItsMasterWeights() throws {
+        let tmp = scratch()
+        let root = URL(fileURLWithPath: CLI.fixtures).deletingLastPathComponent().deletingLastPathComponent().path
+        let train = try CLI.run(["Recipes/quickstart.yaml", "model.path=Tests/Fixtures/models/smollm_chat", "output.dir=\(tmp)/run",
+                                 "training.max_steps=2", "output.save_steps=1", "output.dtype=bf16", "logging.sample_prompts=[]"], cwd: root)
+        XCTAssertEqual(train.status, 0, train.stderr)
+        let checkpoint = "\(tmp)/run/global_step1"
+        let r = try CLI.run(["export", checkpoint, "\(tmp)/checkpoint.gguf", "--format", "gguf"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let file = try GGUFFile(path: "\(tmp)/checkpoint.gguf")
+        let state = try SafeTensorsFile(path: checkpoint + "/zero_rank0_optim_states.safetensors")
+        let roundedOnly = try SafeTensorsFile(path: checkpoint + "/model.safetensors")
+        var differsFromTheBF16Folder = false
+        for (gguf, hf) in GGUFArchitectureMapping.llama.tensorNames(layers: 2, tied: true) {
+            let master = try state.floats(hf + ".master")
+            var expected = master
+            if gguf.contains(".attn_q.") || gguf.contains(".attn_k.") {
+                let rows = try XCTUnwrap(state.info(hf + ".master")).shape[0]
+                master.withUnsafeBufferPointer { src in
+                    expected.withUnsafeMutableBufferPointer { QKPermutation.forward(src, heads: rows / 16, rows: rows, into: $0) }
+                }
+            }
+            XCTAssertEqual(try file.floats(gguf), expected, gguf)
+            if try roundedOnly.floats(hf) != master { differsFromTheBF16Folder = true }
+        }
+        XCTAssertTrue(differsFromTheBF16Folder, "the folder's bf16 weights are not what was exported")
+    }
 }
