@@ -22,7 +22,7 @@ gguf=$(Scripts/fetch_smollm2.sh "$MODELS") || exit $?   # one line on stderr whe
 fetch=$(since "$t")
 
 t=$(now)
-echo "== building the release binary ($SWIFT build -c release --product swift-finetune)"
+echo "== building the release binary ($SWIFT build -c release --product swift-finetune; about 3 minutes the first time)"
 $SWIFT build -c release --product swift-finetune 2>&1 | grep -E "error|warning: unre|Compiling|Build complete" | grep -vE "^\[[0-9]+/[0-9]+\] Compiling" || true
 build=$(since "$t")
 
