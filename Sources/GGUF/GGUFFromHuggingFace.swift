@@ -82,7 +82,8 @@ public struct GGUFFromHuggingFace {
         tokenizerMetadata = try GGUFTokenizerExport(folder: tokenizerFolder, config: config, vocabSize: vocab).metadata
 
         // The tensors the table names, each of the shape the config implies; nothing else may be there.
-        let tied = config["tie_word_embeddings"]?.boolValue ?? true
+        // Without the key, the weights say: a separate head means untied (config classes disagree on the default).
+        let tied = config["tie_word_embeddings"]?.boolValue ?? (available[GGUFArchitectureMapping.head.hf] == nil)
         let (q, kv) = (heads * headDim, kvHeads * headDim)
         func shape(_ hf: String) -> [Int] {
             GGUFArchitectureMapping.shape(of: hf, vocab: vocab, hidden: hidden, q: q, kv: kv, intermediate: intermediate)
