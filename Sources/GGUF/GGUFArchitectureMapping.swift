@@ -133,4 +133,18 @@ public struct GGUFArchitectureMapping: Sendable {
         if !tied { names.append(Self.head) }
         return names
     }
+
+    /// The PyTorch shape of a Hugging Face tensor of this layout, from the config's sizes (q and kv are
+    /// heads·head_dim and kv_heads·head_dim).
+    public static func shape(of hf: String, vocab: Int, hidden: Int, q: Int, kv: Int, intermediate: Int) -> [Int] {
+        if hf.hasSuffix("embed_tokens.weight") || hf == head.hf { return [vocab, hidden] }
+        if hf.hasSuffix("norm.weight") { return [hidden] }
+        if hf.hasSuffix("q_proj.weight") { return [q, hidden] }
+        if hf.hasSuffix("q_proj.bias") { return [q] }
+        if hf.hasSuffix("k_proj.weight") || hf.hasSuffix("v_proj.weight") { return [kv, hidden] }
+        if hf.hasSuffix("k_proj.bias") || hf.hasSuffix("v_proj.bias") { return [kv] }
+        if hf.hasSuffix("o_proj.weight") { return [hidden, q] }
+        if hf.hasSuffix("down_proj.weight") { return [hidden, intermediate] }
+        return [intermediate, hidden]  // gate_proj, up_proj
+    }
 }

@@ -55,6 +55,8 @@ public enum GGUFError: Error, CustomStringConvertible, Equatable {
 
     // Writing.
     case invalidTensorData(tensor: String, problem: String)
+    /// A model or tokenizer that has no GGUF form we can write.
+    case exportUnsupported(source: String, problem: String)
 
     public var description: String {
         switch self {
@@ -130,6 +132,8 @@ public enum GGUFError: Error, CustomStringConvertible, Equatable {
             return "\(path): \(problem)"
         case .invalidTensorData(let tensor, let problem):
             return "tensor '\(tensor)': \(problem)"
+        case .exportUnsupported(let source, let problem):
+            return "\(source): cannot be written as GGUF: \(problem)"
         }
     }
 }

@@ -103,15 +103,7 @@ public struct GGUFToHuggingFace {
         // Every tensor the model needs, with the shape the config implies; nothing else may be in the file.
         let (q, kv) = (heads * headDim, kvHeads * headDim)
         func shape(_ hf: String) -> [Int] {
-            if hf.hasSuffix("embed_tokens.weight") || hf == "lm_head.weight" { return [vocab, hidden] }
-            if hf.hasSuffix("norm.weight") { return [hidden] }
-            if hf.hasSuffix("q_proj.weight") { return [q, hidden] }
-            if hf.hasSuffix("q_proj.bias") { return [q] }
-            if hf.hasSuffix("k_proj.weight") || hf.hasSuffix("v_proj.weight") { return [kv, hidden] }
-            if hf.hasSuffix("k_proj.bias") || hf.hasSuffix("v_proj.bias") { return [kv] }
-            if hf.hasSuffix("o_proj.weight") { return [hidden, q] }
-            if hf.hasSuffix("down_proj.weight") { return [hidden, intermediate] }
-            return [intermediate, hidden]  // gate_proj, up_proj
+            GGUFArchitectureMapping.shape(of: hf, vocab: vocab, hidden: hidden, q: q, kv: kv, intermediate: intermediate)
         }
         var plan: [(gguf: String, hf: String, shape: [Int])] = []
         for (g, h) in mapping.tensorNames(layers: layers, tied: tied) {

@@ -22,6 +22,10 @@ public struct GGUFTokenizerImport {
     static let qwen2Split = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
     static let tekkenSplit = #"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
     static let gpt4oSplit = #"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+    /// The name export writes for each split (one llama.cpp pre-tokenizer type per regex).
+    static let canonicalPreNames: [(name: String, split: String)] = [
+        ("llama-bpe", llama3Split), ("qwen2", qwen2Split), ("gpt-4o", gpt4oSplit), ("tekken", tekkenSplit),
+    ]
     static let preSplits: [String: String] = {
         var m: [String: String] = [:]
         for p in ["llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2", "jina-v5-nano", "dbrx", "smaug-bpe"] { m[p] = llama3Split }
@@ -63,11 +67,13 @@ public struct GGUFTokenizerImport {
         var mergePairs: [(String, String)]
         if let merges {
             mergePairs = try merges.enumerated().map { i, m in
-                let parts = m.split(separator: " ", omittingEmptySubsequences: false)
+                // Split on the space scalar, as Python does: a space followed by a combining mark is one
+                // Swift Character, which a Character split would not see.
+                let parts = m.unicodeScalars.split(separator: " ", omittingEmptySubsequences: false)
                 guard parts.count == 2 else {
                     throw GGUFError.invalidTokenizer(path: path, problem: "tokenizer.ggml.merges[\(i)] '\(m)' is not two tokens separated by one space")
                 }
-                return (String(parts[0]), String(parts[1]))
+                return (String(String.UnicodeScalarView(parts[0])), String(String.UnicodeScalarView(parts[1])))
             }
         } else {
             guard let scores = try file.optionalArray("tokenizer.ggml.scores", of: "floats", \.double) else {

@@ -6,14 +6,14 @@ import Glibc
 /// An atomic file write that streams: bytes go through a small buffer to a temporary file beside the
 /// destination, which is fsynced and renamed over it on `commit()` (Formats' `AtomicFile` needs the
 /// whole content in memory, which a multi-GB checkpoint must not).
-final class StreamingFileWriter {
-    let destination: String
-    let temporary: String
+public final class StreamingFileWriter {
+    public let destination: String
+    public let temporary: String
     private var fd: Int32
     private var buffer: UnsafeMutableRawBufferPointer
     private var used = 0
 
-    init(destination: String, bufferSize: Int = 1 << 20) throws {
+    public init(destination: String, bufferSize: Int = 1 << 20) throws {
         self.destination = destination
         temporary = destination + ".tmp-\(getpid())"
         fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
@@ -26,7 +26,7 @@ final class StreamingFileWriter {
         if fd >= 0 { close(fd); unlink(temporary) }
     }
 
-    func write(_ bytes: UnsafeRawBufferPointer) throws {
+    public func write(_ bytes: UnsafeRawBufferPointer) throws {
         if used + bytes.count > buffer.count {
             try flush()
             if bytes.count >= buffer.count {
@@ -39,7 +39,7 @@ final class StreamingFileWriter {
         used += bytes.count
     }
 
-    func commit() throws {
+    public func commit() throws {
         try flush()
         guard fsync(fd) == 0 else { throw SafeTensorsError.io(path: temporary, operation: "fsync", errno: errno) }
         let rc = close(fd)
@@ -58,7 +58,7 @@ final class StreamingFileWriter {
     }
 
     /// Drops the temporary file; the destination is untouched.
-    func abandon() {
+    public func abandon() {
         if fd >= 0 { close(fd); fd = -1; unlink(temporary) }
     }
 

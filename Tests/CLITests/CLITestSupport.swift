@@ -13,9 +13,11 @@ enum CLI {
 
     struct Result { let status: Int32; let stdout: String; let stderr: String }
 
-    static func run(_ args: [String], stdin: String? = nil, cwd: String? = nil) throws -> Result {
+    /// `environment` is added to this process's own.
+    static func run(_ args: [String], stdin: String? = nil, cwd: String? = nil, environment: [String: String] = [:]) throws -> Result {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: binary)
+        if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
         p.arguments = args
         let out = Pipe(), err = Pipe(), input = Pipe()

@@ -10,7 +10,7 @@ final class KillDuringSaveTests: XCTestCase {
         let root = URL(fileURLWithPath: CLI.fixtures).deletingLastPathComponent().deletingLastPathComponent().path
         let out = NSTemporaryDirectory() + "sf-kill-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: out) }
-        let args = ["Recipes/quickstart.yaml", "output.dir=\(out)", "output.save_steps=1", "output.keep_last=2",
+        let args = ["Recipes/quickstart_tiny.yaml", "output.dir=\(out)", "output.save_steps=1", "output.keep_last=2",
                     "training.max_steps=60", "training.eval_steps=null", "logging.sample_prompts=[]", "logging.progress=none",
                     "data.eval=null", "training.early_stopping=null"]
         func start() throws -> Process {

@@ -83,7 +83,7 @@ final class TrainingEquivalenceTests: XCTestCase {
 final class EstimateMemoryTests: XCTestCase {
     func testEstimateMatchesWhatTheEngineHolds() throws {
         let bin = BoundedProcess.binary
-        let recipe = TrainingEquivalenceTests.root + "/Recipes/quickstart.yaml"
+        let recipe = TrainingEquivalenceTests.root + "/Recipes/quickstart_tiny.yaml"
         let estimate = try BoundedProcess.run([bin, "estimate-memory", recipe, "--nproc", "2", "engine.zero_stage=2"], timeout: 60)
         XCTAssertFalse(estimate.failed, estimate.stderr)
         XCTAssertTrue(estimate.stdout.contains("1,747,392 trainable parameters"), estimate.stdout)

@@ -116,11 +116,11 @@ final class ValidationTests: XCTestCase {
         defer { FileManager.default.changeCurrentDirectoryPath(cwd) }
         // Its paths are relative to the repository, as its launch line assumes.
         FileManager.default.changeCurrentDirectoryPath(Self.root)
-        let (recipe, problems) = Recipe.check(path: "Recipes/quickstart.yaml")
+        let (recipe, problems) = Recipe.check(path: "Recipes/quickstart_tiny.yaml")
         XCTAssertNotNil(recipe)
         XCTAssertEqual(problems, [])
         // A valid recipe plus one broken file reference is refused for exactly that.
-        let (_, broken) = Recipe.check(path: "Recipes/quickstart.yaml", overrides: ["model.init.tokenizer=Recipes"])
+        let (_, broken) = Recipe.check(path: "Recipes/quickstart_tiny.yaml", overrides: ["model.init.tokenizer=Recipes"])
         XCTAssertEqual(broken.map(\.path), ["model.init.tokenizer"], "\(broken)")
         XCTAssertEqual(broken.first?.message, "no tokenizer.json in 'Recipes'")
     }
