@@ -10,9 +10,9 @@ final class MonitoringMPITests: XCTestCase {
     func testRankZeroWritesAndEveryRankTimesAtDebug() throws {
         let dir = NSTemporaryDirectory() + "sf-monitor-mpi-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        // The shipped quickstart recipe, shortened, its relative paths made absolute.
+        // The shipped offline quickstart recipe, shortened, its relative paths made absolute.
         let r = Self.root
-        let recipe = [r + "/Recipes/quickstart.yaml", "model.init.config=\(r)/Recipes/models/quickstart/config.json",
+        let recipe = [r + "/Recipes/quickstart_tiny.yaml", "model.init.config=\(r)/Recipes/models/quickstart/config.json",
                       "model.init.tokenizer=\(r)/Tokenizers/smollm", "data.train.path=\(r)/Recipes/data/quickstart_chat.jsonl",
                       "training.max_steps=4", "training.micro_batch_size=2", "data.max_seq_len=64", "engine.zero_stage=2",
                       "logging={progress: none, tensorboard: true, wall_clock_breakdown: true, steps: 2, level: debug}",
