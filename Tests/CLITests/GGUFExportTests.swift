@@ -117,7 +117,8 @@ final class GGUFExportTests: XCTestCase {
         let tmp = scratch()
         let root = URL(fileURLWithPath: CLI.fixtures).deletingLastPathComponent().deletingLastPathComponent().path
         let train = try CLI.run(["Recipes/quickstart.yaml", "model.path=Tests/Fixtures/models/smollm_chat", "output.dir=\(tmp)/run",
-                                 "training.max_steps=2", "output.save_steps=1", "output.dtype=bf16", "logging.sample_prompts=[]"], cwd: root)
+                                 "training.max_steps=2", "output.save_steps=1", "output.dtype=bf16", "logging.sample_prompts=[]",
+                                 "lora=null", "training.learning_rate=2.0e-4"], cwd: root)  // a full fine-tune: its checkpoint is a model folder
         XCTAssertEqual(train.status, 0, train.stderr)
         let checkpoint = "\(tmp)/run/global_step1"
         let r = try CLI.run(["export", checkpoint, "\(tmp)/checkpoint.gguf", "--format", "gguf"])

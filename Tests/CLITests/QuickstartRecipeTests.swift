@@ -4,8 +4,8 @@ import SwiftFinetune
 
 /// `make run`'s recipe without its download: Recipes/quickstart.yaml with the tiny SmolLM-shaped fixture
 /// (same tokenizer family and ChatML template) in place of the real SmolLM2 folder runs the quickstart's
-/// whole path (train on the shipped identity data, answers before and after, the Hugging Face folder, the
-/// GGUF export Scripts/quickstart.sh makes of it, and generation from that GGUF).
+/// whole path (LoRA on the shipped identity data, answers before and after, the PEFT adapter, the merged
+/// Hugging Face folder and the GGUF export Scripts/quickstart.sh makes of it, and generation from both).
 final class QuickstartRecipeTests: XCTestCase {
     static let root = URL(fileURLWithPath: CLI.fixtures).deletingLastPathComponent().deletingLastPathComponent().path
     static let model = "model.path=Tests/Fixtures/models/smollm_chat"
@@ -28,6 +28,11 @@ final class QuickstartRecipeTests: XCTestCase {
             XCTAssertTrue(log.contains("sample after training: \(prompt) -> "), log)
         }
         XCTAssertTrue(log.contains("70 examples"), log)
+        XCTAssertTrue(log.contains("LoRA: trainable params"), log)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/final/adapter_config.json"), "final/ is a PEFT adapter")
+        let merged = try CLI.run(["export", out + "/final", out + "/merged", "--dtype", "f32"], cwd: Self.root)
+        XCTAssertEqual(merged.status, 0, merged.stderr)
+        XCTAssertEqual(try CLI.run(["generate", "--model", out + "/merged", "--chat", "--prompt", "Hi", "--max-new-tokens", "4"], cwd: Self.root).status, 0)
         let gguf = out + "/quill.q8_0.gguf"
         let export = try CLI.run(["export", out + "/final", gguf, "--format", "gguf", "--dtype", "q8_0"], cwd: Self.root)
         XCTAssertEqual(export.status, 0, export.stderr)
