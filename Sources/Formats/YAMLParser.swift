@@ -19,10 +19,7 @@ public enum YAMLLimits {
 /// `<<` merge keys, duplicate-key detection and scalar typing.
 public enum YAMLParser {
     public static func read(path: String) throws -> YAMLNode {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            let reason = FileManager.default.fileExists(atPath: path) ? "cannot read the file" : "no such file"
-            throw YAMLError(mark: nil, message: "\(path): \(reason)")
-        }
+        let data = try RegularFile.contents(path) { YAMLError(mark: nil, message: "\(path): \($0)") }
         return try parse(data: data, source: path)
     }
 

@@ -69,6 +69,7 @@ public final class Trainer {
             tokenizerDirectory = path
         } else if let i = c.model.initialize, let t = i.tokenizer {
             let config = try ModelRegistry.config(path: i.config)
+            try config.checkFitsInMemory(source: i.config)
             model = TransformerModel(config: config)
             let std = config.raw["initializer_range"]?.doubleValue ?? 0.02
             // Negative seeds are accepted, as for shuffling: the bits are the seed.
@@ -79,11 +80,10 @@ public final class Trainer {
             throw ConfigurationError(c.model.problems().under("model"))  // validate() above refused this already
         }
         tokenizer = try Tokenizer.load(directory: tokenizerDirectory)
+        try ChatPrompt.checkFits(tokenizer, vocabSize: model.config.vocabSize,
+                                 tokenizerSource: (tokenizerDirectory as NSString).appendingPathComponent("tokenizer.json"))
         let template = try tokenizer.chatTemplateSource.map { try ChatTemplate(source: $0) }
         data = try DataPipeline.load(c.data, tokenizer: tokenizer, seed: c.seed, chatTemplate: template)
-        if tokenizer.vocabSize > model.config.vocabSize {
-            throw TrainerError.configuration("the tokenizer (\(tokenizer.vocabSize) tokens) does not fit the model's vocab_size \(model.config.vocabSize)")
-        }
         let t = c.training
         loader = try DataLoader(dataset: data.train, options: DataLoaderOptions(
             microBatchSize: t.microBatchSize, gradientAccumulationSteps: t.gradientAccumulationSteps,

@@ -12,6 +12,7 @@ enum EvalCommand {
         try a.finish(positionals: 0...0)
         let model = try TransformerModel.load(directory: dir)
         let tokenizer = try Tokenizer.load(directory: dir)
+        try ChatPrompt.checkFits(tokenizer, vocabSize: model.config.vocabSize, tokenizerSource: dir + "/tokenizer.json")
         let reader = try LineReader.open(path: data)
         var lossSum = 0.0, tokens = 0, examples = 0
         let window = min(model.config.maxPositions, 4096)
