@@ -173,7 +173,12 @@ extension JSONValue {
         switch json_object_get_type(obj) {
         case json_type_null: return .null
         case json_type_boolean: return .bool(json_object_get_boolean(obj) != 0)
-        case json_type_int: return .int(json_object_get_int64(obj))
+        case json_type_int:
+            // json-c keeps integers above Int64.max as uint64 (and clamps larger ones to UInt64.max); read
+            // as Int64 they would all become 9223372036854775807, a value the file never held.
+            let u = json_object_get_uint64(obj), i = json_object_get_int64(obj)
+            if i == Int64.max, u > UInt64(Int64.max) { return .double(Double(u)) }
+            return .int(i)
         case json_type_double: return .double(json_object_get_double(obj))
         case json_type_string:
             let len = Int(json_object_get_string_len(obj))

@@ -92,4 +92,26 @@ final class HostileInputTests: XCTestCase {
         assertRefused(r, "config.json: invalid JSON: the document ends before it is complete (truncated?) at line 3")
         XCTAssertFalse(r.stderr.contains("continue"), r.stderr)
     }
+
+    func testSwitchesWithAValueMeanWhatTheySay() throws {
+        let args = ["generate", "--model", model, "--prompt", "Hi", "--max-new-tokens", "4"]
+        let chat = try CLI.run(args + ["--chat"], timeout: 120), plain = try CLI.run(args, timeout: 120)
+        XCTAssertNotEqual(chat.stdout, plain.stdout, "the fixture must tell chat from plain")
+        XCTAssertEqual(try CLI.run(args + ["--chat=yes"], timeout: 120).stdout, chat.stdout)
+        XCTAssertEqual(try CLI.run(args + ["--chat=true"], timeout: 120).stdout, chat.stdout)
+        XCTAssertEqual(try CLI.run(args + ["--chat=false"], timeout: 120).stdout, plain.stdout)
+        assertRefused(try CLI.run(args + ["--chat=maybe"], timeout: 120), "--chat is a switch: write --chat, or --chat=true / --chat=false; got 'maybe'")
+    }
+
+    func testIntegersBeyondInt64AreNotShownAsInt64Max() throws {
+        let dir = try modelCopy("hugeint") { dir in
+            let text = try String(contentsOfFile: dir + "/config.json", encoding: .utf8)
+            try text.replacingOccurrences(of: "\"vocab_size\": 900", with: "\"vocab_size\": 99999999999999999999")
+                .write(toFile: dir + "/config.json", atomically: true, encoding: .utf8)
+        }
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = try CLI.run(["inspect", dir], timeout: 60)
+        assertRefused(r, "config.json: vocab_size: expected an integer")
+        XCTAssertFalse(r.stderr.contains("9223372036854775807"), r.stderr)
+    }
 }
