@@ -14,6 +14,7 @@ enum ExportCommand {
         let archive = a.flag("archive")
         try a.finish(positionals: 2...2)
         let (source, out) = (a.positionals[0], a.positionals[1])
+        if !archive { try HuggingFaceExport.checkTarget(out, source: source) }
         let model = try TransformerModel.load(directory: source)
         // A checkpoint: its f32 master weights (in every rank's optimizer shard) replace the folder's
         // weights, which may have been saved in bf16.

@@ -114,4 +114,30 @@ final class HostileInputTests: XCTestCase {
         assertRefused(r, "config.json: vocab_size: expected an integer")
         XCTAssertFalse(r.stderr.contains("9223372036854775807"), r.stderr)
     }
+
+    func testExportNeverDeletesFilesItDidNotWrite() throws {
+        let out = try CLI.scratch("exportout")
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        try Data("mine".utf8).write(to: URL(fileURLWithPath: out + "/notes.txt"))
+        assertRefused(try CLI.run(["export", model, out], timeout: 120), "\(out): already holds files an export does not write (notes.txt)")
+        XCTAssertEqual(try String(contentsOfFile: out + "/notes.txt", encoding: .utf8), "mine")
+        // An empty folder, and then the earlier export in it, may be written over.
+        try FileManager.default.removeItem(atPath: out + "/notes.txt")
+        for _ in 0..<2 {
+            let r = try CLI.run(["export", model, out], timeout: 120)
+            XCTAssertEqual(r.status, 0, r.stderr)
+        }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/model.safetensors"))
+        // Onto its own source (also through a symlink): refused, the source untouched.
+        let before = try FileManager.default.contentsOfDirectory(atPath: out).sorted()
+        assertRefused(try CLI.run(["export", out, out], timeout: 120), "\(out): is the folder being exported")
+        let link = out + "-link"
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: out)
+        defer { try? FileManager.default.removeItem(atPath: link) }
+        assertRefused(try CLI.run(["export", link, out], timeout: 120), "is the folder being exported")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out).sorted(), before)
+        // A file where the folder would go.
+        let file = out + "/config.json"
+        assertRefused(try CLI.run(["export", model, file], timeout: 120), "\(file): exists and is not a folder")
+    }
 }
