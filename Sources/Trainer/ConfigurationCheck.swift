@@ -68,7 +68,8 @@ extension TrainingConfiguration {
         }
         check("data.train.path", PathCheck.file(data.train.path))
         if let e = data.eval, e.split == nil, let path = e.path { check("data.eval.path", PathCheck.file(path)) }
-        check("output.dir", PathCheck.writableFolder(output.dir))
+        check("output.dir", PathCheck.writableFolder(output.dir)
+            ?? OutputFolder.freshRunProblem(output.dir, resume: resume, overwrite: output.overwrite))
         for (key, offload) in [("engine.offload_optimizer.path", engine.offloadOptimizer), ("engine.offload_param.path", engine.offloadParam)]
             where offload.device == .nvme {
             if let path = offload.path { check(key, PathCheck.writableFolder(path)) }

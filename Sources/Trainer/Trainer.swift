@@ -133,10 +133,7 @@ public final class Trainer {
     func resumeDirectory() throws -> String? {
         guard let r = configuration.resume else { return nil }
         guard r == "auto" else { return r }
-        let latest = (configuration.output.dir as NSString).appendingPathComponent("latest")
-        guard let name = try? String(contentsOfFile: latest, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
-              !name.isEmpty else { return nil }
-        return (configuration.output.dir as NSString).appendingPathComponent(name)
+        return try OutputFolder.latestCheckpoint(in: configuration.output.dir)
     }
 
     /// Restores master weights, optimizer state, step counters, data position and early-stopping memory.
@@ -150,6 +147,9 @@ public final class Trainer {
         guard let step = state["global_step"]?.intValue, let epoch = state["data_position"]?["epoch"]?.intValue,
               let index = state["data_position"]?["index"]?.intValue else {
             throw EngineCheckpointError.missing(path: statePath, what: "global_step or data_position")
+        }
+        guard step >= 0, epoch >= 0, index >= 0 else {
+            throw TrainerError.configuration("\(statePath): global_step and data_position must be non-negative, got global_step \(step), epoch \(epoch), index \(index)")
         }
         try engine.restore(from: directory, state: state, statePath: statePath)
         globalStep = step
@@ -238,11 +238,19 @@ public final class Trainer {
         let c = configuration
         let out = c.output.dir
         let isMain = communicator.rank == 0
+        let resumedFrom = try resumeDirectory()
+        if isMain {
+            // Only names of ours are removed (OutputFolder): dead runs' staging folders, and with
+            // output.overwrite the earlier run a fresh start replaces.
+            let stale = OutputFolder.removeStaleStaging(in: out)
+            if !stale.isEmpty { log("removed unfinished staging folders of an earlier run: \(stale.joined(separator: ", "))") }
+            if resumedFrom == nil, c.output.overwrite { try OutputFolder.clearEarlierRun(in: out) }
+        }
+        try communicator.barrier()
         // Rank 0 writes the logs and draws progress; the others keep silent.
         let metrics = try MetricsLog(directory: out, jsonl: isMain && c.logging.jsonl, csv: isMain && c.logging.csv)
         let progress = ProgressDisplay(style: isMain ? ProgressDisplay.style(for: c.logging.progress) : .none, totalSteps: totalSteps)
         if stopper == nil { stopper = c.training.earlyStopping.map { EarlyStopping(patience: $0.patience, minDelta: $0.minDelta) } }
-        let resumedFrom = try resumeDirectory()
         if let dir = resumedFrom {
             try resume(from: dir)
             progress.note("resumed from \(dir) at step \(globalStep)")
@@ -367,11 +375,9 @@ public final class Trainer {
         }
         try AtomicFile.write(Data((name + "\n").utf8), to: (out as NSString).appendingPathComponent("latest"))
         if let keep = configuration.output.keepLast {
-            let fm = FileManager.default
-            let steps = ((try? fm.contentsOfDirectory(atPath: out)) ?? []).compactMap { n -> Int? in
-                n.hasPrefix("global_step") ? Int(n.dropFirst("global_step".count)) : nil
-            }.sorted()
-            for s in steps.dropLast(keep) { try? fm.removeItem(atPath: (out as NSString).appendingPathComponent("global_step\(s)")) }
+            for old in OutputFolder.checkpointsBeyond(keep: keep, current: globalStep, in: out) {
+                try? FileManager.default.removeItem(atPath: (out as NSString).appendingPathComponent(old))
+            }
         }
         return path
     }
