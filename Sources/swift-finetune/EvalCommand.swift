@@ -38,6 +38,8 @@ enum EvalCommand {
         }
         guard tokens > 0 else { throw CLIError.failed("\(data): no tokens to evaluate") }
         let mean = lossSum / Double(tokens)
+        // Finite weights can still overflow (values near Float.greatestFiniteMagnitude); never print -nan and succeed.
+        guard mean.isFinite else { throw CLIError.failed("\(dir): the eval loss is \(mean): the model's activations overflow on \(data)") }
         print(String(format: "eval_loss %.6f  perplexity %.4f  tokens %d  examples %d", mean, exp(mean), tokens, examples))
     }
 

@@ -59,4 +59,22 @@ extension FamilyConfigTests {
         }
         XCTAssertNoThrow(try ModelRegistry.config(json: try config("smollm_chat") { _ in }, source: "m").checkFitsInMemory(source: "m"))
     }
+
+    func testNonFiniteWeightsAreRefusedNamingTheTensor() throws {
+        let config = try ModelRegistry.config(path: fixture("smollm_chat/config.json"))
+        for bad in [Float.nan, .infinity, -.infinity] {
+            let model = TransformerModel(config: config)
+            var source = InMemoryTensors(sourceName: "weights.safetensors")
+            for e in model.layout.entries {
+                var values = [Float](repeating: 0.5, count: e.count)
+                if e.name == "model.layers.1.mlp.down_proj.weight" { values[7] = bad }
+                source.add(e.name, shape: e.shape, values: values)
+            }
+            XCTAssertThrowsError(try WeightLoader.load(into: model.params, layout: model.layout, config: config, from: source)) {
+                XCTAssertTrue($0 is NonFiniteWeightError, "\(type(of: $0))")
+                XCTAssertEqual("\($0)", "weights.safetensors: tensor 'model.layers.1.mlp.down_proj.weight' holds \(bad) at element 7; "
+                               + "weights must be finite numbers (the file is corrupt or from a diverged run)")
+            }
+        }
+    }
 }
