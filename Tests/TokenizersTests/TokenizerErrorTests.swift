@@ -74,6 +74,20 @@ final class TokenizerErrorTests: XCTestCase {
         assertThrows(try gpt2JSON(replacing: "model", with: .object(model)), contains: ["model.vocab.zzz", "an id below 16777216", "1000000000000"])
     }
 
+    func testPatternsThatBacktrackCatastrophicallyAreRefusedNamingThePattern() throws {
+        func split(_ regex: String) -> JSONValue {
+            .object(JSONObject([("type", .string("Split")), ("behavior", .string("Isolated")), ("invert", .bool(false)),
+                                ("pattern", .object(JSONObject([("Regex", .string(regex))])))]))
+        }
+        for bad in ["(a+)+$", "(?:\\s*x?)*y", "(\\w{2,})+", "((ab)*c)+", "([a-z]+[0-9]*){1,10}"] {
+            assertThrows(try gpt2JSON(replacing: "pre_tokenizer", with: split(bad)), contains: [bad.debugDescription, "nested quantifiers"])
+        }
+        // Repetition inside a group that is not repeated, or of a class holding '+', is fine.
+        for good in ["(?i:'s|'t)|\\p{L}+|\\s+(?!\\S)", "[+*]+", "(ab){2}", "(a|b)+", "\\(a+\\)+"] {
+            XCTAssertNoThrow(try Tokenizer(json: try gpt2JSON(replacing: "pre_tokenizer", with: split(good)), config: nil, source: "t"), good)
+        }
+    }
+
     func testMalformedFilesNameTheFile() throws {
         let dir = try tempDir()
         let path = dir.appendingPathComponent("tokenizer.json").path
