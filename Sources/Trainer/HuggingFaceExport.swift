@@ -17,7 +17,7 @@ public enum HuggingFaceExport {
                              alsoWrite extra: ((_ stagingDirectory: String) throws -> Void)? = nil) throws {
         let fm = FileManager.default
         let parent = (directory as NSString).deletingLastPathComponent
-        try fm.createDirectory(atPath: parent.isEmpty ? "." : parent, withIntermediateDirectories: true)
+        try AtomicFile.createFolder(parent.isEmpty ? "." : parent)
         let staging = directory + ".tmp-\(getpid())"
         try? fm.removeItem(atPath: staging)
         try model.save(directory: staging, dtype: dtype, maxShardSize: maxShardSize)

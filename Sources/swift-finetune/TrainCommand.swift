@@ -10,9 +10,9 @@ enum TrainCommand {
         // Checked here as well as by the Trainer so that problems are reported at their recipe lines.
         let recipe = try Recipe.loadForTraining(path: recipePath, overrides: args, worldSize: communicator.worldSize)
         let c = recipe.configuration
-        if communicator.rank == 0 { try FileManager.default.createDirectory(atPath: c.output.dir, withIntermediateDirectories: true) }
         let trainer = try Trainer(configuration: c, communicator: communicator)
         if communicator.rank == 0 {
+            try AtomicFile.createFolder(c.output.dir)
             // The recipe as it ran (overrides and references resolved), for the record; written once the
             // Trainer accepted it, so a refused run leaves an earlier run's copy alone.
             try YAMLEmitter.write(recipe.node, to: (c.output.dir as NSString).appendingPathComponent("recipe.yaml"),

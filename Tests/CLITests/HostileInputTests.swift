@@ -139,5 +139,9 @@ final class HostileInputTests: XCTestCase {
         // A file where the folder would go.
         let file = out + "/config.json"
         assertRefused(try CLI.run(["export", model, file], timeout: 120), "\(file): exists and is not a folder")
+        // Below a file: a plain sentence, not a Foundation error dump.
+        let below = try CLI.run(["export", model, file + "/x/y"], timeout: 120)
+        assertRefused(below, "cannot create the folder '\(file)/x': '\(file)' is a file")
+        XCTAssertFalse(below.stderr.contains("NSCocoaErrorDomain"), below.stderr)
     }
 }
