@@ -12,11 +12,15 @@ import Tokenizers
 public enum TrainerError: Error, CustomStringConvertible {
     case configuration(String)
     case noLabels(step: Int)
+    /// A SIGINT or SIGTERM stopped the run after `step` (GracefulStop); `checkpoint` holds it.
+    case interrupted(signal: Int32, step: Int, totalSteps: Int, checkpoint: String)
 
     public var description: String {
         switch self {
         case .configuration(let m): return m
         case .noLabels(let step): return "step \(step): no token of the step has a label (every target is -100); check the data format and max_seq_len"
+        case .interrupted(let signal, let step, let total, let checkpoint):
+            return "stopped by \(GracefulStop.name(signal)) after step \(step) of \(total); saved \(checkpoint); continue with resume=auto"
         }
     }
 }
@@ -293,10 +297,19 @@ public final class Trainer {
                     stoppedEarly = true
                 }
             }
+            var saved: String?
             if let every = c.output.saveSteps, globalStep % every == 0, globalStep < totalSteps {
                 let path = try saveCheckpoint()
+                saved = path
                 progress.note("saved \(path)")
                 callbacks.forEach { $0.trainer(didSave: path, step: globalStep) }
+            }
+            // A stop signal on any rank stops every rank after this step, with a checkpoint to resume from.
+            let signal = Int32(try communicator.allReduce(Double(GracefulStop.requested), op: .max))
+            if signal != 0, globalStep < totalSteps {
+                let path = try saved ?? saveCheckpoint()
+                progress.finish()
+                throw TrainerError.interrupted(signal: signal, step: globalStep, totalSteps: totalSteps, checkpoint: path)
             }
             if stop { break }
         }

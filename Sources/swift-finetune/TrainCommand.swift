@@ -19,7 +19,18 @@ enum TrainCommand {
                                   header: "Resolved from \(recipePath)")
         }
         let started = Date()
-        let summary = try trainer.train()
+        GracefulStop.install()
+        let summary: TrainingSummary
+        do {
+            summary = try trainer.train()
+        } catch TrainerError.interrupted(let signal, let step, let total, let checkpoint) {
+            // Every rank agreed on the step and the checkpoint is complete: exit as the signal asked (128 + n).
+            if communicator.rank == 0 {
+                FileHandle.standardError.write(Data(("\(GracefulStop.name(signal)): stopped after step \(step) of \(total) and saved \(checkpoint)\n"
+                    + "continue with: swift-finetune \(recipePath) \((args + ["resume=auto"]).joined(separator: " "))\n").utf8))
+            }
+            exit(128 + signal)
+        }
         guard communicator.rank == 0 else { return }
         var line = "trained \(summary.steps) steps in \(String(format: "%.1f", Date().timeIntervalSince(started))) s"
         if let l = summary.finalLoss { line += String(format: ", final loss %.4f", l) }
