@@ -159,7 +159,7 @@ enum Operators {
         default: length = 0
         }
         let total = length.multipliedReportingOverflow(by: times)
-        try TemplateLimit.check(total.overflow ? Int.max : total.partialValue, "a repeated \(seq.typeName) of length")
+        try TemplateLimit.check(total.overflow ? Int.max : total.partialValue, "repeating a \(seq.typeName) to a length")
         switch seq {
         case .string(let s): return .string(String(repeating: s, count: times))
         case .list(let l): return .list(Array([[Value]](repeating: l, count: times).joined()))
