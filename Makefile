@@ -38,7 +38,7 @@ bench: release
 	else echo "peers skipped: PyTorch/tokenizers not installed (pip install -r Scripts/reference/requirements.txt)"; fi
 	@# One process per section, so each peak RSS is that section's own.
 	@rm -f .build/bench/train_variants.jsonl
-	@for section in $(or $(BENCH_ARGS),tokenizer forward train train-ckpt train-bf16 train-bf16-ckpt train-bf16-offload train-512 train-bf16-512 train-1024 train-bf16-1024 checkpoint train-summary); do [ $$section = zero ] && continue; $(RELEASE_BIN)/Benchmarks $$section || exit 1; done
+	@for section in $(or $(BENCH_ARGS),tokenizer forward train train-ckpt train-bf16 train-bf16-ckpt train-bf16-offload train-512 train-bf16-512 train-1024 train-bf16-1024 checkpoint train-summary lora lora-1.7b); do [ $$section = zero ] && continue; $(RELEASE_BIN)/Benchmarks $$section || exit 1; done
 	@# ZeRO: the one-process baseline, then 2 ranks for data parallel and each stage (one mpirun each).
 	@if [ -z "$(BENCH_ARGS)" ] || echo "$(BENCH_ARGS)" | grep -qw zero; then \
 	  $(RELEASE_BIN)/Benchmarks zero || exit 1; \
@@ -49,7 +49,7 @@ bench-peers:
 	$(PYTHON) Benchmarks/peers/run_all.py
 
 # Regenerates Tests/Fixtures from Scripts/reference (pinned versions, CPU only).
-fixtures:
+fixtures: build
 	$(PYTHON) -m pip install -q -r Scripts/reference/requirements.txt
 	cd Scripts/reference && for g in gen_*.py; do echo "== $$g"; $(PYTHON) $$g || exit 1; done
 

@@ -12,6 +12,18 @@ enum BenchModel {
         return try ModelRegistry.config(json: json, source: "135M benchmark config")
     }
 
+    /// `rows` sequences of `length` random tokens, each its own span; every token but each row's last
+    /// predicts the next one.
+    static func randomBatch(_ c: TransformerConfig, rows B: Int, length T: Int)
+        -> (tokens: [Int32], positions: [Int32], spans: [AttentionSpan], targets: [Int32], labels: Int) {
+        var rng = CounterRNG(seed: 1, purpose: .other)
+        let tokens = (0..<B * T).map { _ in Int32(rng.next(below: c.vocabSize)) }
+        let positions = (0..<B * T).map { Int32($0 % T) }
+        let spans = (0..<B).map { AttentionSpan(qStart: $0 * T, qLen: T) }
+        let targets = (0..<B * T).map { $0 % T == T - 1 ? Int32(-100) : tokens[$0 + 1] }
+        return (tokens, positions, spans, targets, targets.filter { $0 != -100 }.count)
+    }
+
     /// Forward FLOPs of `rows` sequences of `T` tokens: 2 per multiply-add of every matmul (the LM head
     /// included) plus causal attention's QKᵀ and PV, counting only the unmasked half.
     static func forwardFLOPs(_ c: TransformerConfig, rows: Int, T: Int) -> Double {

@@ -47,13 +47,7 @@ enum TrainStepBenchmark {
         let engine = try TrainingEngine(model: model, options: options,
                                         optimizer: .adamw(beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.0),
                                         maxTokens: B * T)
-        var rng = CounterRNG(seed: 1, purpose: .other)
-        let tokens = (0..<B * T).map { _ in Int32(rng.next(below: c.vocabSize)) }
-        let positions = (0..<B * T).map { Int32($0 % T) }
-        let spans = (0..<B).map { AttentionSpan(qStart: $0 * T, qLen: T) }
-        // Every token but each row's last predicts the next one.
-        let targets = (0..<B * T).map { $0 % T == T - 1 ? Int32(-100) : tokens[$0 + 1] }
-        let labels = targets.filter { $0 != -100 }.count
+        let (tokens, positions, spans, targets, labels) = BenchModel.randomBatch(c, rows: B, length: T)
         var phases: [String: Double] = [:]
         let times = try Measure.times(runs: 3) {
             let t0 = Measure.now()

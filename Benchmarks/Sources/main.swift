@@ -32,6 +32,13 @@ do {
         try TrainStepBenchmark.run(peak: peak(), variant: TrainStepBenchmark.variants[name]!)
     }
     if wanted("checkpoint") { try CheckpointBenchmark.run() }
+    if wanted("lora") { try LoRABenchmark.run(.m135) }
+    if args.contains("lora-1.7b") { try LoRABenchmark.run(.b17, rounds: 1, peer: true) }
+    if args.contains("lora-setup") {
+        try LoRABenchmark.saveRandom17B()
+        print("{}")
+    }
+    if args.contains("lora-once") { try LoRABenchmark.once(LoRABenchmark.Shape(rawValue: CommandLine.arguments.last!) ?? .m135) }
     if wanted("train-summary") { try TrainStepBenchmark.summary() }
     if args.contains("zero") {
         let stage = CommandLine.arguments.last.flatMap(Int.init)

@@ -14,6 +14,21 @@ def setup_threads():
     return threads
 
 
+def time_steps(step, runs=3, warmup=1):
+    """`warmup` calls of `step`, then the median seconds of `runs` calls, and this process's peak RSS."""
+    import resource
+    import statistics
+    import time
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def config_135m():
     return LlamaConfig(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
                        num_attention_heads=9, num_key_value_heads=3, max_position_embeddings=2048,

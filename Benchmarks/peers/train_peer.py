@@ -3,14 +3,11 @@ next token, clip_grad_norm_(1.0), AdamW; same thread count as the Swift benchmar
 warm-up. Peak RSS from getrusage. Writes $SWIFT_FINETUNE_BENCH_DIR/train_peer.json."""
 import json
 import os
-import resource
-import statistics
-import time
 
 import torch
 from transformers import LlamaForCausalLM
 
-from bench_model import OUT, config_135m, setup_threads
+from bench_model import OUT, config_135m, setup_threads, time_steps
 
 
 def main():
@@ -28,14 +25,7 @@ def main():
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
 
-    step()
-    times = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    t = statistics.median(times)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    t, rss = time_steps(step)
     result = {"torch": torch.__version__, "threads": threads, "seconds": t, "tokens_per_second": ids.numel() / t,
               "peak_rss_bytes": rss}
     os.makedirs(OUT, exist_ok=True)

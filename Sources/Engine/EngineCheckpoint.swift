@@ -42,11 +42,11 @@ extension TrainingEngine {
         var out: [(ParameterLayout.Entry, Range<Int>, Int)] = []
         if stage == 0 {
             guard communicator.rank == 0 else { return [] }
-            return model.layout.entries.map { ($0, 0..<$0.count, $0.range.lowerBound) }
+            return trainableLayout.entries.map { ($0, 0..<$0.count, $0.range.lowerBound) }
         }
         for g in shards.groups {
             let owned = shards.ownedRange(group: g.group)
-            for e in model.layout.entries where e.range.overlaps(owned) {
+            for e in trainableLayout.entries where e.range.overlaps(owned) {
                 let lo = Swift.max(e.range.lowerBound, owned.lowerBound), hi = Swift.min(e.range.upperBound, owned.upperBound)
                 out.append((e, (lo - e.range.lowerBound)..<(hi - e.range.lowerBound), g.localOffset + lo - owned.lowerBound))
             }
@@ -124,10 +124,10 @@ extension TrainingEngine {
     /// Restores master weights and optimizer state, whatever stage and world size wrote them: every rank
     /// reads all state files and keeps its own slices.
     public func loadState(from directory: String) throws {
-        let n = model.layout.totalCount
-        var kinds = ["master": model.params]
+        let n = trainableLayout.totalCount
+        var kinds = ["master": trainableParams]
         for (name, _) in moments { kinds[name] = FlatBuffer(dtype: .f32, count: n) }
-        let steps = try Self.readState(directory: directory, layout: model.layout, into: kinds)
+        let steps = try Self.readState(directory: directory, layout: trainableLayout, into: kinds)
         try adoptFullParameters()
         for (name, buffer) in moments { keepOwnedState(from: kinds[name]!.raw.assumingMemoryBound(to: Float.self), into: buffer) }
         // The moments were read into their in-memory views: offload sends them home.

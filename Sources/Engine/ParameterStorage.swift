@@ -2,13 +2,13 @@ import Distributed
 import Tensors
 
 /// How this rank holds its parameters: where the f32 `master` weights live and how `compute` weights
-/// reach `model.params`, chosen once in `TrainingEngine.init` from (stage, precision, offload). The
+/// reach `trainableParams`, chosen once in `TrainingEngine.init` from (stage, precision, offload). The
 /// engine's hooks, step, checkpoints and memory figures switch on these two values.
 ///
 /// | stage | precision | offload             | master                         | compute                            |
 /// |-------|-----------|---------------------|--------------------------------|------------------------------------|
-/// | 0     | f32       | none / optimizer    | `model.params`                 | resident                           |
-/// | 1–2   | f32       | none / optimizer    | `model.params`                 | resident, f32 all-gather after step |
+/// | 0     | f32       | none / optimizer    | `trainableParams`                 | resident                           |
+/// | 1–2   | f32       | none / optimizer    | `trainableParams`                 | resident, f32 all-gather after step |
 /// | 3     | f32       | none / optimizer    | shards (memory)                | gathered per group, prefetched     |
 /// | 3     | f32       | + param             | shards (disk)                  | gathered per group, read from disk |
 /// | 0     | 16-bit    | none                | f32 copy, full (memory)        | rounded per use                    |
@@ -66,7 +66,7 @@ struct ParameterStorage {
 
 /// The f32 weights the optimizer updates.
 enum MasterWeights {
-    /// f32 compute, stages 0–2: `model.params` itself, full size on every rank; stages 1–2 step only
+    /// f32 compute, stages 0–2: `trainableParams` itself, full size on every rank; stages 1–2 step only
     /// their shards of it (full-buffer coordinates).
     case modelParams(FlatBuffer)
     /// Mixed precision, stages 0–2: a separate f32 copy laid out like the optimizer moments: full size
@@ -100,17 +100,17 @@ enum MasterWeights {
     }
 }
 
-/// How `model.params` gets the weights a group's forward and backward read.
+/// How `trainableParams` gets the weights a group's forward and backward read.
 enum ComputeWeights {
-    /// f32, stages 0–2: `model.params` holds every weight at all times. At stages 1–2 each rank steps
+    /// f32, stages 0–2: `trainableParams` holds every weight at all times. At stages 1–2 each rank steps
     /// its shards of it and all-gathers them after the step.
     case resident(allGatherAfterStep: Bool)
-    /// f32, stage 3: the group's shards all-gathered into `model.params` before each use and released
+    /// f32, stage 3: the group's shards all-gathered into `trainableParams` before each use and released
     /// after. With `prefetch` scratch (two blocks or more, shards in memory) the next block group's
     /// gather starts while the current one computes.
     case gathered(ParameterShards, prefetch: FlatBuffer?)
     /// Mixed precision, stage 0 with the master in memory: the master rounded to 16 bits into
-    /// `model.params` per use, as autocast casts a weight per op, so no copy is kept.
+    /// `trainableParams` per use, as autocast casts a weight per op, so no copy is kept.
     case rounded(master: FlatBuffer, HalfFormat)
     /// Mixed precision, stages 1–2, and stage 0 with the master on disk (rounding it per use would read
     /// the disk per group): a full 16-bit copy, widened per use and rewritten from each stepped master
@@ -157,9 +157,9 @@ struct ParameterShards {
 }
 
 extension TrainingEngine {
-    var params: UnsafeMutablePointer<Float> { model.params.raw.assumingMemoryBound(to: Float.self) }
+    var params: UnsafeMutablePointer<Float> { trainableParams.raw.assumingMemoryBound(to: Float.self) }
 
-    /// `model.params` holds full f32 weights on every rank (after the start broadcast or a checkpoint
+    /// `trainableParams` holds full f32 weights on every rank (after the start broadcast or a checkpoint
     /// load): keep what this rank's storage holds; unless compute weights are resident, release the full
     /// buffer, and send offloaded arrays home.
     func adoptFullParameters() throws {
@@ -198,7 +198,7 @@ extension TrainingEngine {
         }
     }
 
-    /// Every group's f32 master weights into `model.params` (for export, evaluation, checkpoints or
+    /// Every group's f32 master weights into `trainableParams` (for export, evaluation, checkpoints or
     /// inspection). Collective unless the master is full on every rank. Where compute weights are not
     /// resident they stay until the next micro-step releases them group by group.
     public func gatherFullParameters() throws {
@@ -219,10 +219,10 @@ extension TrainingEngine {
     }
 
     func releaseFullParameters() {
-        for g in shards.groups { model.params.release(g.range) }
+        for g in shards.groups { trainableParams.release(g.range) }
     }
 
-    /// Every group's compute weights into `model.params` for an evaluation; returns whether they must
+    /// Every group's compute weights into `trainableParams` for an evaluation; returns whether they must
     /// be released after it. Collective at stage 3.
     func materializeForEvaluation() throws -> Bool {
         switch parameters.compute {

@@ -61,6 +61,14 @@ public struct OptimizerStepResult: Sendable, Equatable {
 /// ranks, so summed gradients are the full-batch gradient.
 public final class TrainingEngine {
     public let model: TransformerModel
+    /// What the engine trains, fixed at init: the model's own layout and buffer, or, when an adapter is
+    /// attached, the adapter's (`TransformerModel.trainableLayout`). Every shard, gradient, moment and
+    /// checkpoint is laid out like this.
+    public let trainableLayout: ParameterLayout
+    public let trainableParams: FlatBuffer
+    /// The frozen base under an adapter: f32 in `model.params`, or a 16-bit copy widened per group
+    /// (FrozenBaseStorage.swift). `.none` for full fine-tuning.
+    let frozenBase: FrozenBaseStorage
     public let options: EngineOptions
     public let optimizer: OptimizerSettings
     public let groups: ParameterGroups
@@ -100,22 +108,27 @@ public final class TrainingEngine {
     let offload: OffloadTier
     /// fp16's loss scaler (nil for f32 and bf16, which need none). Checkpointed with the engine state.
     public internal(set) var lossScaler: LossScaler?
+    /// Told when each schedule piece computes (the Trainer's wall-clock breakdown and FLOPs profiler).
+    public weak var scheduleTimer: ScheduleTimer?
 
     public init(model: TransformerModel, options: EngineOptions, optimizer: OptimizerSettings,
-                frozen: Set<String> = [], maxTokens: Int, communicator: Communicator = ThreadCommunicator.group(worldSize: 1)[0]) throws {
+                frozen: Set<String> = [], frozenBaseDType: DType = .f32, frozenBaseFill: ((Range<Int>) throws -> Void)? = nil,
+                maxTokens: Int, communicator: Communicator = ThreadCommunicator.group(worldSize: 1)[0]) throws {
         try options.validate()
         let offloadParam = options.offloadParam.device == .nvme
         self.model = model
+        trainableLayout = model.trainableLayout
+        trainableParams = model.trainableParams
         self.options = options
         self.optimizer = optimizer
         self.communicator = communicator
         let policy = DecayPolicy(for: model.config)
-        groups = ParameterGroups(layout: model.layout, weightDecay: optimizer.weightDecay, policy: policy, frozen: frozen)
-        shards = ShardLayout(layout: model.layout, worldSize: communicator.worldSize, rank: communicator.rank)
+        groups = ParameterGroups(layout: trainableLayout, weightDecay: optimizer.weightDecay, policy: policy, frozen: frozen)
+        shards = ShardLayout(layout: trainableLayout, worldSize: communicator.worldSize, rank: communicator.rank)
         collectives = ShardCollectives(shards: shards, communicator: communicator)
         let stage = options.zeroStage
-        stepRanges = Self.stepRanges(groups: groups, shards: shards, partitioned: stage > 0, total: model.layout.totalCount)
-        let n = model.layout.totalCount
+        stepRanges = Self.stepRanges(groups: groups, shards: shards, partitioned: stage > 0, total: trainableLayout.totalCount)
+        let n = trainableLayout.totalCount
         let stateCount = stage == 0 ? n : shards.localCount
         let format = HalfFormat(options.precision)
         computeFormat = format
@@ -143,7 +156,7 @@ public final class TrainingEngine {
         }
         let blocks = model.config.numLayers
         let largestBlockShard = blocks >= 2 ? shards.groups[1...blocks].map(\.shardSize).max()! : 0
-        parameters = ParameterStorage(model: model.params, stage: stage, format: format, shards: shards,
+        parameters = ParameterStorage(model: trainableParams, stage: stage, format: format, shards: shards,
                                       weightsHome: weightsHome, prefetchCount: shards.worldSize * largestBlockShard)
         gradients = GradientStorage(stage: stage, format: format, grads: grads, localCount: shards.localCount,
                                     scratchCount: Swift.max(GradientStorage.halfChunk, store?.chunkElements ?? 0))
@@ -154,6 +167,8 @@ public final class TrainingEngine {
         } else {
             offload = .inMemory
         }
+        frozenBase = try FrozenBaseStorage(model: model, dtype: frozenBaseDType, fill: frozenBaseFill)
+        model.inferenceResidency = frozenBase.residency(model: model)
         lossScaler = options.precision == .fp16 ? LossScaler(options: options.lossScaler) : nil
         state = TrainingState(config: model.config, maxTokens: maxTokens, checkpointActivations: options.activationCheckpointing,
                               activationDType: options.precision.computeDType)
@@ -169,6 +184,10 @@ public final class TrainingEngine {
         return parameters.byteCount + gradients.byteCount + momentBytes - offloaded
     }
 
+    /// Bytes of the frozen base weights under an adapter (0 for full fine-tuning): a 16-bit copy, or f32.
+    public var frozenBaseBytes: Int { frozenBase.byteCount(model: model) }
+
+
     /// Bytes of f32 master weights (mixed precision) and optimizer moments this rank holds: what
     /// optimizer offload moves out of memory.
     public var optimizerStateBytes: Int {
@@ -178,7 +197,26 @@ public final class TrainingEngine {
 
     private var momentBytes: Int { moments.reduce(0) { $0 + $1.buffer.byteCount } }
 
-    public func zeroGradients() { gradients.zero() }
+    public func zeroGradients() {
+        gradients.zero()
+        microStepsSinceStep = 0
+    }
+
+    /// Adapter dropout's seed (the run's); each micro-step's masks are keyed by it, the optimizer steps
+    /// taken, the micro-step within the step and the rank, so a resumed run draws the same masks.
+    public var dropoutSeed: UInt64 = 0
+    var microStepsSinceStep = 0
+
+    func nextDropoutKey() -> UInt64? {
+        defer { microStepsSinceStep += 1 }
+        guard let a = model.adapter, a.dropout > 0 else { return nil }
+        var h = dropoutSeed ^ 0x9E37_79B9_7F4A_7C15
+        for part in [UInt64(stepsTaken), UInt64(microStepsSinceStep), UInt64(communicator.rank)] {
+            h = (h ^ part) &* 0xBF58_476D_1CE4_E5B9
+            h ^= h >> 31
+        }
+        return h
+    }
 
     /// The fp16 loss scale the next micro-steps multiply the loss by (1 without a loss scaler).
     public var lossScale: Double { lossScaler?.scale ?? 1 }
@@ -196,12 +234,15 @@ public final class TrainingEngine {
                                   activationDType: options.precision.computeDType)
         }
         if usesHooks { state.hooks = self }
+        state.timer = scheduleTimer
         // A rank without tokens in a ZeRO-2/3 micro-step runs the block schedule's hooks alone, so it joins
         // every collective the others run, in their order, contributing zero gradients.
+        let dropoutKey = nextDropoutKey()
         if tokens.isEmpty { return try model.runSchedule(nil, grads: grads, state: state) }
         // fp16: gradients of (scale · loss), so small gradients survive the 16-bit rounding.
         return try model.lossAndGradients(tokens: tokens, positions: positions, spans: spans, targets: targets,
-                                          normalizer: normalizer / Float(lossScale), grads: grads, state: state)
+                                          normalizer: normalizer / Float(lossScale), grads: grads, state: state,
+                                          dropoutKey: dropoutKey)
     }
 
     /// Clips (when `maxGradNorm` > 0) and applies one optimizer step at learning rate `lr`. Collective:

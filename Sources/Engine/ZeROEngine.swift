@@ -20,7 +20,7 @@ struct StepRange {
 /// Memory, per stage, besides the model-state figures `modelStateBytes` reports:
 /// - stage 2 keeps `grads` as an mmap-backed buffer; a group's pages hold gradients only from its
 ///   backward until its reduce-scatter (a tied embedding's from the head phase to the end of backward).
-/// - stage 3 keeps `model.params` as an mmap-backed buffer whose pages are resident only while a group
+/// - stage 3 keeps `trainableParams` as an mmap-backed buffer whose pages are resident only while a group
 ///   is gathered (between `willUse` and `didUse`), plus partial pages at group edges, and one padded
 ///   block group of prefetch scratch (`ComputeWeights.gathered`, resident from the first prefetch on).
 extension TrainingEngine: TrainingHooks {
@@ -51,14 +51,15 @@ extension TrainingEngine: TrainingHooks {
     /// its shards and releases the full buffer.
     func startPartitioning() throws {
         if communicator.worldSize > 1 {
-            try communicator.broadcast(model.params.raw, bytes: model.params.byteCount, root: 0)
+            try communicator.broadcast(trainableParams.raw, bytes: trainableParams.byteCount, root: 0)
         }
         try adoptFullParameters()
     }
 
-    /// Whether backward must call the hooks: compute weights that are not always in `model.params`, or
+    /// Whether backward must call the hooks: compute weights that are not always in `trainableParams`, or
     /// gradients that leave `grads` group by group.
     var usesHooks: Bool {
+        if frozenBase.needsHooks { return true }
         switch (parameters.compute, gradients) {
         case (.resident, .full): return false
         default: return true
@@ -67,9 +68,10 @@ extension TrainingEngine: TrainingHooks {
 
     // MARK: Hooks
 
-    /// The group's compute weights into `model.params`: gathered (f32 or 16-bit, stage 3), widened from
+    /// The group's compute weights into `trainableParams`: gathered (f32 or 16-bit, stage 3), widened from
     /// the 16-bit copy, or rounded from the master. Collective at stage 3.
     public func willUse(group: Int, backward: Bool) throws {
+        frozenBase.willUse(group: group, model: model)
         let range = shards.groups[group].range
         switch parameters.compute {
         case .resident:
@@ -94,7 +96,7 @@ extension TrainingEngine: TrainingHooks {
     /// Stage 3 in f32: the group's weights from the prefetch when one is in flight for it, else by a
     /// blocking gather; then, with `prefetch`, the next block group's gather starts. Only block groups
     /// 1...L are prefetched (the embedding and head groups are used once per direction), one at a time,
-    /// into the scratch, never into `model.params`: so a prefetch of l-1 cannot touch group l while
+    /// into the scratch, never into `trainableParams`: so a prefetch of l-1 cannot touch group l while
     /// backward (or its activation-checkpointing recompute) reads it.
     private func gather(group: Int, backward: Bool, from s: ParameterShards, prefetchScratch: FlatBuffer?) throws {
         try s.pageIn(shards.groups[group])
@@ -116,6 +118,7 @@ extension TrainingEngine: TrainingHooks {
     }
 
     public func didUse(group: Int, backward: Bool) throws {
+        frozenBase.didUse(group: group, model: model)
         let g = shards.groups[group]
         switch parameters.compute {
         case .resident:
@@ -129,7 +132,7 @@ extension TrainingEngine: TrainingHooks {
         case .rounded, .halfCopy:
             break
         }
-        model.params.release(g.range)
+        trainableParams.release(g.range)
     }
 
     /// Completes and discards a prefetch nobody consumed, so the shards it reads may change and the

@@ -7,3 +7,23 @@ extension KeyedDecodingContainer {
         if let decoded = try decodeIfPresent(T.self, forKey: key) { value = decoded }
     }
 }
+
+/// A key that takes one string or a list of them (PEFT's `target_modules: all-linear` or `[q_proj,
+/// v_proj]`). A recipe's node is inspected for its kind, so the wrong kind is reported once, as a list.
+public struct StringOrList: Decodable, Sendable, Equatable {
+    public var values: [String]
+
+    public init(_ values: [String]) { self.values = values }
+
+    public init(from decoder: Decoder) throws {
+        if let node = (decoder as? NodeDecoder)?.node, node.items == nil {
+            values = [try decoder.singleValueContainer().decode(String.self)]
+        } else if decoder is NodeDecoder {
+            values = try [String](from: decoder)
+        } else if let one = try? decoder.singleValueContainer().decode(String.self) {
+            values = [one]
+        } else {
+            values = try [String](from: decoder)
+        }
+    }
+}

@@ -286,8 +286,8 @@ func sortedByPosition(_ problems: [YAMLProblem]) -> [YAMLProblem] {
 }
 
 /// "did you mean 'learning_rate'?" for a misspelt key or enum value.
-enum Suggestion {
-    static func closest(to word: String, in candidates: [String]) -> String? {
+public enum Suggestion {
+    public static func closest(to word: String, in candidates: [String]) -> String? {
         let limit = max(2, word.count / 3)
         var best: (String, Int)?
         for c in candidates {
@@ -317,7 +317,7 @@ enum Suggestion {
         return prev[y.count]
     }
 
-    static func phrase(for word: String, in candidates: [String]) -> String {
+    public static func phrase(for word: String, in candidates: [String]) -> String {
         closest(to: word, in: candidates).map { " (did you mean '\($0)'?)" } ?? ""
     }
 }

@@ -20,8 +20,12 @@ extension LoRAAdapter {
         guard let alpha = json["lora_alpha"]?.doubleValue else { throw fail("lora_alpha", "expected a number") }
         if let bias = json["bias"]?.stringValue, bias != "none" { throw fail("bias", "'\(bias)' is not supported (only \"none\")") }
         if json["use_dora"]?.boolValue == true { throw fail("use_dora", "DoRA is not supported") }
-        if let saved = json["modules_to_save"], saved != .null, saved.arrayValue?.isEmpty != true {
-            throw fail("modules_to_save", "fully trained modules beside the adapter are not supported yet")
+        var modulesToSave: [String] = []
+        if let saved = json["modules_to_save"], saved != .null {
+            guard let names = saved.arrayValue?.map(\.stringValue), !names.contains(nil) else {
+                throw fail("modules_to_save", "expected null or a list of module names")
+            }
+            modulesToSave = names.compactMap { $0 }
         }
         let targets: LoRASettings.Targets
         if let names = json["target_modules"]?.arrayValue {
@@ -32,7 +36,8 @@ extension LoRAAdapter {
             throw fail("target_modules", "expected a list of module names or \"all-linear\"")
         }
         let settings = LoRASettings(r: r, alpha: alpha, dropout: json["lora_dropout"]?.doubleValue ?? 0,
-                                    rslora: json["use_rslora"]?.boolValue ?? false, targets: targets)
+                                    rslora: json["use_rslora"]?.boolValue ?? false, targets: targets,
+                                    modulesToSave: modulesToSave)
         let adapter = try LoRAAdapter(model: model, settings: settings)
         let weightsPath = (directory as NSString).appendingPathComponent(weightsFile)
         let file = try SafeTensorsFile(path: weightsPath)
@@ -49,6 +54,7 @@ extension LoRAAdapter {
         }
         report.missing = adapter.layout.entries.map(\.name).filter { !found.contains($0) }
         guard report.isEmpty else { throw report }
+        adapter.savedCopiesFollowBase = false
         return adapter
     }
 
@@ -65,7 +71,8 @@ extension LoRAAdapter {
             ("alpha_pattern", .object(JSONObject())), ("auto_mapping", .null), ("base_model_name_or_path", .string(baseModel)),
             ("bias", .string("none")), ("fan_in_fan_out", .bool(false)), ("inference_mode", .bool(true)),
             ("init_lora_weights", .bool(true)), ("lora_alpha", .double(settings.alpha)), ("lora_dropout", .double(settings.dropout)),
-            ("modules_to_save", .null), ("peft_type", .string("LORA")), ("r", .int(Int64(settings.r))),
+            ("modules_to_save", settings.modulesToSave.isEmpty ? .null : .array(settings.modulesToSave.map { .string($0) })),
+            ("peft_type", .string("LORA")), ("r", .int(Int64(settings.r))),
             ("rank_pattern", .object(JSONObject())), ("target_modules", .array(modules.map { .string($0) })),
             ("task_type", .string("CAUSAL_LM")), ("use_dora", .bool(false)), ("use_rslora", .bool(settings.rslora)),
         ])

@@ -17,13 +17,17 @@ public struct LoRASettings: Sendable, Equatable {
     public var dropout: Double
     public var rslora: Bool
     public var targets: Targets
+    /// PEFT's `modules_to_save`: base modules (matched like targets) trained fully, as a copy the
+    /// adapter holds and saves under the module's own name.
+    public var modulesToSave: [String]
 
-    public init(r: Int, alpha: Double, dropout: Double = 0, rslora: Bool = false, targets: Targets) {
+    public init(r: Int, alpha: Double, dropout: Double = 0, rslora: Bool = false, targets: Targets, modulesToSave: [String] = []) {
         self.r = r
         self.alpha = alpha
         self.dropout = dropout
         self.rslora = rslora
         self.targets = targets
+        self.modulesToSave = modulesToSave
     }
 
     /// alpha / r, or alpha / √r with rsLoRA.
@@ -40,6 +44,8 @@ public struct LoRASettings: Sendable, Equatable {
 public enum AdapterError: Error, CustomStringConvertible {
     case noTargets(settings: String, modules: [String])
     case badSettings(String)
+    case noSavedModule(name: String, modules: [String])
+    case tiedSavedModule(name: String)
     case config(file: String, key: String, message: String)
 
     public var description: String {
@@ -47,6 +53,10 @@ public enum AdapterError: Error, CustomStringConvertible {
         case .noTargets(let s, let modules):
             return "lora.target_modules \(s) matches no projection of this model; its projections are named \(modules.joined(separator: ", "))"
         case .badSettings(let m): return "lora: \(m)"
+        case .noSavedModule(let name, let modules):
+            return "lora.modules_to_save: '\(name)' matches no module of this model; its modules with weights include \(modules.joined(separator: ", "))"
+        case .tiedSavedModule(let name):
+            return "lora.modules_to_save: '\(name)' shares its weight with the tied LM head; PEFT would train a copy the head does not read. Untie the model or leave it out"
         case .config(let file, let key, let message): return "\(file): \(key): \(message)"
         }
     }
@@ -54,11 +64,20 @@ public enum AdapterError: Error, CustomStringConvertible {
 
 /// One adapted module: A [r, in] and B [out, r] in the adapter buffer (PEFT's lora_A / lora_B weights).
 struct LoRAModule {
+    /// The module's place among the adapter's: its dropout stream.
+    var index: Int
     var a: Int
     var b: Int
     var r: Int
     var inFeatures: Int
     var outFeatures: Int
+}
+
+/// A base tensor that `modules_to_save` replaces: its range in the model's buffer and where the
+/// trained copy starts in the adapter's.
+struct SavedTensor {
+    var base: Range<Int>
+    var copy: Int
 }
 
 /// What the block pieces see of an attached adapter: its weights and (training) gradients, by module.
@@ -67,12 +86,47 @@ public struct AdapterContext {
     let grads: UnsafeMutablePointer<Float>?
     let modules: [String: LoRAModule]
     let scaling: Float
+    let saved: [SavedTensor]
+    /// Training with dropout: the rate and the micro-step's key (`LoRADropout`); nil in inference.
+    var dropout: LoRADropout? = nil
 
     func module(_ name: String) -> AttachedLoRA? { modules[name].map { AttachedLoRA(m: $0, context: self) } }
+
+    /// Where a base weight offset lands in the adapter's copy, when `modules_to_save` replaced it.
+    @inline(__always) func savedOffset(_ offset: Int) -> Int? {
+        for t in saved where t.base.contains(offset) { return t.copy + offset - t.base.lowerBound }
+        return nil
+    }
 }
 
-/// The LoRA term of one `Linear` piece: out += s · (x·Aᵀ)·B_pieceᵀ, where B_piece is the piece's rows of
-/// B (a fused projection's q, k or v part). Dropout of the adapter input is not applied here (p = 0).
+/// PEFT's `lora_dropout` on the adapter input, nn.Dropout's semantics: each element zeroed with
+/// probability p, the rest scaled by 1/(1-p). The mask comes from the counter RNG keyed by the
+/// micro-step (`key`) and the module's index, so backward regenerates it instead of storing it, every
+/// piece of a fused projection sees the same mask, and a resumed run draws what an uninterrupted one would.
+public struct LoRADropout: Sendable, Equatable {
+    public var p: Float
+    public var key: UInt64
+    public init(p: Float, key: UInt64) {
+        self.p = p
+        self.key = key
+    }
+
+    /// The mask for module `index` over `count` inputs: 0 or 1/(1-p).
+    func mask(module index: Int, count: Int, into out: UnsafeMutablePointer<Float>) {
+        var rng = CounterRNG(seed: key, purpose: .dropout, step: index)
+        let keep = 1 / (1 - p)
+        for i in 0..<count { out[i] = rng.nextFloat() < p ? 0 : keep }
+    }
+
+    /// dropped[i] = x[i] · mask[i].
+    func apply(module index: Int, _ x: UnsafePointer<Float>, count: Int, into dropped: UnsafeMutablePointer<Float>) {
+        mask(module: index, count: count, into: dropped)
+        for i in 0..<count { dropped[i] *= x[i] }
+    }
+}
+
+/// The LoRA term of one `Linear` piece: out += s · (dropout(x)·Aᵀ)·B_pieceᵀ, where B_piece is the
+/// piece's rows of B (a fused projection's q, k or v part).
 struct AttachedLoRA {
     let m: LoRAModule
     let context: AdapterContext
@@ -81,13 +135,23 @@ struct AttachedLoRA {
         let (N, r, K, O) = (ctx.N, m.r, piece.inFeatures, piece.outFeatures)
         let t = UnsafeMutablePointer<Float>.allocate(capacity: max(N * r, 1))
         defer { t.deallocate() }
+        var dropped: UnsafeMutablePointer<Float>?
+        defer { dropped?.deallocate() }
+        var x = inp
+        if let d = context.dropout {
+            let buffer = UnsafeMutablePointer<Float>.allocate(capacity: max(N * K, 1))
+            d.apply(module: m.index, inp, count: N * K, into: buffer)
+            dropped = buffer
+            x = UnsafePointer(buffer)
+        }
         let a = context.weights + m.a, b = context.weights + m.b + piece.outputOffset * r
-        Matmul.gemm(transA: false, transB: true, M: N, N: r, K: K, A: inp, lda: K, B: a, ldb: K, C: t, ldc: r)
+        Matmul.gemm(transA: false, transB: true, M: N, N: r, K: K, A: x, lda: K, B: a, ldb: K, C: t, ldc: r)
         Matmul.gemm(transA: false, transB: true, M: N, N: O, K: r, alpha: context.scaling, A: t, lda: r, B: b, ldb: r,
                     beta: 1, C: out, ldc: O)
     }
 
-    /// dinp += s·(dout·B)·A; dA += s·(dout·B)ᵀ·x and dB += s·doutᵀ·(x·Aᵀ) into the adapter's gradients.
+    /// With x̃ = dropout(x) = mask ⊙ x: dinp += mask ⊙ s·(dout·B)·A; dA += s·(dout·B)ᵀ·x̃ and
+    /// dB += s·doutᵀ·(x̃·Aᵀ) into the adapter's gradients. The mask is regenerated from its key.
     func backward(_ ctx: BlockContext, piece: Linear, dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                   inp: UnsafePointer<Float>) {
         let (N, r, K, O, s) = (ctx.N, m.r, piece.inFeatures, piece.outFeatures, context.scaling)
@@ -96,12 +160,27 @@ struct AttachedLoRA {
         let t = u + N * r
         let a = context.weights + m.a, b = context.weights + m.b + piece.outputOffset * r
         Matmul.gemm(transA: false, transB: false, M: N, N: r, K: O, A: dout, lda: O, B: b, ldb: r, C: u, ldc: r)
-        Matmul.gemm(transA: false, transB: false, M: N, N: K, K: r, alpha: s, A: u, lda: r, B: a, ldb: K, beta: 1, C: dinp, ldc: K)
+        var x = inp
+        var dropped: UnsafeMutablePointer<Float>?
+        defer { dropped?.deallocate() }
+        if let d = context.dropout {
+            // [N, K] twice: the mask, then the masked input; the gradient through the mask in between.
+            let mask = UnsafeMutablePointer<Float>.allocate(capacity: max(2 * N * K, 1))
+            dropped = mask
+            let partial = mask + N * K
+            d.mask(module: m.index, count: N * K, into: mask)
+            Matmul.gemm(transA: false, transB: false, M: N, N: K, K: r, alpha: s, A: u, lda: r, B: a, ldb: K, C: partial, ldc: K)
+            for i in 0..<N * K { dinp[i] += mask[i] * partial[i] }
+            for i in 0..<N * K { partial[i] = mask[i] * inp[i] }
+            x = UnsafePointer(partial)
+        } else {
+            Matmul.gemm(transA: false, transB: false, M: N, N: K, K: r, alpha: s, A: u, lda: r, B: a, ldb: K, beta: 1, C: dinp, ldc: K)
+        }
         guard let g = context.grads else { return }
-        Matmul.gemm(transA: false, transB: true, M: N, N: r, K: K, A: inp, lda: K, B: a, ldb: K, C: t, ldc: r)
+        Matmul.gemm(transA: false, transB: true, M: N, N: r, K: K, A: x, lda: K, B: a, ldb: K, C: t, ldc: r)
         Matmul.gemm(transA: true, transB: false, M: O, N: r, K: N, alpha: s, A: dout, lda: O, B: t, ldb: r, beta: 1,
                     C: g + m.b + piece.outputOffset * r, ldc: r)
-        Matmul.gemm(transA: true, transB: false, M: r, N: K, K: N, alpha: s, A: u, lda: r, B: inp, ldb: K, beta: 1,
+        Matmul.gemm(transA: true, transB: false, M: r, N: K, K: N, alpha: s, A: u, lda: r, B: x, ldb: K, beta: 1,
                     C: g + m.a, ldc: K)
     }
 }
@@ -110,10 +189,17 @@ struct AttachedLoRA {
 /// layer group of the block it adapts, so ZeRO shards and hooks work on it as on a model) and f32
 /// buffer. Attached to a model, every targeted `Linear` piece adds its term; the base stays untouched.
 public final class LoRAAdapter {
-    public let settings: LoRASettings
+    public private(set) var settings: LoRASettings
+    /// Dropout of the adapter input in training: a training knob, not part of the adapter's identity,
+    /// so a run may continue an adapter with another rate.
+    public var dropout: Double {
+        get { settings.dropout }
+        set { settings.dropout = newValue }
+    }
     public let layout: ParameterLayout
     public let params: FlatBuffer
     let modules: [String: LoRAModule]
+    let saved: [SavedTensor]
 
     public static let prefix = "base_model.model."
 
@@ -138,18 +224,65 @@ public final class LoRAAdapter {
         guard !chosen.isEmpty else {
             throw AdapterError.noTargets(settings: "\(settings.targets)", modules: Array(Set(order.map { String($0.module.split(separator: ".").last!) })).sorted())
         }
-        var l = ParameterLayout(), modules: [String: LoRAModule] = [:]
-        for (module, group) in chosen {
-            let s = sizes[module]!
-            l.append(Self.prefix + module + ".lora_A.weight", shape: [settings.r, s.inFeatures], group: group)
-            l.append(Self.prefix + module + ".lora_B.weight", shape: [s.outFeatures, settings.r], group: group)
-            modules[module] = LoRAModule(a: l[Self.prefix + module + ".lora_A.weight"]!.offset,
+        let savedEntries = try Self.savedEntries(model: model, names: settings.modulesToSave)
+        // Layer groups must be appended in order: each block's LoRA tensors and saved tensors together.
+        var items: [(group: Int, module: String?, entry: ParameterLayout.Entry?)] = chosen.map { ($0.group, $0.module, nil) }
+        items += savedEntries.map { ($0.group, nil, $0) }
+        items = items.enumerated().sorted { ($0.element.group, $0.offset) < ($1.element.group, $1.offset) }.map(\.element)
+        var l = ParameterLayout(groupCount: model.layout.groupCount), modules: [String: LoRAModule] = [:]
+        var saved: [SavedTensor] = []
+        for item in items {
+            if let e = item.entry {
+                l.append(Self.prefix + e.name, shape: e.shape, group: e.group)
+                saved.append(SavedTensor(base: e.range, copy: l[Self.prefix + e.name]!.offset))
+                continue
+            }
+            let module = item.module!, s = sizes[module]!
+            l.append(Self.prefix + module + ".lora_A.weight", shape: [settings.r, s.inFeatures], group: item.group)
+            l.append(Self.prefix + module + ".lora_B.weight", shape: [s.outFeatures, settings.r], group: item.group)
+            modules[module] = LoRAModule(index: modules.count, a: l[Self.prefix + module + ".lora_A.weight"]!.offset,
                                          b: l[Self.prefix + module + ".lora_B.weight"]!.offset,
                                          r: settings.r, inFeatures: s.inFeatures, outFeatures: s.outFeatures)
         }
         layout = l
         self.modules = modules
+        self.saved = saved
         params = FlatBuffer(dtype: .f32, count: l.totalCount)
+        // The trained copies start as the base's weights (PEFT deep-copies the module); a base loaded
+        // later (deferred) hands them over in `baseLoaded`.
+        baseLoaded(0..<model.params.count, from: model)
+    }
+
+    /// Whether the saved modules' copies still follow the base (a fresh adapter), rather than holding
+    /// trained values (read from an adapter file or a checkpoint).
+    public internal(set) var savedCopiesFollowBase = true
+
+    /// The base's weights in `range` are now in `model.params`: fresh saved-module copies take theirs.
+    public func baseLoaded(_ range: Range<Int>, from model: TransformerModel) {
+        guard savedCopiesFollowBase else { return }
+        let base = model.params.raw.assumingMemoryBound(to: Float.self), p = params.raw.assumingMemoryBound(to: Float.self)
+        for t in saved where range.contains(t.base.lowerBound) { (p + t.copy).update(from: base + t.base.lowerBound, count: t.base.count) }
+    }
+
+    /// The base tensors `modules_to_save` names: every layout entry whose module path is the name or
+    /// ends with "." + name (PEFT's suffix match). A tensor the tied head shares is refused.
+    static func savedEntries(model: TransformerModel, names: [String]) throws -> [ParameterLayout.Entry] {
+        var out: [ParameterLayout.Entry] = []
+        for name in names {
+            let matches = model.layout.entries.filter { e in
+                let module = e.name.split(separator: ".").dropLast().joined(separator: ".")
+                return module == name || module.hasSuffix("." + name)
+            }
+            guard !matches.isEmpty else {
+                let modules = Set(model.layout.entries.map { String($0.name.split(separator: ".").dropLast().last ?? "") })
+                throw AdapterError.noSavedModule(name: name, modules: modules.sorted())
+            }
+            if model.isHeadTied, matches.contains(where: { $0.offset == model.binding.headWeight }) {
+                throw AdapterError.tiedSavedModule(name: name)
+            }
+            out += matches.filter { m in !out.contains { $0.name == m.name } }
+        }
+        return out
     }
 
     /// PEFT's fresh adapter: A ~ Kaiming-uniform(a = √5), i.e. U(−1/√in, 1/√in), and B = 0, from the
@@ -164,10 +297,14 @@ public final class LoRAAdapter {
         }
     }
 
-    /// The context the block pieces read, with `grads` (laid out like `layout`) in training.
-    public func context(grads: FlatBuffer? = nil) -> AdapterContext {
-        AdapterContext(weights: params.raw.assumingMemoryBound(to: Float.self),
-                       grads: grads.map { $0.raw.assumingMemoryBound(to: Float.self) }, modules: modules, scaling: settings.scaling)
+    /// The context the block pieces read, with `grads` (laid out like `layout`) in training, and the
+    /// micro-step's dropout key when training with dropout.
+    public func context(grads: FlatBuffer? = nil, dropoutKey: UInt64? = nil) -> AdapterContext {
+        var c = AdapterContext(weights: params.raw.assumingMemoryBound(to: Float.self),
+                               grads: grads.map { $0.raw.assumingMemoryBound(to: Float.self) }, modules: modules,
+                               scaling: settings.scaling, saved: saved)
+        if let dropoutKey, settings.dropout > 0 { c.dropout = LoRADropout(p: Float(settings.dropout), key: dropoutKey) }
+        return c
     }
 
     /// The model's weights with the adapter folded in: W += s·B·A per module (nn.Linear [out, in]; a
@@ -175,6 +312,8 @@ public final class LoRAAdapter {
     /// f32 weights.
     public func merge(into model: TransformerModel) {
         let base = model.weightBase, w = params.raw.assumingMemoryBound(to: Float.self), s = settings.scaling
+        // merge_and_unload puts the trained copy of a saved module where the original was.
+        for t in saved { (base + t.base.lowerBound).update(from: w + t.copy, count: t.base.count) }
         var done = Set<String>()
         for (_, piece) in model.binding.projections where !done.contains(piece.module) {
             guard let m = modules[piece.module] else { continue }

@@ -14,13 +14,23 @@ public struct BlockContext {
     let cache: KVCache?
     /// LoRA: the adapters attached at named projections, with their own weights and gradients.
     var adapter: AdapterContext? = nil
+    /// Told when a block's attention and MLP compute (the FLOPs profiler); nil outside training.
+    var timer: ScheduleTimer? = nil
     var N: Int { tokens.count }
 
-    @inline(__always) func w(_ offset: Int) -> UnsafeMutablePointer<Float> { weights + offset }
-    @inline(__always) func w(_ offset: Int?) -> UnsafeMutablePointer<Float>? { offset.map { weights + $0 } }
-    /// Gradient views: nil where the base weights are frozen (no weight gradient is computed).
-    @inline(__always) func g(_ offset: Int) -> UnsafeMutablePointer<Float>? { grads.map { $0 + offset } }
-    @inline(__always) func g(_ offset: Int?) -> UnsafeMutablePointer<Float>? { offset.flatMap { o in grads.map { $0 + o } } }
+    /// Weight views; a base tensor that `modules_to_save` replaced reads the adapter's trained copy.
+    @inline(__always) func w(_ offset: Int) -> UnsafeMutablePointer<Float> {
+        if let a = adapter, !a.saved.isEmpty, let o = a.savedOffset(offset) { return a.weights + o }
+        return weights + offset
+    }
+    @inline(__always) func w(_ offset: Int?) -> UnsafeMutablePointer<Float>? { offset.map { w($0) } }
+    /// Gradient views: nil where the base weights are frozen (no weight gradient is computed); a saved
+    /// module's gradient goes to the adapter's.
+    @inline(__always) func g(_ offset: Int) -> UnsafeMutablePointer<Float>? {
+        if let a = adapter, !a.saved.isEmpty, let o = a.savedOffset(offset) { return a.grads.map { $0 + o } }
+        return grads.map { $0 + offset }
+    }
+    @inline(__always) func g(_ offset: Int?) -> UnsafeMutablePointer<Float>? { offset.flatMap { g($0) } }
 
     func withPositions<R>(_ body: (UnsafePointer<Int32>) -> R) -> R {
         positions.withUnsafeBufferPointer { body($0.baseAddress!) }

@@ -40,6 +40,8 @@ public struct MicroBatch {
     public let spans: [AttentionSpan]
     public let targets: [Int32]
     public let normalizer: Float
+    /// Training with adapter dropout: the micro-step's key (a resumed run passes the same one).
+    public var dropoutKey: UInt64? = nil
 }
 
 /// The step split at block boundaries: embed → blocks i..<j → head and loss, then the same pieces
@@ -54,10 +56,11 @@ public struct MicroBatch {
 extension TransformerModel {
     /// Checks lengths, token/target/position ranges and spans, and makes the micro-batch.
     public func batch(tokens: [Int32], positions: [Int32], spans: [AttentionSpan], targets: [Int32],
-                      normalizer: Float) throws -> MicroBatch {
+                      normalizer: Float, dropoutKey: UInt64? = nil) throws -> MicroBatch {
         try validateBatch(tokens: tokens, positions: positions, spans: spans, targets: targets)
         guard normalizer > 0, normalizer.isFinite else { throw TrainingError.badNormalizer(normalizer) }
-        return MicroBatch(tokens: tokens, positions: positions, spans: spans, targets: targets, normalizer: normalizer)
+        return MicroBatch(tokens: tokens, positions: positions, spans: spans, targets: targets, normalizer: normalizer,
+                          dropoutKey: dropoutKey)
     }
 
     /// Forward, loss and backward of the whole model: every piece in order. Returns the SUM of the token
@@ -79,8 +82,9 @@ extension TransformerModel {
     @discardableResult
     public func lossAndGradients(tokens: [Int32], positions: [Int32], spans: [AttentionSpan], targets: [Int32],
                                  normalizer: Float, grads: FlatBuffer,
-                                 state: TrainingState) throws -> (lossSum: Double, labelTokens: Int) {
-        let b = try batch(tokens: tokens, positions: positions, spans: spans, targets: targets, normalizer: normalizer)
+                                 state: TrainingState, dropoutKey: UInt64? = nil) throws -> (lossSum: Double, labelTokens: Int) {
+        let b = try batch(tokens: tokens, positions: positions, spans: spans, targets: targets, normalizer: normalizer,
+                          dropoutKey: dropoutKey)
         return try runSchedule(b, grads: grads, state: state)
     }
 
@@ -88,7 +92,11 @@ extension TransformerModel {
     public func embedForward(_ batch: MicroBatch?, state: TrainingState) throws {
         let hooks = state.hooks
         try hooks?.willUse(group: 0, backward: false)
-        if let batch { binding.embedForward(context(batch), out: state.residual[0]) }
+        if let batch {
+            state.timer?.begin(.embedding, backward: false)
+            binding.embedForward(context(batch), out: state.residual[0])
+            state.timer?.end(.embedding, backward: false)
+        }
         try hooks?.didUse(group: 0, backward: false)
     }
 
@@ -99,9 +107,11 @@ extension TransformerModel {
         for l in range {
             try hooks?.willUse(group: l + 1, backward: false)
             if let batch {
-                binding.blockForward(l, context(batch), x: state.residual[l], out: state.residual[l + 1],
+                state.timer?.begin(.block(l), backward: false)
+                binding.blockForward(l, context(batch, timer: state.timer), x: state.residual[l], out: state.residual[l + 1],
                                      a: state.activations(layer: l), s: state.scratch)
                 state.saveActivations(layer: l, tokens: batch.tokens.count, probsCount: config.attentionShape.probsCount(batch.spans))
+                state.timer?.end(.block(l), backward: false)
             }
             try hooks?.didUse(group: l + 1, backward: false)
         }
@@ -116,6 +126,8 @@ extension TransformerModel {
         for group in headGroups { try hooks?.willUse(group: group, backward: false) }
         var result: (lossSum: Double, labelTokens: Int) = (0, 0)
         if let batch {
+            state.timer?.begin(.headAndLoss, backward: false)
+            defer { state.timer?.end(.headAndLoss, backward: false) }
             let ctx = context(batch, grads: grads), N = batch.tokens.count, H = config.hiddenSize, V = config.vocabSize
             binding.finalNormForward(ctx, inp: state.residual[L], out: state.lnF, stats: state.finalStats)
             let s = state.scratch
@@ -140,7 +152,9 @@ extension TransformerModel {
         for l in range.reversed() {
             try hooks?.willUse(group: l + 1, backward: true)
             if let batch {
-                let ctx = context(batch, grads: grads), a = state.activations(layer: l)
+                state.timer?.begin(.block(l), backward: true)
+                defer { state.timer?.end(.block(l), backward: true) }
+                let ctx = context(batch, grads: grads, timer: state.timer), a = state.activations(layer: l)
                 if state.checkpointActivations {
                     // Re-run the block from its kept input; its output (identical) overwrites a no-longer-needed input.
                     binding.blockForward(l, ctx, x: state.residual[l], out: state.residual[l + 1], a: a, s: state.scratch)
@@ -157,15 +171,19 @@ extension TransformerModel {
     /// Group 0 backward: the embedding's gradient from state.residualGradient. It reads only gradients
     /// and indices, not the weights, so it needs no `willUse`.
     public func embedBackward(_ batch: MicroBatch?, grads: FlatBuffer, state: TrainingState) throws {
-        if let batch { binding.embedBackward(context(batch, grads: grads), dout: state.scratch.dres) }
+        if let batch {
+            state.timer?.begin(.embedding, backward: true)
+            binding.embedBackward(context(batch, grads: grads), dout: state.scratch.dres)
+            state.timer?.end(.embedding, backward: true)
+        }
         try state.hooks?.gradientsReady(group: 0)
     }
 
     /// With an adapter attached the gradients are the adapter's and the base gets none.
-    func context(_ b: MicroBatch, grads: FlatBuffer? = nil) -> BlockContext {
+    func context(_ b: MicroBatch, grads: FlatBuffer? = nil, timer: ScheduleTimer? = nil) -> BlockContext {
         let g = grads.map { $0.raw.assumingMemoryBound(to: Float.self) }
         return BlockContext(weights: weightBase, grads: adapter == nil ? g : nil, tokens: b.tokens, positions: b.positions,
-                            spans: b.spans, cache: nil, adapter: adapter?.context(grads: grads))
+                            spans: b.spans, cache: nil, adapter: adapter?.context(grads: grads, dropoutKey: b.dropoutKey), timer: timer)
     }
 
     func checkState(_ state: TrainingState, grads: FlatBuffer, tokens n: Int) throws {
@@ -188,7 +206,10 @@ extension TransformerModel {
                         workspace: ForwardWorkspace) throws -> (lossSum: Double, labelTokens: Int) {
         try validateBatch(tokens: tokens, positions: positions, spans: spans, targets: targets)
         let hidden = forward(tokens: tokens, positions: positions, spans: spans, workspace: workspace)
-        return CrossEntropy.lmHeadLoss(dhidden: nil, dweight: nil, hidden: hidden, weight: weightBase + binding.headWeight,
+        let group = headGroup
+        inferenceResidency?.willUse(group: group)
+        defer { inferenceResidency?.didUse(group: group) }
+        return CrossEntropy.lmHeadLoss(dhidden: nil, dweight: nil, hidden: hidden, weight: headWeight,
                                        targets: targets, normalizer: 1, H: config.hiddenSize, V: config.vocabSize,
                                        softcap: binding.logitSoftcap)
     }

@@ -28,6 +28,16 @@ extension TransformerModel {
     /// Loads a Hugging Face model folder: config.json and model.safetensors (or shards + index), any of
     /// f32/bf16/f16, into f32 parameters.
     public static func load(directory: String) throws -> TransformerModel {
+        let (model, fill) = try loadDeferred(directory: directory)
+        try fill(0..<model.layout.totalCount)
+        return model
+    }
+
+    /// The model of a folder with its weights not yet read: names and shapes are checked now (every
+    /// fault at once), and `fill(range)` reads the tensors inside `range` of the layout into
+    /// `model.params` (a layer group at a time, for a base stored in 16 bits: its f32 form is then never
+    /// resident all at once).
+    public static func loadDeferred(directory: String) throws -> (model: TransformerModel, fill: (Range<Int>) throws -> Void) {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
             throw ModelFolderError.notAFolder(directory)
@@ -42,8 +52,13 @@ extension TransformerModel {
         try config.checkFitsInMemory(source: configPath)
         let model = TransformerModel(config: config)
         let reader = try CheckpointReader(path: directory)
-        try WeightLoader.load(into: model.params, layout: model.layout, config: config, from: reader)
-        return model
+        let plan = try WeightLoader.validate(layout: model.layout, config: config, from: reader)
+        let fill = { (range: Range<Int>) throws in
+            for (file, entry) in plan where range.contains(entry.offset) {
+                try reader.readFloats(file, into: model.params.floats(entry.range))
+            }
+        }
+        return (model, fill)
     }
 
     /// Writes a Hugging Face model folder: config.json in the transformers-4 layout and the weights in

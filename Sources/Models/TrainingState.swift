@@ -17,6 +17,13 @@ public protocol TrainingHooks: AnyObject {
     func gradientsReady(group: Int) throws
 }
 
+/// Where the inference forward gets layer groups whose weights are not always in `params`: local
+/// (no collectives), so any caller may generate or evaluate at any time.
+public protocol WeightResidency: AnyObject {
+    func willUse(group: Int)
+    func didUse(group: Int)
+}
+
 /// Activations and scratch for the block schedule over up to `maxTokens` tokens. Reuse one across steps:
 /// it allocates once.
 ///
@@ -35,6 +42,8 @@ public final class TrainingState {
     public let activationDType: DType
     /// Per-group callbacks (ZeRO); weak because the engine that owns this state is usually the hooks.
     public weak var hooks: TrainingHooks?
+    /// Told when each schedule piece computes (wall-clock breakdown, FLOPs profiler); nil: no timing.
+    public weak var timer: ScheduleTimer?
     let config: TransformerConfig
     private let storage: [FlatBuffer]
     /// Block inputs: residual[l] is block l's input [N, H]; residual[L] the final residual.

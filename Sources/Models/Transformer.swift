@@ -14,6 +14,10 @@ public final class TransformerModel {
     /// A LoRA adapter attached at the targeted projections (inference and adapter training); the base
     /// weights in `params` are then frozen.
     public var adapter: LoRAAdapter?
+    /// Weights that are not always in `params` (a 16-bit frozen base under an adapter): the inference
+    /// forward asks for each layer group right before it reads it and gives it back after, as the
+    /// training schedule's hooks do, so generation and evaluation never widen the whole model at once.
+    public var inferenceResidency: WeightResidency?
 
     public init(config: TransformerConfig) {
         self.config = config
@@ -34,13 +38,32 @@ public final class TransformerModel {
 
     var weightBase: UnsafeMutablePointer<Float> { params.raw.assumingMemoryBound(to: Float.self) }
 
+    /// The layer group the LM head's weight is in: the embedding's when tied, else the last.
+    var headGroup: Int { isHeadTied ? 0 : config.numLayers + 1 }
+
+    /// The LM head's weight: the base's, or an adapter's trained copy (`modules_to_save: [lm_head]`).
+    var headWeight: UnsafeMutablePointer<Float> {
+        if let a = adapter?.context(), let o = a.savedOffset(binding.headWeight) { return a.weights + o }
+        return weightBase + binding.headWeight
+    }
+
     /// transformers' `_init_weights`: normal(0, std) for linear and embedding weights, zeros for biases,
     /// the architecture's value for norm weights. Seeded by the counter RNG, so the same seed gives the
     /// same model.
     public func initializeRandom(seed: UInt64, std: Float = 0.02) {
+        initializeRandom(seed: seed, std: std, range: 0..<layout.totalCount)
+    }
+
+    /// The tensors inside `range` of the `initializeRandom(seed:std:)` model: the one stream skipped
+    /// ahead to the first of them (counter-based, so skipping costs nothing), so initialising group by
+    /// group gives exactly the weights of all at once.
+    public func initializeRandom(seed: UInt64, std: Float = 0.02, range: Range<Int>) {
         var rng = CounterRNG(seed: seed, purpose: .initialization)
+        // Each normal draw takes two 32-bit words; norm weights take none.
+        let before = layout.entries.filter { $0.offset < range.lowerBound && $0.shape.count != 1 }.reduce(0) { $0 + $1.count }
+        rng.skip(words: 2 * before)
         let p = params.floats
-        for e in layout.entries {
+        for e in layout.entries where range.contains(e.offset) {
             let normValue = config.architecture.initialNormWeight(e.name) ?? 0
             for i in e.range {
                 if e.shape.count == 1 { p[i] = normValue } else { p[i] = rng.nextNormal() * std }
@@ -56,20 +79,29 @@ public final class TransformerModel {
         ws.reserve(tokens: tokens.count, config: config)
         let ctx = BlockContext(weights: weightBase, grads: nil, tokens: tokens, positions: positions, spans: spans, cache: cache,
                                adapter: adapter?.context())
-        let x: UnsafeMutablePointer<Float> = ws.residual!
+        let x: UnsafeMutablePointer<Float> = ws.residual!, r = inferenceResidency, L = config.numLayers
+        r?.willUse(group: 0)
         binding.embedForward(ctx, out: x)
+        r?.didUse(group: 0)
         binding.reserveRotary(positions: Int(positions.max() ?? 0) + 1)
-        for l in 0..<config.numLayers {
+        for l in 0..<L {
+            r?.willUse(group: l + 1)
             binding.blockForward(l, ctx, x: x, out: x, a: ws.activations!, s: ws.scratch!)
+            r?.didUse(group: l + 1)
         }
         cache?.advance(by: tokens.count)
+        r?.willUse(group: L + 1)
         binding.finalNormForward(ctx, inp: x, out: ws.normed!, stats: ws.finalStats!)
+        r?.didUse(group: L + 1)
         return ws.normed!
     }
 
     /// logits[rows, V] = hidden[rows, H] · Wᵀ of the LM head (soft-capped where the family does).
     public func logits(hidden: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Float>) {
-        Matmul.forward(out: out, inp: hidden, weight: weightBase + binding.headWeight, bias: nil, M: rows,
+        let group = headGroup
+        inferenceResidency?.willUse(group: group)
+        defer { inferenceResidency?.didUse(group: group) }
+        Matmul.forward(out: out, inp: hidden, weight: headWeight, bias: nil, M: rows,
                        K: config.hiddenSize, N: config.vocabSize, layout: .outIn)
         if let cap = binding.logitSoftcap { CrossEntropy.softcap(out, rows * config.vocabSize, cap: cap) }
     }

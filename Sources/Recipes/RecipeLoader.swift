@@ -17,7 +17,8 @@ public struct Recipe {
     /// own rules are not applied (`estimate-memory` reads recipes this build cannot train yet).
     public static func load(path: String, overrides: [String] = []) throws -> Recipe {
         let loaded = YAMLLoader.load(TrainingConfiguration.self, path: path, overrides: overrides)
-        guard let config = loaded.value, let node = loaded.node, loaded.problems.isEmpty else { throw YAMLError(loaded.problems) }
+        guard var config = loaded.value, let node = loaded.node, loaded.problems.isEmpty else { throw YAMLError(loaded.problems) }
+        config.recipeKeys = keyPaths(node)
         return Recipe(path: path, configuration: config, node: node)
     }
 
@@ -32,9 +33,22 @@ public struct Recipe {
     /// would refuse (only when the document decoded, since those rules need its values).
     public static func check(path: String, overrides: [String] = [], worldSize: Int = 1) -> (Recipe?, [YAMLProblem]) {
         let loaded = YAMLLoader.load(TrainingConfiguration.self, path: path, overrides: overrides)
-        guard let config = loaded.value, let node = loaded.node else { return (nil, loaded.problems) }
+        guard var config = loaded.value, let node = loaded.node else { return (nil, loaded.problems) }
+        // A ds_config is merged against the keys the document itself sets (`problems` and the Trainer merge it).
+        config.recipeKeys = keyPaths(node)
         let rules = config.problems(worldSize: worldSize).map { located($0, in: node) }
         return (Recipe(path: path, configuration: config, node: node), loaded.problems + rules)
+    }
+
+    /// Every dotted key path the document sets (`training.learning_rate`, and `training` itself).
+    static func keyPaths(_ node: YAMLNode, prefix: String = "") -> Set<String> {
+        var out: Set<String> = []
+        for e in node.entries ?? [] {
+            let path = prefix.isEmpty ? e.key : prefix + "." + e.key
+            out.insert(path)
+            out.formUnion(keyPaths(e.value, prefix: path))
+        }
+        return out
     }
 
     /// A configuration problem at the line of its key, or of the nearest enclosing key the file has

@@ -44,6 +44,20 @@ public struct CounterRNG: Sendable {
         }
     }
 
+    /// Advances as if `n` words had been drawn.
+    public mutating func skip(words n: Int) {
+        let available = 4 - used
+        guard n > available else {
+            used += n
+            return
+        }
+        let rest = n - available
+        // The blocks wholly skipped, then the one the next word comes from.
+        counter.0 &+= UInt32(truncatingIfNeeded: rest / 4)
+        used = 4
+        for _ in 0..<rest % 4 { _ = nextUInt32() }
+    }
+
     /// Uniform in [0, 1) with 24 random bits.
     public mutating func nextFloat() -> Float { Float(nextUInt32() >> 8) * (1.0 / 16_777_216.0) }
 

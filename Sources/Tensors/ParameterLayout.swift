@@ -16,8 +16,11 @@ public struct ParameterLayout: Sendable, Equatable {
     public private(set) var entries: [Entry] = []
     private var index: [String: Int] = [:]
     public private(set) var totalCount = 0
+    /// Groups that exist even when no tensor is in them: an adapter's layout keeps the model's L+2
+    /// groups (no adapter tensor before the blocks or after them), so hooks and shards index alike.
+    private var declaredGroupCount = 0
 
-    public init() {}
+    public init(groupCount: Int = 0) { declaredGroupCount = groupCount }
 
     /// Appends a tensor. Groups must be appended in non-decreasing order.
     public mutating func append(_ name: String, shape: [Int], group: Int) {
@@ -31,7 +34,7 @@ public struct ParameterLayout: Sendable, Equatable {
 
     public subscript(name: String) -> Entry? { index[name].map { entries[$0] } }
 
-    public var groupCount: Int { (entries.last?.group ?? -1) + 1 }
+    public var groupCount: Int { Swift.max(declaredGroupCount, (entries.last?.group ?? -1) + 1) }
 
     /// The element range a layer group spans.
     public func range(ofGroup g: Int) -> Range<Int> {

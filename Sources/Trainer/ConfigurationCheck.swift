@@ -11,6 +11,11 @@ extension TrainingConfiguration {
     /// weights can tell (a malformed JSONL line, a tokenizer larger than the vocabulary) is still found
     /// when the Trainer loads them. `worldSize` is the number of data-parallel ranks the run will have.
     public func problems(worldSize: Int = 1) -> [ConfigurationProblem] {
+        // A ds_config not merged yet (a configuration built in Swift): its problems, then the merged run's.
+        if deepspeed != nil {
+            let (merged, dsProblems) = mergingDeepSpeed(worldSize: worldSize)
+            return dsProblems + merged.problems(worldSize: worldSize)
+        }
         var p = ProblemList()
         p.add(model.problems(), under: "model")
         p.add(data.problems(), under: "data")
@@ -21,8 +26,6 @@ extension TrainingConfiguration {
         if let lora { p.add(lora.problems(), under: "lora") }
         p.add(output.problems(), under: "output")
         p.add(logging.problems(), under: "logging")
-        // Not built yet; delete this line when ds_config.json import lands.
-        p.require(deepspeed == nil, "deepspeed", "importing a ds_config.json is not available yet; put its settings in the recipe's engine/training sections")
 
         let t = training
         let tokens = t.microBatchSize.multipliedReportingOverflow(by: data.maxSeqLen)
@@ -36,6 +39,7 @@ extension TrainingConfiguration {
         if let tbs = t.trainBatchSize, tbs >= 1, t.microBatchSize >= 1, t.gradientAccumulationSteps >= 1, tbs != perStep {
             p.add("training.train_batch_size", "train_batch_size \(tbs) ≠ micro_batch_size \(t.microBatchSize) × gradient_accumulation_steps \(t.gradientAccumulationSteps) × \(worldSize) rank(s) = \(perStep)")
         }
+        p.require(lora == nil || model.path != nil, "lora", "needs a pretrained base model (model.path): an adapter over randomly initialised weights could not be loaded again")
         if data.eval == nil {
             p.require(t.earlyStopping == nil, "training.early_stopping", "needs an eval set (data.eval)")
             p.require(t.evalSteps == nil, "training.eval_steps", "needs an eval set (data.eval)")
@@ -49,6 +53,14 @@ extension TrainingConfiguration {
     /// Throws every problem at once (`ConfigurationError`), as `Trainer.init` does.
     public func validate(worldSize: Int = 1) throws {
         try ConfigurationError.check(problems(worldSize: worldSize))
+    }
+
+    /// The configuration a run trains with: the ds_config merged in (when there is one), every problem
+    /// thrown at once.
+    public func validated(worldSize: Int = 1) throws -> TrainingConfiguration {
+        let (merged, dsProblems) = mergingDeepSpeed(worldSize: worldSize)
+        try ConfigurationError.check(dsProblems + merged.problems(worldSize: worldSize))
+        return merged
     }
 
     /// The paths the run reads and writes: relative ones are relative to the working directory.
@@ -70,9 +82,16 @@ extension TrainingConfiguration {
         if let e = data.eval, e.split == nil, let path = e.path { check("data.eval.path", PathCheck.file(path)) }
         check("output.dir", PathCheck.writableFolder(output.dir)
             ?? OutputFolder.freshRunProblem(output.dir, resume: resume, overwrite: output.overwrite))
+        if logging.tensorboard {
+            check("logging.tensorboard_output_path", PathCheck.writableFolder(logging.tensorboardDirectory(outputDir: output.dir)))
+        }
         for (key, offload) in [("engine.offload_optimizer.path", engine.offloadOptimizer), ("engine.offload_param.path", engine.offloadParam)]
             where offload.device == .nvme {
             if let path = offload.path { check(key, PathCheck.writableFolder(path)) }
+        }
+        if let dir = lora?.initAdapter {
+            check("lora.init_adapter", PathCheck.folder(dir, holding: ["adapter_config.json", "adapter_model.safetensors"],
+                                                        purpose: "a PEFT adapter folder"))
         }
         if let r = resume, r != "auto" {
             check("resume", PathCheck.folder(r, holding: ["engine_state.json"]).map { "must be 'auto' or a checkpoint folder: \($0)" })

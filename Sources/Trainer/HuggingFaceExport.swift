@@ -15,30 +15,43 @@ public enum HuggingFaceExport {
                              companionsFrom source: String?, to directory: String,
                              generationConfig: JSONValue? = nil,
                              alsoWrite extra: ((_ stagingDirectory: String) throws -> Void)? = nil) throws {
+        try staged(directory) { staging in
+            try model.save(directory: staging, dtype: dtype, maxShardSize: maxShardSize)
+            let copied = try copyCompanions(from: source, into: staging, files: tokenizerFiles + ["generation_config.json"])
+            if !copied.contains("generation_config.json") {
+                let g = generationConfig ?? defaultGenerationConfig(model.config)
+                try g.write(to: (staging as NSString).appendingPathComponent("generation_config.json"))
+            }
+            // Anything else the folder must hold (engine state of a checkpoint) goes in before the
+            // rename, so the folder appears complete or not at all.
+            try extra?(staging)
+        }
+    }
+
+    /// Builds `directory` under a temporary name beside it and renames it into place (replacing an older
+    /// folder of the same name only once the new one is complete).
+    public static func staged(_ directory: String, _ fill: (_ stagingDirectory: String) throws -> Void) throws {
         let fm = FileManager.default
         let parent = (directory as NSString).deletingLastPathComponent
         try AtomicFile.createFolder(parent.isEmpty ? "." : parent)
         let staging = directory + ".tmp-\(getpid())"
         try? fm.removeItem(atPath: staging)
-        try model.save(directory: staging, dtype: dtype, maxShardSize: maxShardSize)
-        var copied = Set<String>()
-        if let source {
-            for file in tokenizerFiles + ["generation_config.json"] {
-                let from = (source as NSString).appendingPathComponent(file)
-                guard let data = fm.contents(atPath: from) else { continue }
-                try AtomicFile.write(data, to: (staging as NSString).appendingPathComponent(file))
-                copied.insert(file)
-            }
-        }
-        if !copied.contains("generation_config.json") {
-            let g = generationConfig ?? defaultGenerationConfig(model.config)
-            try g.write(to: (staging as NSString).appendingPathComponent("generation_config.json"))
-        }
-        // Anything else the folder must hold (engine state of a checkpoint) goes in before the rename, so
-        // the folder appears complete or not at all.
-        try extra?(staging)
-        // Replace an older export of the same name only once the new one is complete.
+        try fm.createDirectory(atPath: staging, withIntermediateDirectories: true)
+        try fill(staging)
         try AtomicFile.replaceDirectory(directory, with: staging)
+    }
+
+    /// Copies those of `files` that `source` has into `staging`; returns which were copied.
+    @discardableResult
+    static func copyCompanions(from source: String?, into staging: String, files: [String]) throws -> Set<String> {
+        guard let source else { return [] }
+        var copied = Set<String>()
+        for file in files {
+            guard let data = FileManager.default.contents(atPath: (source as NSString).appendingPathComponent(file)) else { continue }
+            try AtomicFile.write(data, to: (staging as NSString).appendingPathComponent(file))
+            copied.insert(file)
+        }
+        return copied
     }
 
     /// What transformers writes from a model config: bos/eos ids.

@@ -78,6 +78,7 @@ extension SchedulerOptions {
         p.number(warmupMinLR, .nonNegative, "warmup_min_lr")
         p.number(warmupMinRatio, .unit, "warmup_min_ratio")
         p.number(cosMinRatio, .unit, "cos_min_ratio")
+        p.count(totalNumSteps, atLeast: 1, "total_num_steps")
         return p.problems
     }
 }
@@ -85,12 +86,16 @@ extension SchedulerOptions {
 extension LoRAOptions {
     public func problems() -> [ConfigurationProblem] {
         var p = ProblemList()
-        // Not built yet; delete this line when LoRA training lands.
-        p.add("", "LoRA training is not available yet in this build; remove the lora section for a full fine-tune")
+        if initAdapter == nil {
+            p.require(r != nil, "r", "is required for a fresh adapter (or name an existing PEFT adapter with init_adapter)")
+        }
         p.count(r, atLeast: 1, "r")
-        p.number(alpha, .positive, "alpha")
+        if let alpha { p.number(alpha, .positive, "alpha") }
         p.number(dropout, .fraction, "dropout")
-        p.require(!targetModules.isEmpty, "target_modules", "must name at least one module")
+        if let t = targetModules {
+            p.require(!t.isEmpty, "target_modules", "must name at least one module, or be all-linear")
+            p.require(!t.contains("all-linear") || t.count == 1, "target_modules", "all-linear stands alone, not in a list of names")
+        }
         return p.problems
     }
 }
@@ -111,8 +116,13 @@ extension LoggingOptions {
     public func problems() -> [ConfigurationProblem] {
         var p = ProblemList()
         p.count(steps, atLeast: 1, "steps")
-        // Not built yet; delete this line when TensorBoard event files land.
-        p.require(!tensorboard, "tensorboard", "TensorBoard event files are not available yet; metrics.jsonl and metrics.csv are")
+        p.require(!tensorboardJobName.isEmpty && !tensorboardJobName.contains("/"), "tensorboard_job_name",
+                  "must be a folder name (not empty, no '/'), got '\(tensorboardJobName)'")
+        if flopsProfiler.enabled {
+            p.count(flopsProfiler.profileStep, atLeast: 1, "flops_profiler.profile_step")
+            p.require(flopsProfiler.moduleDepth >= -1, "flops_profiler.module_depth", "must be -1 (every depth) or at least 0, got \(flopsProfiler.moduleDepth)")
+            p.count(flopsProfiler.topModules, atLeast: 1, "flops_profiler.top_modules")
+        }
         p.count(sampleMaxNewTokens, atLeast: 1, atMost: ProblemList.Limit.generatedTokens, "sample_max_new_tokens")
         return p.problems
     }

@@ -53,22 +53,38 @@ public final class Trainer {
     private var callbacks: [TrainerCallback] = []
     private let modelDirectory: String?
     private let tokenizerDirectory: String
-    private let log: (String) -> Void
+    let log: (String) -> Void
+    /// The step stopwatch behind `wall_clock_breakdown` and the FLOPs profiler (nil when neither is on).
+    let stepTiming: StepTiming?
+    /// Where the last optimizer step's time went (with `wall_clock_breakdown` or the profiler on).
+    public private(set) var lastStepTimes: StepTimes?
+    /// The FLOPs profile of `logging.flops_profiler.profile_step`, once taken.
+    public internal(set) var lastProfile: FlopsProfile?
+    /// sgemm's FLOP/s measured at start when the profiler is on (its MFU's denominator).
+    let sgemmPeak: Double?
 
-    public init(configuration c: TrainingConfiguration, communicator: Communicator = LocalCommunicator(),
+    public init(configuration given: TrainingConfiguration, communicator: Communicator = LocalCommunicator(),
                 log: ((String) -> Void)? = nil) throws {
+        // Every problem `swift-finetune validate` reports stops the run here, all of them in one error,
+        // before anything is loaded; settings this build cannot honour are among them. A ds_config is
+        // merged first (a recipe's is merged already).
+        let c = try given.validated(worldSize: communicator.worldSize)
+        var deferredFill: ((Range<Int>) throws -> Void)?
         configuration = c
         self.communicator = communicator
         // Only rank 0 talks; every rank reports its own errors through the launcher.
         let isMain = communicator.rank == 0
         self.log = log ?? { if isMain { FileHandle.standardError.write(Data(($0 + "\n").utf8)) } }
-        // Every problem `swift-finetune validate` reports stops the run here, all of them in one error,
-        // before anything is loaded; settings this build cannot honour are among them.
-        try c.validate(worldSize: communicator.worldSize)
+        if let note = c.deepspeedImport?.note { self.log(note) }
         if let given = c.model.path {
             // A .gguf file is converted once into a cache folder and read from there (GGUFModelCache).
             let path = try GGUFModelCache.folder(for: given, log: self.log)
-            model = try TransformerModel.load(directory: path)
+            if c.lora != nil {
+                // The frozen base is read a layer group at a time into its own storage (the engine's).
+                (model, deferredFill) = try TransformerModel.loadDeferred(directory: path)
+            } else {
+                model = try TransformerModel.load(directory: path)
+            }
             modelDirectory = path
             tokenizerDirectory = path
         } else if let i = c.model.initialize, let t = i.tokenizer {
@@ -83,6 +99,7 @@ public final class Trainer {
         } else {
             throw ConfigurationError(c.model.problems().under("model"))  // validate() above refused this already
         }
+        if let lora = c.lora { model.adapter = try AdapterTraining.adapter(lora, model: model, seed: c.seed) }
         tokenizer = try Tokenizer.load(directory: tokenizerDirectory)
         try ChatPrompt.checkFits(tokenizer, vocabSize: model.config.vocabSize,
                                  tokenizerSource: (tokenizerDirectory as NSString).appendingPathComponent("tokenizer.json"))
@@ -100,12 +117,27 @@ public final class Trainer {
         let settings: OptimizerSettings = o.type == .adamw
             ? .adamw(beta1: o.betas[0], beta2: o.betas[1], eps: o.eps, weightDecay: o.weightDecay)
             : .sgd(momentum: o.momentum, dampening: 0, weightDecay: o.weightDecay, nesterov: o.nesterov)
-        engine = try TrainingEngine(model: model, options: c.engine, optimizer: settings,
-                                    maxTokens: t.microBatchSize * c.data.maxSeqLen, communicator: communicator)
+        let timing = c.logging.wallClockBreakdown || c.logging.flopsProfiler.enabled ? StepTiming(communicator: TimedCommunicator(communicator)) : nil
+        stepTiming = timing
+        let loaded: TransformerModel = model
+        engine = try TrainingEngine(model: loaded, options: c.engine, optimizer: settings,
+                                    frozenBaseDType: c.lora.map { AdapterTraining.baseDType($0, model: loaded) } ?? .f32,
+                                    frozenBaseFill: deferredFill,
+                                    maxTokens: t.microBatchSize * c.data.maxSeqLen, communicator: timing?.communicator ?? communicator)
+        engine.dropoutSeed = UInt64(bitPattern: Int64(c.seed))
+        engine.scheduleTimer = timing
+        sgemmPeak = c.logging.flopsProfiler.enabled ? SgemmPeak.measure() : nil
         self.log(data.train.summary)
         self.log(String(format: "model state on each rank: %.1f MB (%@ parameters, ZeRO-%d, %d rank%@)",
                         Double(engine.modelStateBytes) / 1e6, groupedDigits(model.parameterCount), c.engine.zeroStage,
                         communicator.worldSize, communicator.worldSize == 1 ? "" : "s"))
+        if model.adapter != nil {
+            // PEFT's print_trainable_parameters, plus where the frozen base lives.
+            let trainable = engine.trainableLayout.totalCount
+            self.log(String(format: "LoRA: trainable params: %@ || all params: %@ || trainable%%: %.4f; frozen base %.1f MB",
+                            groupedDigits(trainable), groupedDigits(trainable + model.parameterCount),
+                            100 * Double(trainable) / Double(trainable + model.parameterCount), Double(engine.frozenBaseBytes) / 1e6))
+        }
         if let warning = try? ExampleTokenizer(tokenizer: tokenizer, chatTemplate: template).chatTemplateBOSWarning() { self.log(warning) }
     }
 
@@ -126,7 +158,7 @@ public final class Trainer {
         if let s = stopper {
             o["early_stopping"] = .object(JSONObject([("best", s.best.map { .double($0) } ?? .null), ("bad_evaluations", .int(Int64(s.badEvaluations)))]))
         }
-        o["layout"] = .array(model.layout.entries.map { e in
+        o["layout"] = .array(engine.trainableLayout.entries.map { e in
             .object(JSONObject([("name", .string(e.name)), ("shape", .array(e.shape.map { .int(Int64($0)) }))]))
         })
         return .object(o)
@@ -145,8 +177,9 @@ public final class Trainer {
         let statePath = (directory as NSString).appendingPathComponent("engine_state.json")
         let state = try JSONValue.read(path: statePath)
         let names = state["layout"]?.arrayValue?.compactMap { $0["name"]?.stringValue } ?? []
-        guard names == model.layout.entries.map(\.name) else {
-            throw EngineCheckpointError.layoutMismatch(path: statePath, detail: "its parameter names differ from the model's")
+        guard names == engine.trainableLayout.entries.map(\.name) else {
+            let what = model.adapter == nil ? "the model's" : "this run's LoRA adapter's (lora: r, target_modules and modules_to_save must match the run that wrote it)"
+            throw EngineCheckpointError.layoutMismatch(path: statePath, detail: "its parameter names differ from \(what)")
         }
         guard let step = state["global_step"]?.intValue, let epoch = state["data_position"]?["epoch"]?.intValue,
               let index = state["data_position"]?["index"]?.intValue else {
@@ -179,10 +212,10 @@ public final class Trainer {
         case .warmup_decay_lr:
             return .deepSpeedWarmup(baseLR: baseLR, DeepSpeedWarmupConfig(warmupMinLR: s.warmupMinLR, warmupMaxLR: baseLR,
                                                                           warmupNumSteps: max(warmup, 1), warmupType: dsWarmupType,
-                                                                          totalNumSteps: totalSteps))
+                                                                          totalNumSteps: s.totalNumSteps ?? totalSteps))
         case .warmup_cosine_lr:
             return .deepSpeedWarmupCosine(baseLR: baseLR, DeepSpeedWarmupCosineConfig(
-                totalNumSteps: totalSteps, warmupMinRatio: s.warmupMinRatio, warmupNumSteps: max(warmup, 1),
+                totalNumSteps: s.totalNumSteps ?? totalSteps, warmupMinRatio: s.warmupMinRatio, warmupNumSteps: max(warmup, 1),
                 cosMinRatio: s.cosMinRatio, warmupType: dsWarmupType))
         }
     }
@@ -191,6 +224,7 @@ public final class Trainer {
     /// step's mean token loss and what the optimizer did.
     public func optimizerStep(microBatches: [TokenBatch], labelCount: Int) throws -> (loss: Double, lr: Double, result: OptimizerStepResult) {
         guard labelCount > 0 else { throw TrainerError.noLabels(step: globalStep + 1) }
+        stepTiming?.startStep()
         engine.zeroGradients()
         var lossSum = 0.0
         // Every micro-batch goes to the engine, empty ones too: under ZeRO-2/3 each one is a round of
@@ -207,6 +241,7 @@ public final class Trainer {
         // A skipped step does not advance the scheduler: the LR follows the optimizer steps taken.
         let lr = schedule.lr(step: engine.stepsTaken)
         let result: OptimizerStepResult
+        stepTiming?.startOptimizer()
         do {
             result = try engine.step(lr: lr, maxGradNorm: configuration.training.maxGradNorm)
         } catch EngineError.stepFailed(_, let underlying) {
@@ -216,6 +251,7 @@ public final class Trainer {
         } catch {
             communicator.abort(message: "optimizer step: \(error)", code: 1)
         }
+        lastStepTimes = stepTiming?.finishStep()
         globalStep += 1
         return (loss, lr, result)
     }
@@ -252,7 +288,8 @@ public final class Trainer {
         }
         try communicator.barrier()
         // Rank 0 writes the logs and draws progress; the others keep silent.
-        let metrics = try MetricsLog(directory: out, jsonl: isMain && c.logging.jsonl, csv: isMain && c.logging.csv)
+        let metrics = try MetricsLog(directory: out, jsonl: isMain && c.logging.jsonl, csv: isMain && c.logging.csv,
+                                     tensorboardDirectory: isMain && c.logging.tensorboard ? c.logging.tensorboardDirectory(outputDir: out) : nil)
         let progress = ProgressDisplay(style: isMain ? ProgressDisplay.style(for: c.logging.progress) : .none, totalSteps: totalSteps)
         if stopper == nil { stopper = c.training.earlyStopping.map { EarlyStopping(patience: $0.patience, minDelta: $0.minDelta) } }
         if let dir = resumedFrom {
@@ -261,6 +298,7 @@ public final class Trainer {
         }
         let start = Date()
         let stepsPerEpoch = loader.stepCount(epoch: 0)
+        var breakdown = c.logging.wallClockBreakdown ? WallClockBreakdown(every: c.logging.steps) : nil
         var lastLoss: Double?, lastEval: Double?, stoppedEarly = false
         if resumedFrom == nil {
             if let e = try evaluate() {
@@ -276,11 +314,12 @@ public final class Trainer {
             let (loss, lr, result) = try optimizerStep(microBatches: dataStep.microBatches, labelCount: dataStep.labelCount)
             let tokens = Int(try communicator.allReduce(Double(dataStep.microBatches.reduce(0) { $0 + $1.tokens.count }), op: .sum))
             let elapsed = Date().timeIntervalSince(start)
-            let m = StepMetrics(step: globalStep, epoch: Double(globalStep) / Double(max(stepsPerEpoch, 1)),
+            var m = StepMetrics(step: globalStep, epoch: Double(globalStep) / Double(max(stepsPerEpoch, 1)),
                                 loss: loss, learningRate: lr, gradNorm: result.gradNorm, tokens: tokens,
                                 tokensPerSecond: Double(tokens) / max(Date().timeIntervalSince(stepStart), 1e-9),
                                 lossScale: lossScale, skipped: result.skipped, elapsedSeconds: elapsed)
             lastLoss = loss
+            try monitor(&m, microBatches: dataStep.microBatches, breakdown: &breakdown, progress: progress)
             metrics.log(m)
             progress.update(m, logEvery: c.logging.steps)
             callbacks.forEach { $0.trainer(didStep: m) }
@@ -322,11 +361,20 @@ public final class Trainer {
         let final = (out as NSString).appendingPathComponent("final")
         try engine.gatherFullParameters()  // ZeRO-3 keeps only shards; the export needs every weight
         if isMain {
-            try HuggingFaceExport.write(model: model, dtype: exportDType, maxShardSize: try ShardSize.parse(c.output.maxShardSize),
-                                        companionsFrom: modelDirectory ?? tokenizerDirectory, to: final)
+            if let adapter = model.adapter {
+                try AdapterTraining.write(adapter, baseModel: baseModelName, companionsFrom: tokenizerDirectory, to: final)
+            } else {
+                try HuggingFaceExport.write(model: model, dtype: exportDType, maxShardSize: try ShardSize.parse(c.output.maxShardSize),
+                                            companionsFrom: modelDirectory ?? tokenizerDirectory, to: final)
+            }
         }
         try communicator.barrier()
-        progress.note("exported the fine-tuned model to \(final)")
+        progress.note(model.adapter == nil ? "exported the fine-tuned model to \(final)"
+                      : "saved the LoRA adapter to \(final) (PEFT format; `swift-finetune export \(final) MERGED_DIR` merges it into the base)")
+        // The run's curves, recipe and profile in one page; a finished run is not failed for it.
+        if isMain && c.logging.jsonl {
+            do { progress.note("report: \(try TrainingReport.write(outputDir: out))") } catch { self.log("report.html not written: \(error)") }
+        }
         for (prompt, answer) in try samples() { progress.note("sample after training: \(prompt) -> \(answer)") }
         return TrainingSummary(steps: globalStep, finalLoss: lastLoss, finalEvalLoss: lastEval, stoppedEarly: stoppedEarly,
                                exportedModel: final)
@@ -347,6 +395,13 @@ public final class Trainer {
             let answer = tokenizer.decode(out.map(Int.init), skipSpecialTokens: true)
             return (prompt, "\"" + answer.replacingOccurrences(of: "\n", with: "\\n") + "\"")
         }
+    }
+
+    /// adapter_config.json's base_model_name_or_path: the model folder as the recipe names it (a .gguf
+    /// file's converted folder, which transformers can load).
+    var baseModelName: String {
+        guard let given = configuration.model.path, !given.lowercased().hasSuffix(".gguf") else { return modelDirectory ?? "" }
+        return given
     }
 
     var exportDType: DType {
@@ -378,13 +433,18 @@ public final class Trainer {
             try communicator.barrier()
             return path
         }
-        try HuggingFaceExport.write(model: model, dtype: exportDType, maxShardSize: try ShardSize.parse(configuration.output.maxShardSize),
-                                    companionsFrom: modelDirectory ?? tokenizerDirectory, to: path) { staging in
+        let engineState = { (staging: String) throws in
             try self.sendStagingPath(staging)
             try self.engine.saveState(to: staging)
             try self.checkpointState().write(to: (staging as NSString).appendingPathComponent("engine_state.json"))
             // The folder is renamed into place only once every rank's shard is in it.
             try self.communicator.barrier()
+        }
+        if let adapter = model.adapter {
+            try AdapterTraining.write(adapter, baseModel: baseModelName, companionsFrom: tokenizerDirectory, to: path, alsoWrite: engineState)
+        } else {
+            try HuggingFaceExport.write(model: model, dtype: exportDType, maxShardSize: try ShardSize.parse(configuration.output.maxShardSize),
+                                        companionsFrom: modelDirectory ?? tokenizerDirectory, to: path, alsoWrite: engineState)
         }
         try AtomicFile.write(Data((name + "\n").utf8), to: (out as NSString).appendingPathComponent("latest"))
         if let keep = configuration.output.keepLast {

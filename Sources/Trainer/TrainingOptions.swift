@@ -1,5 +1,7 @@
 import Engine
 import Formats
+import Foundation
+import Models
 
 /// The sections of a recipe the Trainer reads, as plain `Decodable` values: the YAML recipe and the
 /// Swift API build the same structs. Absent keys take the defaults written here (transformers' and
@@ -186,9 +188,11 @@ public struct SchedulerOptions: Decodable, Sendable, Equatable {
     public var warmupType: WarmupType = .log
     public var warmupMinRatio: Double = 0
     public var cosMinRatio: Double = 0.0001
+    /// DeepSpeed's `total_num_steps` for WarmupDecayLR and WarmupCosineLR; default: the run's steps.
+    public var totalNumSteps: Int?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case type, warmup_steps, warmup_ratio, warmup_min_lr, warmup_type, warmup_min_ratio, cos_min_ratio
+        case type, warmup_steps, warmup_ratio, warmup_min_lr, warmup_type, warmup_min_ratio, cos_min_ratio, total_num_steps
     }
     public init() {}
     public init(from decoder: Decoder) throws {
@@ -201,24 +205,59 @@ public struct SchedulerOptions: Decodable, Sendable, Equatable {
         try c.decodeIfPresent(&warmupType, forKey: .warmup_type)
         try c.decodeIfPresent(&warmupMinRatio, forKey: .warmup_min_ratio)
         try c.decodeIfPresent(&cosMinRatio, forKey: .cos_min_ratio)
+        totalNumSteps = try c.decodeIfPresent(Int.self, forKey: .total_num_steps)
     }
 }
 
+/// The `lora:` section (PEFT's LoraConfig): train a low-rank adapter at the named projections with the
+/// base frozen. Without `init_adapter`, `r` is required and the adapter starts fresh (PEFT's init);
+/// with it, the folder's adapter_config.json defines the adapter and `r`, `alpha`, `target_modules`,
+/// `rslora` and `modules_to_save` may only repeat its values.
 public struct LoRAOptions: Decodable, Sendable, Equatable {
-    public var r: Int
-    public var alpha: Double
+    /// Where the frozen base weights are kept: `auto` is the checkpoint's dtype (config.json's
+    /// torch_dtype: an f32 checkpoint stays exact, a bf16 one costs 2 bytes a weight).
+    public enum BaseDType: String, Decodable, CaseIterable, Sendable { case auto, f32, bf16, f16 }
+    public var r: Int?
+    public var alpha: Double?
     public var dropout: Double = 0
-    public var targetModules: [String] = ["q_proj", "v_proj"]
-    public var rslora: Bool = false
-    enum CodingKeys: String, CodingKey, CaseIterable { case r, alpha, dropout, target_modules, rslora }
+    /// Module names (the last path component, or a dotted suffix), or ["all-linear"].
+    public var targetModules: [String]?
+    public var rslora: Bool?
+    public var modulesToSave: [String]?
+    public var initAdapter: String?
+    public var baseDType: BaseDType = .auto
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case r, alpha, dropout, target_modules, rslora, modules_to_save, init_adapter, base_dtype
+    }
+    public init(r: Int?, alpha: Double? = nil, targetModules: [String]? = nil) {
+        self.r = r
+        self.alpha = alpha
+        self.targetModules = targetModules
+    }
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        r = try c.decode(Int.self, forKey: .r)
-        // PEFT's lora_alpha default follows r.
-        alpha = try c.decodeIfPresent(Double.self, forKey: .alpha) ?? Double(r)
+        r = try c.decodeIfPresent(Int.self, forKey: .r)
+        alpha = try c.decodeIfPresent(Double.self, forKey: .alpha)
         try c.decodeIfPresent(&dropout, forKey: .dropout)
-        try c.decodeIfPresent(&targetModules, forKey: .target_modules)
-        try c.decodeIfPresent(&rslora, forKey: .rslora)
+        // PEFT takes a list, or one string ("all-linear", or a single module name).
+        targetModules = try c.decodeIfPresent(StringOrList.self, forKey: .target_modules)?.values
+        rslora = try c.decodeIfPresent(Bool.self, forKey: .rslora)
+        modulesToSave = try c.decodeIfPresent([String].self, forKey: .modules_to_save)
+        initAdapter = try c.decodeIfPresent(String.self, forKey: .init_adapter)
+        try c.decodeIfPresent(&baseDType, forKey: .base_dtype)
+    }
+
+    /// PEFT's defaults for a fresh adapter: lora_alpha 8, target_modules q_proj and v_proj (what PEFT's
+    /// table gives the Llama-style families).
+    public static let defaultAlpha = 8.0
+    public static let defaultTargets = ["q_proj", "v_proj"]
+
+    /// The settings of a fresh adapter (nil r: validation has refused it already).
+    public var freshSettings: LoRASettings? {
+        guard let r else { return nil }
+        let targets = targetModules ?? Self.defaultTargets
+        return LoRASettings(r: r, alpha: alpha ?? Self.defaultAlpha, dropout: dropout, rslora: rslora ?? false,
+                            targets: targets == ["all-linear"] ? .allLinear : .names(targets), modulesToSave: modulesToSave ?? [])
     }
 }
 
@@ -248,16 +287,56 @@ public struct OutputOptions: Decodable, Sendable, Equatable {
 
 public struct LoggingOptions: Decodable, Sendable, Equatable {
     public enum Progress: String, Decodable, CaseIterable, Sendable { case auto, bar, plain, none }
+    /// `debug`: every rank prints its own wall-clock breakdown (rank 0 alone at `info`).
+    public enum Level: String, Decodable, CaseIterable, Sendable { case info, debug }
+
+    /// DeepSpeed's `flops_profiler` section, with its keys and defaults.
+    public struct FlopsProfiler: Decodable, Sendable, Equatable {
+        public var enabled: Bool = false
+        /// The global step profiled (1-based, as DeepSpeed counts).
+        public var profileStep: Int = 1
+        /// How deep the per-module table goes (-1: every depth).
+        public var moduleDepth: Int = -1
+        /// The modules listed per depth, largest latency first.
+        public var topModules: Int = 1
+        /// The per-module table (false: the totals only).
+        public var detailed: Bool = true
+        /// Where the profile is written (default: the log, and OUTPUT_DIR/flops_profile.json always).
+        public var outputFile: String?
+        enum CodingKeys: String, CodingKey, CaseIterable { case enabled, profile_step, module_depth, top_modules, detailed, output_file }
+        public init() {}
+        public init(from decoder: Decoder) throws {
+            self.init()
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            try c.decodeIfPresent(&enabled, forKey: .enabled)
+            try c.decodeIfPresent(&profileStep, forKey: .profile_step)
+            try c.decodeIfPresent(&moduleDepth, forKey: .module_depth)
+            try c.decodeIfPresent(&topModules, forKey: .top_modules)
+            try c.decodeIfPresent(&detailed, forKey: .detailed)
+            outputFile = try c.decodeIfPresent(String.self, forKey: .output_file)
+        }
+    }
+
     public var steps: Int = 10
     public var jsonl: Bool = true
     public var csv: Bool = false
     public var tensorboard: Bool = false
+    /// TensorBoard events go to `tensorboard_output_path/tensorboard_job_name/` (DeepSpeed's
+    /// `tensorboard.output_path` and `job_name`); the path defaults to output.dir.
+    public var tensorboardOutputPath: String?
+    public var tensorboardJobName: String = "DeepSpeedJobName"
+    /// DeepSpeed's `wall_clock_breakdown`: every `steps` steps, the median forward, backward,
+    /// communication and optimizer-step times.
+    public var wallClockBreakdown: Bool = false
+    public var flopsProfiler = FlopsProfiler()
     public var progress: Progress = .auto
+    public var level: Level = .info
     /// Prompts answered greedily before and after training (through the chat template when there is one).
     public var samplePrompts: [String] = []
     public var sampleMaxNewTokens: Int = 32
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case steps, jsonl, csv, tensorboard, progress, sample_prompts, sample_max_new_tokens
+        case steps, jsonl, csv, tensorboard, tensorboard_output_path, tensorboard_job_name, wall_clock_breakdown,
+             flops_profiler, progress, level, sample_prompts, sample_max_new_tokens
     }
     public init() {}
     public init(from decoder: Decoder) throws {
@@ -267,9 +346,19 @@ public struct LoggingOptions: Decodable, Sendable, Equatable {
         try c.decodeIfPresent(&jsonl, forKey: .jsonl)
         try c.decodeIfPresent(&csv, forKey: .csv)
         try c.decodeIfPresent(&tensorboard, forKey: .tensorboard)
+        tensorboardOutputPath = try c.decodeIfPresent(String.self, forKey: .tensorboard_output_path)
+        try c.decodeIfPresent(&tensorboardJobName, forKey: .tensorboard_job_name)
+        try c.decodeIfPresent(&wallClockBreakdown, forKey: .wall_clock_breakdown)
+        try c.decodeIfPresent(&flopsProfiler, forKey: .flops_profiler)
         try c.decodeIfPresent(&progress, forKey: .progress)
+        try c.decodeIfPresent(&level, forKey: .level)
         try c.decodeIfPresent(&samplePrompts, forKey: .sample_prompts)
         try c.decodeIfPresent(&sampleMaxNewTokens, forKey: .sample_max_new_tokens)
+    }
+
+    /// Where TensorBoard events go for a run writing into `outputDir`.
+    public func tensorboardDirectory(outputDir: String) -> String {
+        ((tensorboardOutputPath.flatMap { $0.isEmpty ? nil : $0 } ?? outputDir) as NSString).appendingPathComponent(tensorboardJobName)
     }
 }
 
@@ -287,8 +376,13 @@ public struct TrainingConfiguration: Decodable, Sendable, Equatable {
     public var seed: Int = 42
     /// `auto` (the newest checkpoint under output.dir, if any) or a checkpoint folder.
     public var resume: String?
-    /// A DeepSpeed ds_config.json whose settings are merged under this recipe's.
+    /// A DeepSpeed ds_config.json read as it is and merged with this recipe (`mergingDeepSpeed`).
     public var deepspeed: String?
+    /// The key paths a YAML recipe sets itself (nil for a configuration built in Swift, where a value
+    /// other than the default counts as set): a ds_config value may replace a default, not a choice.
+    public var recipeKeys: Set<String>?
+    /// Set once the ds_config is merged (then `deepspeed` is nil): where it came from, what had no effect.
+    public var deepspeedImport: DeepSpeedImport?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case model, data, training, optimizer, scheduler, engine, lora, output, logging, seed, resume, deepspeed

@@ -90,3 +90,32 @@ enum CLIError: Error, CustomStringConvertible {
         }
     }
 }
+
+extension Arguments {
+    /// `--deepspeed PATH` (and DeepSpeed's own spelling `--deepspeed_config PATH`, either with `=`), as the
+    /// Hugging Face Trainer's and DeepSpeed's launchers take them: the recipe override `deepspeed=PATH`.
+    /// Giving it twice is an error (which one would win is not obvious).
+    static func deepSpeedOverrides(_ command: String, _ args: [String]) throws -> [String] {
+        var out: [String] = [], given: String?, i = 0
+        while i < args.count {
+            let a = args[i]
+            if let flag = ["--deepspeed", "--deepspeed_config"].first(where: { a == $0 || a.hasPrefix($0 + "=") }) {
+                let path: String
+                if a == flag {
+                    guard i + 1 < args.count else { throw CLIError.usage(command, "\(flag) needs a ds_config.json path") }
+                    path = args[i + 1]
+                    i += 1
+                } else {
+                    path = String(a.dropFirst(flag.count + 1))
+                }
+                if let given { throw CLIError.usage(command, "two ds_configs given ('\(given)' and '\(path)'); give one") }
+                given = path
+                out.append("deepspeed=" + path)
+            } else {
+                out.append(a)
+            }
+            i += 1
+        }
+        return out
+    }
+}

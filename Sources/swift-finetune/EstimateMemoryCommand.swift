@@ -10,7 +10,8 @@ enum EstimateMemoryCommand {
         try a.finish(positionals: 1...Int.max)
         guard nproc >= 1 else { throw CLIError.usage("estimate-memory", "--nproc must be at least 1") }
         let recipe = try Recipe.load(path: a.positionals[0], overrides: Array(a.positionals.dropFirst()))
-        let c = recipe.configuration
+        // With a ds_config its precision counts; its problems are validate's to report.
+        let c = recipe.configuration.mergingDeepSpeed(worldSize: nproc).0
         let configPath: String
         if let p = c.model.path { configPath = (try ModelPath.folder(p) as NSString).appendingPathComponent("config.json") }
         else { configPath = c.model.initialize!.config }

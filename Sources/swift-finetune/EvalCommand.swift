@@ -1,7 +1,7 @@
 import Foundation
 import SwiftFinetune
 
-/// `swift-finetune eval --model DIR|FILE.gguf --data FILE.jsonl`: mean next-token loss and perplexity over every
+/// `swift-finetune eval --model DIR|FILE.gguf [--adapter PEFT_DIR] --data FILE.jsonl`: mean next-token loss and perplexity over every
 /// token of every line's "text" (tokenised with the tokenizer's default special tokens). Texts longer
 /// than the model's positions are cut into consecutive windows.
 enum EvalCommand {
@@ -9,8 +9,10 @@ enum EvalCommand {
         var a = try Arguments(command: "eval", args, flagNames: [])
         let dir = try ModelPath.folder(try a.required("model"))
         let data = try a.required("data")
+        let adapter = a.string("adapter")
         try a.finish(positionals: 0...0)
         let model = try TransformerModel.load(directory: dir)
+        if let adapter { try AdapterTraining.attach(adapter, to: model) }
         let tokenizer = try Tokenizer.load(directory: dir)
         try ChatPrompt.checkFits(tokenizer, vocabSize: model.config.vocabSize, tokenizerSource: dir + "/tokenizer.json")
         let reader = try LineReader.open(path: data)

@@ -1,14 +1,15 @@
 import Foundation
 import SwiftFinetune
 
-/// `swift-finetune generate --model DIR|FILE.gguf --prompt TEXT [--chat] [--max-new-tokens N] [--temperature T
-/// --top-p P --seed S]`: prints only the generated text, exactly `tokenizer.decode(new_ids,
+/// `swift-finetune generate --model DIR|FILE.gguf [--adapter PEFT_DIR] --prompt TEXT [--chat] [--max-new-tokens N]
+/// [--temperature T --top-p P --seed S]`: prints only the generated text, exactly `tokenizer.decode(new_ids,
 /// skip_special_tokens=True)`. Greedy by default; stops at any end-of-sequence id of config.json,
 /// generation_config.json or the tokenizer. On a terminal the text streams as tokens arrive.
 enum GenerateCommand {
     static func run(_ args: [String]) throws {
         var a = try Arguments(command: "generate", args, flagNames: ["chat"])
         let dir = try ModelPath.folder(try a.required("model"))
+        let adapter = a.string("adapter")
         let prompt = try a.required("prompt")
         let chat = a.flag("chat")
         let maxNew = try a.int("max-new-tokens") ?? 128
@@ -26,6 +27,8 @@ enum GenerateCommand {
         }
 
         let model = try TransformerModel.load(directory: dir)
+        // A LoRA adapter runs unmerged, as PeftModel does.
+        if let adapter { try AdapterTraining.attach(adapter, to: model) }
         let tokenizer = try Tokenizer.load(directory: dir)
         try ChatPrompt.checkFits(tokenizer, vocabSize: model.config.vocabSize, tokenizerSource: dir + "/tokenizer.json")
         let ids = try ChatPrompt.ids(prompt, chat: chat, tokenizer: tokenizer, source: dir)

@@ -1,9 +1,10 @@
 import Foundation
 import SwiftFinetune
 
-/// `swift-finetune RECIPE.yaml [key.path=value ...]`: fine-tune as the recipe says.
+/// `swift-finetune RECIPE.yaml [--deepspeed ds_config.json] [key.path=value ...]`: fine-tune as the recipe says.
 enum TrainCommand {
-    static func run(recipePath: String, _ args: [String]) throws {
+    static func run(recipePath: String, _ given: [String]) throws {
+        let args = try Arguments.deepSpeedOverrides("train", given)
         let unknown = args.filter { !$0.contains("=") }
         if let first = unknown.first { throw CLIError.usage("train", "expected key.path=value overrides after the recipe, got '\(first)'") }
         let communicator = try Distributed.current()

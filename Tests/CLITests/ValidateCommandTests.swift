@@ -27,7 +27,7 @@ final class ValidateCommandTests: XCTestCase {
         training: {micro_batch_size: 2, train_batch_size: 4, learning_rate: .inf}
         engine: {pipeline: {stages: 2}}
         lora: {r: 8}
-        logging: {tensorboard: true}
+        logging: {tensorboard_job_name: a/b}
         output: {dir: \(outFile)}
         deepspeed: ds_config.json
 
@@ -37,10 +37,10 @@ final class ValidateCommandTests: XCTestCase {
             "\(recipe):5:51: training.train_batch_size: train_batch_size 4 ≠ micro_batch_size 2 × gradient_accumulation_steps 1 × 1 rank(s) = 2",
             "\(recipe):5:69: training.learning_rate: must be a finite number, got inf",
             "\(recipe):6:29: engine.pipeline.stages: pipeline parallelism is not available yet in this build; use stages: 1",
-            "\(recipe):7:7: lora: LoRA training is not available yet in this build; remove the lora section for a full fine-tune",
-            "\(recipe):8:24: logging.tensorboard: TensorBoard event files are not available yet; metrics.jsonl and metrics.csv are",
+            "\(recipe):7:7: lora: needs a pretrained base model (model.path): an adapter over randomly initialised weights could not be loaded again",
+            "\(recipe):8:33: logging.tensorboard_job_name: must be a folder name (not empty, no '/'), got 'a/b'",
             "\(recipe):9:15: output.dir: '\(outFile)' is a file, expected a folder (or a path where one can be created)",
-            "\(recipe):10:12: deepspeed: importing a ds_config.json is not available yet; put its settings in the recipe's engine/training sections",
+            "\(recipe):10:12: deepspeed: ds_config.json: cannot read: no such file",
         ]
         let validate = try CLI.run(["validate", recipe])
         XCTAssertEqual(validate.status, 1)

@@ -61,18 +61,23 @@ final class ZeROEquivalenceTests: XCTestCase {
         return try engine.microStep(tokens: tokens, positions: positions, spans: spans, targets: targets, normalizer: normalizer).lossSum
     }
 
-    func train(model name: String, stage: Int, ranks: Int, checkpointing: Bool = false, frozen: Set<String> = []) throws -> [Run] {
+    /// `adapt` attaches an adapter to each rank's model (the run's weights are then the adapter's);
+    /// `baseDType` is where its frozen base is kept.
+    func train(model name: String, stage: Int, ranks: Int, checkpointing: Bool = false, frozen: Set<String> = [],
+               adapt: ((TransformerModel) throws -> Void)? = nil, baseDType: DType = .f32) throws -> [Run] {
         let path = Self.models + "/" + name
         let vocab = try TransformerModel.load(directory: path).config.vocabSize
         let batches = Self.batches(vocab: vocab, steps: 5)
         return try ThreadCommunicator.run(worldSize: ranks) { comm -> Run in
             let model = try TransformerModel.load(directory: path)
+            try adapt?(model)
+            let base = model.adapter != nil && baseDType == .f32 ? Self.values(model.params) : []
             var options = EngineOptions()
             options.zeroStage = stage
             options.activationCheckpointing = checkpointing
             let engine = try TrainingEngine(model: model, options: options,
                                             optimizer: .adamw(beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1),
-                                            frozen: frozen, maxTokens: 64, communicator: comm)
+                                            frozen: frozen, frozenBaseDType: baseDType, maxTokens: 64, communicator: comm)
             var run = Run()
             for batch in batches {
                 let labels = batch.reduce(0) { $0 + $1.targets.filter { $0 != CrossEntropy.ignoreIndex }.count }
@@ -87,8 +92,9 @@ final class ZeROEquivalenceTests: XCTestCase {
                 run.norms.append(result.gradNorm!)
             }
             try engine.gatherFullParameters()
-            run.weights = Self.values(model.params)
+            run.weights = Self.values(engine.trainableParams)
             run.stateBytes = engine.modelStateBytes
+            if !base.isEmpty { XCTAssertTrue(Self.values(model.params) == base, "the frozen base never moves") }
             return run
         }
     }
@@ -188,5 +194,70 @@ final class ZeROEquivalenceTests: XCTestCase {
         }
         // Identical arithmetic (rank 1 adds exact zeros): tolerance 0 up to the SGD update's rounding.
         for run in runs { XCTAssertLessThan(Self.relativeL2(run, reference), 1e-7) }
+    }
+
+    // MARK: LoRA
+
+    static let peftAdapter = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/lora/smollm_chat/adapter").path
+
+    static func attachPEFTAdapter(_ model: TransformerModel) throws {
+        model.adapter = try LoRAAdapter.load(directory: peftAdapter, model: model)
+    }
+
+    /// LoRA training (a PEFT adapter with non-zero B on the tied Llama, all-linear): data parallel and
+    /// ZeRO 1-3 on 2 ranks equal one rank within 1e-5 (losses, norms, adapter weights); the base never
+    /// moves, and the model state is the adapter's alone.
+    func testLoRAAllStagesMatchOneRank() throws {
+        let name = "smollm_chat"
+        let reference = try train(model: name, stage: 0, ranks: 1, adapt: Self.attachPEFTAdapter)[0]
+        let adapterCount = reference.weights.count
+        // f32 AdamW: weights, gradients, two moments; nothing for the base.
+        XCTAssertEqual(reference.stateBytes, 4 * 4 * adapterCount)
+        let initial = try TransformerModel.load(directory: Self.models + "/" + name)
+        try Self.attachPEFTAdapter(initial)
+        XCTAssertGreaterThan(Self.relativeL2(reference.weights, Self.values(initial.adapter!.params)), 1e-3, "the adapter must move")
+        for stage in 0...3 {
+            let runs = try train(model: name, stage: stage, ranks: 2, checkpointing: stage == 3, adapt: Self.attachPEFTAdapter)
+            for run in runs {
+                for s in 0..<5 {
+                    XCTAssertEqual(run.losses[s], reference.losses[s], accuracy: 1e-5 * reference.losses[s], "LoRA stage \(stage): loss of step \(s)")
+                    XCTAssertEqual(run.norms[s], reference.norms[s], accuracy: 1e-5 * reference.norms[s], "LoRA stage \(stage): norm of step \(s)")
+                }
+                XCTAssertLessThan(Self.relativeL2(run.weights, reference.weights), 1e-5, "LoRA stage \(stage): adapter weights")
+            }
+        }
+    }
+
+    /// A bf16-stored frozen base is the f32 base rounded once: training over it is bit-identical to
+    /// training over an f32 base holding the rounded values (the kernels see the same f32 numbers), at
+    /// stage 0 and at stage 3 on 2 ranks, and it takes 2 bytes a weight.
+    func testBF16FrozenBaseEqualsTheRoundedF32Base() throws {
+        let name = "smollm_chat"
+        let roundedBase: (TransformerModel) throws -> Void = { model in
+            let p = model.params.floats
+            for i in p.indices { p[i] = HalfConversion.float(bf16: HalfConversion.bf16Bits(p[i])) }
+            try Self.attachPEFTAdapter(model)
+        }
+        for (stage, ranks) in [(0, 1), (3, 2)] {
+            let rounded = try train(model: name, stage: stage, ranks: ranks, adapt: roundedBase)
+            let half = try train(model: name, stage: stage, ranks: ranks, adapt: Self.attachPEFTAdapter, baseDType: .bf16)
+            for (a, b) in zip(half, rounded) {
+                XCTAssertEqual(a.losses, b.losses, "stage \(stage): losses")
+                XCTAssertTrue(a.weights == b.weights, "stage \(stage): adapter weights, max diff \(zip(a.weights, b.weights).map { abs($0 - $1) }.max() ?? 0)")
+            }
+        }
+        let model = try TransformerModel.load(directory: Self.models + "/" + name)
+        try Self.attachPEFTAdapter(model)
+        let engine = try TrainingEngine(model: model, options: EngineOptions(), optimizer: .adamw(beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0),
+                                        frozenBaseDType: .bf16, maxTokens: 64)
+        XCTAssertEqual(engine.frozenBaseBytes, 2 * model.parameterCount)
+        // Inference over the 16-bit base widens one group at a time and leaves none widened after; its
+        // logits equal those of the f32 model holding the rounded weights.
+        let rounded = try TransformerModel.load(directory: Self.models + "/" + name)
+        try roundedBase(rounded)
+        let batch: [[Int32]] = [[1, 5, 9, 2, 7], [3, 3, 8, 1, 0]]
+        XCTAssertEqual(model.logits(batch: batch), rounded.logits(batch: batch))
+        XCTAssertTrue(model.params.floats.allSatisfy { $0 == 0 }, "no group stays widened")
     }
 }

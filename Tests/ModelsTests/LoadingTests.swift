@@ -7,6 +7,30 @@ import Tensors
 
 /// Configs of both transformers layouts, the registry, strict loading and saving.
 final class LoadingTests: XCTestCase {
+    /// A deferred load filled one layer group at a time, and a random init group by group, give exactly
+    /// the weights of the one-call forms (what a 16-bit frozen base is built from, group by group).
+    func testGroupByGroupLoadingAndInitEqualTheWholeModel() throws {
+        let folder = fixture("llama_gqa_llama3rope")
+        let whole = try TransformerModel.load(directory: folder)
+        let (deferred, fill) = try TransformerModel.loadDeferred(directory: folder)
+        XCTAssertTrue(deferred.params.floats.allSatisfy { $0 == 0 }, "nothing read before fill")
+        for g in 0..<deferred.layout.groupCount { try fill(deferred.layout.range(ofGroup: g)) }
+        XCTAssertEqual(Array(deferred.params.floats), Array(whole.params.floats))
+        let a = TransformerModel(config: whole.config), b = TransformerModel(config: whole.config)
+        a.initializeRandom(seed: 9)
+        for g in (0..<b.layout.groupCount).reversed() { b.initializeRandom(seed: 9, range: b.layout.range(ofGroup: g)) }
+        XCTAssertEqual(Array(a.params.floats), Array(b.params.floats))
+        // Skipping lands on the word a sequential draw would give, at every phase within a block.
+        for n in [0, 1, 3, 4, 5, 9, 1000] {
+            var s = CounterRNG(seed: 3), k = CounterRNG(seed: 3)
+            _ = s.nextUInt32()
+            _ = k.nextUInt32()
+            for _ in 0..<n { _ = s.nextUInt32() }
+            k.skip(words: n)
+            XCTAssertEqual(s.nextUInt32(), k.nextUInt32(), "skip \(n)")
+        }
+    }
+
     func testBothConfigLayoutsDecodeToTheSameModel() throws {
         let v4 = try ModelRegistry.config(path: fixture("llama_tied_linear_bias_v4/config.json"))
         XCTAssertEqual(v4.headDim, 20)

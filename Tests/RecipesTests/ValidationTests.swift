@@ -55,9 +55,10 @@ final class ValidationTests: XCTestCase {
         let regularFile = dir + "/a-file"
         FileManager.default.createFile(atPath: regularFile, contents: Data("x".utf8))
         let cases: [(name: String, path: () throws -> String, key: String, says: String, line: Int)] = [
-            ("lora", { try self.recipe(extra: "lora: {r: 8}") }, "lora", "LoRA training is not available yet", 9),
-            ("tensorboard", { try self.recipe(logging: "{progress: none, tensorboard: true}") }, "logging.tensorboard", "not available yet", 7),
-            ("deepspeed", { try self.recipe(extra: "deepspeed: ds_config.json") }, "deepspeed", "importing a ds_config.json is not available yet", 9),
+            ("lora over random init", { try self.recipe(extra: "lora: {r: 8}") }, "lora", "needs a pretrained base model (model.path)", 9),
+            ("tensorboard job", { try self.recipe(logging: "{progress: none, tensorboard: true, tensorboard_job_name: ''}") },
+             "logging.tensorboard_job_name", "must be a folder name", 7),
+            ("deepspeed", { try self.recipe(extra: "deepspeed: ds_config.json") }, "deepspeed", "ds_config.json: cannot read", 9),
             ("pipeline", { try self.recipe(extra: "engine: {pipeline: {stages: 2}}") }, "engine.pipeline.stages", "pipeline parallelism is not available yet", 9),
             ("output file", { try self.recipe(output: "{dir: \(regularFile)}") }, "output.dir", "'\(regularFile)' is a file, expected a folder", 8),
             ("data folder", { try self.recipe(train: self.dir) }, "data.train.path", "'\(self.dir)' is a folder, expected a file", 4),
@@ -84,7 +85,7 @@ final class ValidationTests: XCTestCase {
 
     func testSeveralProblemsAreReportedTogetherByBoth() throws {
         let path = try recipe(training: "{max_steps: 2, micro_batch_size: 2, train_batch_size: 3, learning_rate: .nan}",
-                              logging: "{tensorboard: true, sample_max_new_tokens: -1}",
+                              logging: "{tensorboard_job_name: a/b, sample_max_new_tokens: -1}",
                               output: "{dir: \(dir)/out, max_shard_size: 5 bananas}",
                               train: dir + "/missing.jsonl",
                               extra: """
@@ -96,7 +97,7 @@ final class ValidationTests: XCTestCase {
         XCTAssertEqual(validate.map(\.path).sorted(), [
             "data.train.path", "training.train_batch_size", "training.learning_rate", "optimizer.betas", "optimizer.eps",
             "engine.offload_param", "engine.pipeline.stages", "lora", "lora.r", "output.max_shard_size",
-            "logging.tensorboard", "logging.sample_max_new_tokens",
+            "logging.tensorboard_job_name", "logging.sample_max_new_tokens",
         ].sorted(), validate.map(\.description).joined(separator: "\n"))
         XCTAssertTrue(validate.allSatisfy { $0.mark != nil }, "\(validate)")
         XCTAssertEqual(trainer, validate.map { "\($0.path): \($0.message)" })

@@ -14,7 +14,8 @@ final class ParityTests: XCTestCase {
         .appendingPathComponent("Fixtures").path
 
     func makeTrainer(output: String, precision: EngineOptions.Precision = .f32,
-                     model: String = fixtures + "/models/smollm_chat") throws -> Trainer {
+                     model: String = fixtures + "/models/smollm_chat", lora: LoRAOptions? = nil,
+                     configure: (inout TrainingConfiguration) -> Void = { _ in }) throws -> Trainer {
         let data = output + "-data.jsonl"
         try Data("{\"text\": \"unused: the parity test feeds the reference batches\"}\n".utf8).write(to: URL(fileURLWithPath: data))
         var c = TrainingConfiguration(model: ModelSource(path: model),
@@ -30,6 +31,8 @@ final class ParityTests: XCTestCase {
         c.scheduler.type = .linear
         c.scheduler.warmupSteps = 4
         c.engine.precision = precision
+        c.lora = lora
+        configure(&c)
         return try Trainer(configuration: c, log: { _ in })
     }
 
@@ -75,12 +78,25 @@ final class ParityTests: XCTestCase {
         }
     }
 
-    func checkTwentySteps(model: String, reference: String) throws {
+    /// 20 LoRA steps from a PEFT-written adapter with non-zero B (Scripts/reference/gen_lora.py, peft
+    /// 0.21.2): PeftModel.from_pretrained(is_trainable=True) in the same loop. On the tied Llama
+    /// (all-linear) and on Qwen3 (rsLoRA, four targets, modules_to_save embed_tokens).
+    func testTwentyLoRAStepsMatchPEFT() throws {
+        for model in ["smollm_chat", "qwen3_gqa"] {
+            let root = Self.fixtures + "/lora/" + model
+            var lora = LoRAOptions(r: nil)
+            lora.initAdapter = root + "/adapter"
+            try checkTwentySteps(model: model, reference: root + "/parity", lora: lora, final: "final_adapter.safetensors")
+        }
+    }
+
+    func checkTwentySteps(model: String, reference: String, lora: LoRAOptions? = nil, final finalName: String = "final.safetensors") throws {
         let out = NSTemporaryDirectory() + "sf-parity-\(model)-\(getpid())"
         defer {
             for p in [out, out + "-data.jsonl", out + "-model"] { try? FileManager.default.removeItem(atPath: p) }
         }
-        let trainer = try makeTrainer(output: out, model: try Self.withTokenizer(model, scratch: out + "-model"))
+        let trainer = try makeTrainer(output: out, model: try Self.withTokenizer(model, scratch: out + "-model"), lora: lora)
+        let frozen = Array(trainer.model.params.floats)
         let steps = try JSONValue.read(path: reference + "/batches.json").arrayValue!
         let expected = try JSONValue.read(path: reference + "/expected.json")["steps"]!.arrayValue!
         XCTAssertEqual(steps.count, 20)
@@ -101,11 +117,14 @@ final class ParityTests: XCTestCase {
         XCTAssertLessThan(worstNorm, 1e-4, "\(model): worst grad-norm relative error")
         print("parity \(model): worst loss rel error \(worstLoss), grad norm \(worstNorm)")
         // Final weights: 1e-4 relative per tensor (max |a − b| / max |b|).
-        let final = try SafeTensorsFile(path: reference + "/final.safetensors")
+        let final = try SafeTensorsFile(path: reference + "/" + finalName)
+        let layout = trainer.engine.trainableLayout, params = trainer.engine.trainableParams
+        XCTAssertEqual(Set(final.names), Set(layout.entries.map(\.name)), "\(model): the trained tensors")
+        if lora != nil { XCTAssertEqual(Array(trainer.model.params.floats), frozen, "\(model): the frozen base is untouched") }
         var worst = (name: "", err: Float(0))
         for name in final.names {
             let ref = try final.floats(name)
-            let ours = Array(trainer.model.params.floats(trainer.model.layout[name]!.range))
+            let ours = Array(params.floats(layout[name]!.range))
             let scale = ref.map(abs).max()!
             let err = zip(ours, ref).map { abs($0 - $1) }.max()! / scale
             if err > worst.err { worst = (name, err) }
@@ -120,12 +139,24 @@ final class ParityTests: XCTestCase {
     /// DeepSpeed's default 2^16 loss scale, which never overflows here; measured 1.3e-4). The overflow
     /// path is tested in MixedPrecisionTests.
     func testMixedPrecisionLossCurvesStayNearF32() throws {
-        let steps = try JSONValue.read(path: Self.fixtures + "/parity/batches.json").arrayValue!
-        let expected = try JSONValue.read(path: Self.fixtures + "/parity/expected.json")["steps"]!.arrayValue!
+        try checkMixedPrecision(reference: Self.fixtures + "/parity", lora: nil)
+    }
+
+    /// LoRA in mixed precision (adapter weights, gradients and activations in 16 bits as for a full
+    /// fine-tune) against PEFT's f32 losses, with the same tolerances.
+    func testMixedPrecisionLoRAStaysNearF32() throws {
+        var lora = LoRAOptions(r: nil)
+        lora.initAdapter = Self.fixtures + "/lora/smollm_chat/adapter"
+        try checkMixedPrecision(reference: Self.fixtures + "/lora/smollm_chat/parity", lora: lora)
+    }
+
+    func checkMixedPrecision(reference: String, lora: LoRAOptions?) throws {
+        let steps = try JSONValue.read(path: reference + "/batches.json").arrayValue!
+        let expected = try JSONValue.read(path: reference + "/expected.json")["steps"]!.arrayValue!
         for (precision, tolerance) in [(EngineOptions.Precision.bf16, 5e-3), (.fp16, 5e-4)] {
             let out = NSTemporaryDirectory() + "sf-parity-\(precision)-\(getpid())"
             defer { try? FileManager.default.removeItem(atPath: out); try? FileManager.default.removeItem(atPath: out + "-data.jsonl") }
-            let trainer = try makeTrainer(output: out, precision: precision)
+            let trainer = try makeTrainer(output: out, precision: precision, lora: lora)
             var worst = 0.0
             var losses: [Double] = []
             for (i, step) in steps.enumerated() {
@@ -135,7 +166,7 @@ final class ParityTests: XCTestCase {
                 losses.append(loss)
                 worst = max(worst, abs(loss - expected[i]["loss"]!.doubleValue!) / expected[i]["loss"]!.doubleValue!)
             }
-            print("parity \(precision): worst loss rel error vs f32 \(worst); last loss \(losses.last!) vs \(expected.last!["loss"]!.doubleValue!)")
+            print("parity \(precision)\(lora == nil ? "" : " LoRA"): worst loss rel error vs f32 \(worst); last loss \(losses.last!) vs \(expected.last!["loss"]!.doubleValue!)")
             XCTAssertLessThan(worst, tolerance, "\(precision): worst per-step loss relative error vs f32")
         }
     }

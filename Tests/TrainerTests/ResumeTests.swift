@@ -64,6 +64,19 @@ final class ResumeTests: XCTestCase {
         XCTAssertEqual(scales.count, metrics.count, "every step logs loss_scale")
     }
 
+    /// LoRA (fresh adapter, all-linear, rsLoRA, bf16-stored base, dropout 0.1) on the tiny pretrained
+    /// Llama: checkpoints are PEFT adapter folders plus engine state, and the resumed run is exact.
+    func testLoRAResumesBitIdentically() throws {
+        try checkResume(tag: "lora") { c in
+            c.model = ModelSource(path: TrainerAPITests.root + "/Tests/Fixtures/models/smollm_chat")
+            var lora = LoRAOptions(r: 4, alpha: 8, targetModules: ["all-linear"])
+            lora.rslora = true
+            lora.dropout = 0.1
+            lora.baseDType = .bf16
+            c.lora = lora
+        }
+    }
+
     /// Runs 10 steps whole, and 5 + resume 5 (with `secondHalf` changing the resumed run's settings);
     /// returns the whole run's step records from metrics.jsonl.
     @discardableResult
@@ -88,7 +101,9 @@ final class ResumeTests: XCTestCase {
         first.addCallback(firstLosses)
         XCTAssertEqual(try first.train().steps, 5)
         XCTAssertEqual(try String(contentsOfFile: b + "/latest", encoding: .utf8), "global_step5\n")
-        for file in ["engine_state.json", "zero_rank0_optim_states.safetensors", "model.safetensors", "config.json", "tokenizer.json"] {
+        let lora = configuration(output: b).lora != nil
+        let folder = lora ? ["adapter_model.safetensors", "adapter_config.json"] : ["model.safetensors", "config.json"]
+        for file in ["engine_state.json", "zero_rank0_optim_states.safetensors", "tokenizer.json"] + folder {
             XCTAssertTrue(FileManager.default.fileExists(atPath: b + "/global_step5/" + file), file)
         }
 
@@ -104,6 +119,11 @@ final class ResumeTests: XCTestCase {
         // Exact: same data position, schedule step, optimizer moments and master weights.
         for step in 6...10 { XCTAssertEqual(secondLosses.byStep[step], wholeLosses.byStep[step], "step \(step)") }
         XCTAssertEqual(Array(second.model.params.floats), Array(whole.model.params.floats))
+        XCTAssertEqual(Array(second.engine.trainableParams.floats), Array(whole.engine.trainableParams.floats))
+        if lora {
+            XCTAssertFalse(FileManager.default.fileExists(atPath: b + "/global_step5/model.safetensors"), "an adapter checkpoint holds no base weights")
+            XCTAssertTrue(FileManager.default.fileExists(atPath: a + "/final/adapter_model.safetensors"))
+        }
         XCTAssertEqual(second.engine.stepsTaken, whole.engine.stepsTaken)
         XCTAssertEqual(second.engine.lossScaler, whole.engine.lossScaler)
         let text = try String(contentsOfFile: a + "/metrics.jsonl", encoding: .utf8)

@@ -19,7 +19,9 @@ final class TrainerAPITests: XCTestCase {
         func shouldStop(after m: StepMetrics) -> Bool { stopAt.map { m.step >= $0 } ?? false }
     }
 
-    func configuration(output: String) -> TrainingConfiguration {
+    func configuration(output: String) -> TrainingConfiguration { Self.configuration(output: output) }
+
+    static func configuration(output: String) -> TrainingConfiguration {
         var c = TrainingConfiguration(
             model: ModelSource(initialize: .init(config: Self.root + "/Recipes/models/quickstart/config.json", seed: 0,
                                                  tokenizer: Self.root + "/Tokenizers/smollm")),
@@ -97,8 +99,8 @@ final class TrainerAPITests: XCTestCase {
         XCTAssertThrowsError(try Trainer(configuration: c, log: { _ in })) {
             XCTAssertTrue("\($0)".contains("pipeline"), "\($0)")
         }
-        for (change, message) in [({ (c: inout TrainingConfiguration) in c.logging.tensorboard = true }, "logging.tensorboard"),
-                                  ({ (c: inout TrainingConfiguration) in c.deepspeed = "ds.json" }, "deepspeed:"),
+        for (change, message) in [({ (c: inout TrainingConfiguration) in c.logging.tensorboardJobName = "a/b" }, "logging.tensorboard_job_name"),
+                                  ({ (c: inout TrainingConfiguration) in c.deepspeed = "ds.json" }, "deepspeed: ds.json: cannot read"),
                                   ({ (c: inout TrainingConfiguration) in c.training.trainBatchSize = 7 }, "train_batch_size 7 ≠ micro_batch_size 4")] {
             var bad = configuration(output: NSTemporaryDirectory() + "sf-unused")
             change(&bad)

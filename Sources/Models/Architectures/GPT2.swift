@@ -209,6 +209,7 @@ final class GPT2Binding: BoundArchitecture {
                       a: BlockActivations, s: BlockScratch) {
         let b = blocks[l], n = ctx.N * config.hiddenSize
         b.ln1.forward(ctx, out: a[Slot.ln1], inp: x, mean: a[Slot.mean1], rstd: a[Slot.rstd1])
+        ctx.timer?.begin(.attention(l), backward: false)
         let (k, v) = attention.keyValueDestinations(ctx, layer: l, k: a[Slot.k], v: a[Slot.v])
         b.q.forward(ctx, out: a[Slot.q], inp: a[Slot.ln1])
         b.k.forward(ctx, out: k, inp: a[Slot.ln1])
@@ -218,26 +219,33 @@ final class GPT2Binding: BoundArchitecture {
         b.proj.forward(ctx, out: s.proj, inp: a[Slot.att])
         a[Slot.mid].update(from: x, count: n)
         Residual.add(a[Slot.mid], s.proj, count: n)
+        ctx.timer?.end(.attention(l), backward: false)
         b.ln2.forward(ctx, out: a[Slot.ln2], inp: a[Slot.mid], mean: a[Slot.mean2], rstd: a[Slot.rstd2])
+        ctx.timer?.begin(.mlp(l), backward: false)
         b.fc.forward(ctx, out: a[Slot.fc], inp: a[Slot.ln2])
         GELU.forward(out: a[Slot.act], inp: a[Slot.fc], count: ctx.N * config.intermediateSize)
         b.fcProj.forward(ctx, out: s.proj, inp: a[Slot.act])
         out.update(from: a[Slot.mid], count: n)
         Residual.add(out, s.proj, count: n)
+        ctx.timer?.end(.mlp(l), backward: false)
     }
 
     func blockBackward(_ l: Int, _ ctx: BlockContext, x: UnsafePointer<Float>, a: BlockActivations, s: BlockScratch) {
         let b = blocks[l]
+        ctx.timer?.begin(.mlp(l), backward: true)
         b.fcProj.backward(ctx, dinp: s.dact, dout: s.dres, inp: a[Slot.act])
         GELU.backward(dinp: s.dgate, dout: s.dact, inp: a[Slot.fc], count: ctx.N * config.intermediateSize)
         b.fc.backward(ctx, dinp: s.dln, dout: s.dgate, inp: a[Slot.ln2])
+        ctx.timer?.end(.mlp(l), backward: true)
         b.ln2.backward(ctx, dinp: s.dres, dout: s.dln, inp: a[Slot.mid], mean: a[Slot.mean2], rstd: a[Slot.rstd2])
+        ctx.timer?.begin(.attention(l), backward: true)
         b.proj.backward(ctx, dinp: s.datt, dout: s.dres, inp: a[Slot.att])
         attention.backward(ctx, dq: s.dq, dk: s.dk, dv: s.dv, dout: s.datt, probs: a.probs!.pointer(count: attention.shape.probsCount(ctx.spans)),
                            q: a[Slot.q], k: a[Slot.k], v: a[Slot.v])
         b.q.backward(ctx, dinp: s.dln, dout: s.dq, inp: a[Slot.ln1])
         b.k.backward(ctx, dinp: s.dln, dout: s.dk, inp: a[Slot.ln1], accumulate: true)
         b.v.backward(ctx, dinp: s.dln, dout: s.dv, inp: a[Slot.ln1], accumulate: true)
+        ctx.timer?.end(.attention(l), backward: true)
         b.ln1.backward(ctx, dinp: s.dres, dout: s.dln, inp: x, mean: a[Slot.mean1], rstd: a[Slot.rstd1])
     }
 

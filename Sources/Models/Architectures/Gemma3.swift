@@ -290,6 +290,7 @@ final class Gemma3Binding: BoundArchitecture {
                       a: BlockActivations, s: BlockScratch) {
         let b = blocks[l], n = ctx.N * config.hiddenSize
         b.inputNorm.forward(ctx, out: a[Slot.ln1], inp: x, mean: nil, rstd: a[Slot.rstd1])
+        ctx.timer?.begin(.attention(l), backward: false)
         let (k, v) = b.attention.keyValueDestinations(ctx, layer: l, k: a[Slot.k], v: a[Slot.v])
         b.q.forward(ctx, out: a[Slot.qRaw], inp: a[Slot.ln1])
         b.k.forward(ctx, out: a[Slot.kRaw], inp: a[Slot.ln1])
@@ -306,7 +307,9 @@ final class Gemma3Binding: BoundArchitecture {
         b.postAttentionNorm.forward(ctx, out: s.proj, inp: a[Slot.attnOut], mean: nil, rstd: a[Slot.rstdPostAttn])
         a[Slot.mid].update(from: x, count: n)
         Residual.add(a[Slot.mid], s.proj, count: n)
+        ctx.timer?.end(.attention(l), backward: false)
         b.preFeedforwardNorm.forward(ctx, out: a[Slot.ln2], inp: a[Slot.mid], mean: nil, rstd: a[Slot.rstd2])
+        ctx.timer?.begin(.mlp(l), backward: false)
         b.gate.forward(ctx, out: a[Slot.gate], inp: a[Slot.ln2])
         b.up.forward(ctx, out: a[Slot.up], inp: a[Slot.ln2])
         GeGLU.forward(out: a[Slot.act], gate: a[Slot.gate], up: a[Slot.up], count: ctx.N * config.intermediateSize)
@@ -314,19 +317,23 @@ final class Gemma3Binding: BoundArchitecture {
         b.postFeedforwardNorm.forward(ctx, out: s.proj, inp: a[Slot.mlpOut], mean: nil, rstd: a[Slot.rstdPostFF])
         out.update(from: a[Slot.mid], count: n)
         Residual.add(out, s.proj, count: n)
+        ctx.timer?.end(.mlp(l), backward: false)
     }
 
     func blockBackward(_ l: Int, _ ctx: BlockContext, x: UnsafePointer<Float>, a: BlockActivations, s: BlockScratch) {
         let b = blocks[l], N = ctx.N, n = N * config.hiddenSize, shape = config.attentionShape
         // MLP branch: dres reaches the MLP output through the post-feedforward norm.
+        ctx.timer?.begin(.mlp(l), backward: true)
         s.dtmp.update(repeating: 0, count: n)
         b.postFeedforwardNorm.backward(ctx, dinp: s.dtmp, dout: s.dres, inp: a[Slot.mlpOut], mean: nil, rstd: a[Slot.rstdPostFF])
         b.down.backward(ctx, dinp: s.dact, dout: s.dtmp, inp: a[Slot.act])
         GeGLU.backward(dgate: s.dgate, dup: s.dup, dout: s.dact, gate: a[Slot.gate], up: a[Slot.up], count: N * config.intermediateSize)
         b.gate.backward(ctx, dinp: s.dln, dout: s.dgate, inp: a[Slot.ln2])
         b.up.backward(ctx, dinp: s.dln, dout: s.dup, inp: a[Slot.ln2], accumulate: true)
+        ctx.timer?.end(.mlp(l), backward: true)
         b.preFeedforwardNorm.backward(ctx, dinp: s.dres, dout: s.dln, inp: a[Slot.mid], mean: nil, rstd: a[Slot.rstd2])
         // Attention branch, through the post-attention norm.
+        ctx.timer?.begin(.attention(l), backward: true)
         s.dtmp.update(repeating: 0, count: n)
         b.postAttentionNorm.backward(ctx, dinp: s.dtmp, dout: s.dres, inp: a[Slot.attnOut], mean: nil, rstd: a[Slot.rstdPostAttn])
         b.o.backward(ctx, dinp: s.datt, dout: s.dtmp, inp: a[Slot.att])
@@ -343,6 +350,7 @@ final class Gemma3Binding: BoundArchitecture {
         b.q.backward(ctx, dinp: s.dln, dout: s.dqRaw, inp: a[Slot.ln1])
         b.k.backward(ctx, dinp: s.dln, dout: s.dkRaw, inp: a[Slot.ln1], accumulate: true)
         b.v.backward(ctx, dinp: s.dln, dout: s.dv, inp: a[Slot.ln1], accumulate: true)
+        ctx.timer?.end(.attention(l), backward: true)
         b.inputNorm.backward(ctx, dinp: s.dres, dout: s.dln, inp: x, mean: nil, rstd: a[Slot.rstd1])
     }
 

@@ -250,6 +250,7 @@ class LlamaBinding: BoundArchitecture {
                       a: BlockActivations, s: BlockScratch) {
         let b = blocks[l], n = ctx.N * config.hiddenSize
         b.norm1.forward(ctx, out: a[Slot.ln1], inp: x, mean: nil, rstd: a[Slot.rstd1])
+        ctx.timer?.begin(.attention(l), backward: false)
         let (k, v) = attention.keyValueDestinations(ctx, layer: l, k: a[Slot.k], v: a[Slot.v])
         projectQKV(l, ctx, a: a, k: k, v: v)
         attention.forward(ctx, layer: l, out: a[Slot.att], probs: a.probsPointer(count: attention.shape.probsCount(ctx.spans)),
@@ -257,13 +258,16 @@ class LlamaBinding: BoundArchitecture {
         b.o.forward(ctx, out: s.proj, inp: a[Slot.att])
         a[Slot.mid].update(from: x, count: n)
         Residual.add(a[Slot.mid], s.proj, count: n)
+        ctx.timer?.end(.attention(l), backward: false)
         b.norm2.forward(ctx, out: a[Slot.ln2], inp: a[Slot.mid], mean: nil, rstd: a[Slot.rstd2])
+        ctx.timer?.begin(.mlp(l), backward: false)
         b.gate.forward(ctx, out: a[Slot.gate], inp: a[Slot.ln2])
         b.up.forward(ctx, out: a[Slot.up], inp: a[Slot.ln2])
         SwiGLU.forward(out: a[Slot.act], gate: a[Slot.gate], up: a[Slot.up], count: ctx.N * config.intermediateSize)
         b.down.forward(ctx, out: s.proj, inp: a[Slot.act])
         out.update(from: a[Slot.mid], count: n)
         Residual.add(out, s.proj, count: n)
+        ctx.timer?.end(.mlp(l), backward: false)
     }
 
     /// q[N, qDim] into the activations and k, v into their destinations (the cache when decoding), from
@@ -294,16 +298,20 @@ class LlamaBinding: BoundArchitecture {
     func blockBackward(_ l: Int, _ ctx: BlockContext, x: UnsafePointer<Float>, a: BlockActivations, s: BlockScratch) {
         let b = blocks[l]
         // MLP: the residual passes dres straight through; the branch adds its input gradient via norm2.
+        ctx.timer?.begin(.mlp(l), backward: true)
         b.down.backward(ctx, dinp: s.dact, dout: s.dres, inp: a[Slot.act])
         SwiGLU.backward(dgate: s.dgate, dup: s.dup, dout: s.dact, gate: a[Slot.gate], up: a[Slot.up], count: ctx.N * config.intermediateSize)
         b.gate.backward(ctx, dinp: s.dln, dout: s.dgate, inp: a[Slot.ln2])
         b.up.backward(ctx, dinp: s.dln, dout: s.dup, inp: a[Slot.ln2], accumulate: true)
+        ctx.timer?.end(.mlp(l), backward: true)
         b.norm2.backward(ctx, dinp: s.dres, dout: s.dln, inp: a[Slot.mid], mean: nil, rstd: a[Slot.rstd2])
         // Attention.
+        ctx.timer?.begin(.attention(l), backward: true)
         b.o.backward(ctx, dinp: s.datt, dout: s.dres, inp: a[Slot.att])
         attention.backward(ctx, dq: s.dq, dk: s.dk, dv: s.dv, dout: s.datt, probs: a.probs!.pointer(count: attention.shape.probsCount(ctx.spans)),
                            q: a[Slot.q], k: a[Slot.k], v: a[Slot.v])
         projectQKVBackward(l, ctx, a: a, s: s)
+        ctx.timer?.end(.attention(l), backward: true)
         b.norm1.backward(ctx, dinp: s.dres, dout: s.dln, inp: x, mean: nil, rstd: a[Slot.rstd1])
     }
 
