@@ -57,10 +57,21 @@ public struct ProblemList {
         if !ok { add(keyPath, message()) }
     }
 
-    /// A count: steps, sizes, tokens. nil (not set) is always fine.
-    public mutating func count(_ value: Int?, atLeast minimum: Int, _ keyPath: String) {
-        guard let value, value < minimum else { return }
-        add(keyPath, "must be at least \(minimum), got \(value)")
+    /// A count: steps, sizes, tokens. nil (not set) is always fine. `maximum` bounds the counts that size
+    /// an allocation, so a typo like 10^12 is an error here instead of a crash when memory runs out.
+    public mutating func count(_ value: Int?, atLeast minimum: Int, atMost maximum: Int? = nil, _ keyPath: String) {
+        guard let value else { return }
+        if value < minimum { add(keyPath, "must be at least \(minimum), got \(value)") }
+        if let maximum, value > maximum { add(keyPath, "must be at most \(maximum), got \(value)") }
+    }
+
+    /// Bounds of the counts that size buffers (tokens of a micro-batch, generated tokens).
+    public enum Limit {
+        public static let sequenceTokens = 1 << 20
+        public static let microBatchSize = 1 << 16
+        /// Tokens of one micro-batch (micro_batch_size × max_seq_len): activations scale with it.
+        public static let microBatchTokens = 1 << 22
+        public static let generatedTokens = 1 << 20
     }
 
     public enum Bound: Sendable {

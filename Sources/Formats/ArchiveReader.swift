@@ -44,6 +44,9 @@ public final class ArchiveReader: ByteSource {
     public private(set) var currentEntry: ArchiveEntry?
     private let handle: OpaquePointer
     private let isSingleStream: Bool
+    /// libarchive's gzip filter does not verify the trailer's CRC-32, so a flipped byte would pass as
+    /// text; a single .gz stream is checked here as it is read (nil when not a .gz stream).
+    private var gzipCheck: GzipTrailerCheck?
 
     public var sourceName: String { currentEntry.map { isSingleStream ? path : "\(path):\($0.name)" } ?? path }
 
@@ -68,6 +71,7 @@ public final class ArchiveReader: ByteSource {
         if archive_read_open_filename(a, path, 1 << 16) != ARCHIVE_OK {
             throw ArchiveError.open(path: path, reason: Self.message(a))
         }
+        if isSingleStream, path.lowercased().hasSuffix(".gz") { gzipCheck = GzipTrailerCheck(path: path) }
     }
 
     deinit { archive_read_free(handle) }
@@ -119,6 +123,10 @@ public final class ArchiveReader: ByteSource {
         guard currentEntry != nil, let base = buffer.baseAddress, buffer.count > 0 else { return 0 }
         while true {
             let n = archive_read_data(handle, base, buffer.count)
+            if n > 0 { gzipCheck?.update(UnsafeRawBufferPointer(start: base, count: n)) }
+            if n == 0, let reason = gzipCheck?.finish() {
+                throw ArchiveError.read(path: path, entry: currentEntry?.name, reason: reason)
+            }
             if n >= 0 { return n }
             if n == Int(ARCHIVE_RETRY) { continue }
             throw ArchiveError.read(path: path, entry: currentEntry?.name, reason: Self.message(handle))
@@ -161,5 +169,46 @@ public final class ArchiveReader: ByteSource {
         var out: [(ArchiveEntry, Data)] = []
         while let e = try reader.nextEntry() { out.append((e, e.kind == .file ? try reader.readAll() : Data())) }
         return out
+    }
+}
+
+/// CRC-32 (the gzip polynomial) of the decompressed bytes, compared with the stream's trailer at the end.
+/// A file of several gzip members carries one trailer per member; only a single-member file (its
+/// trailer's length field equals the bytes read) is checked, which is what gzip itself writes.
+struct GzipTrailerCheck {
+    private static let table: [UInt32] = (0..<256).map { n -> UInt32 in
+        var c = UInt32(n)
+        for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+        return c
+    }
+    private let trailer: (crc: UInt32, size: UInt32)?
+    private var crc: UInt32 = 0xFFFF_FFFF
+    private var size: UInt64 = 0
+    private var done = false
+
+    init(path: String) {
+        guard let h = FileHandle(forReadingAtPath: path), let end = try? h.seekToEnd(), end >= 18,
+              (try? h.seek(toOffset: end - 8)) != nil, let d = try? h.read(upToCount: 8), d.count == 8 else { trailer = nil; return }
+        let b = [UInt8](d)
+        func le(_ i: Int) -> UInt32 { UInt32(b[i]) | UInt32(b[i + 1]) << 8 | UInt32(b[i + 2]) << 16 | UInt32(b[i + 3]) << 24 }
+        trailer = (le(0), le(4))
+        try? h.close()
+    }
+
+    mutating func update(_ bytes: UnsafeRawBufferPointer) {
+        var c = crc
+        for byte in bytes { c = Self.table[Int((c ^ UInt32(byte)) & 0xFF)] ^ (c >> 8) }
+        crc = c
+        size += UInt64(bytes.count)
+    }
+
+    /// What is wrong at the end of the stream, once; nil when the checksum matches or cannot be told.
+    mutating func finish() -> String? {
+        guard !done, let trailer else { return nil }
+        done = true
+        let actual = crc ^ 0xFFFF_FFFF
+        guard UInt32(truncatingIfNeeded: size) == trailer.size, actual != trailer.crc else { return nil }
+        return String(format: "gzip checksum mismatch: the decompressed data has CRC-32 %08x, the file records %08x (the file is corrupt)",
+                      actual, trailer.crc)
     }
 }

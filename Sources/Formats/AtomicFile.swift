@@ -5,9 +5,13 @@ import Glibc
 
 public enum AtomicFileError: Error, CustomStringConvertible {
     case io(path: String, operation: String, errno: Int32)
+    /// A folder cannot be made at `path` because `blocker` (itself or a parent) is a file.
+    case notAFolder(path: String, blocker: String)
 
     public var description: String {
         switch self {
+        case .notAFolder(let path, let blocker):
+            return blocker == path ? "\(path): is a file, expected a folder" : "cannot create the folder '\(path)': '\(blocker)' is a file"
         case .io(let path, let operation, let code):
             return "\(path): \(operation) failed: \(String(cString: strerror(code)))"
         }
@@ -40,6 +44,24 @@ public enum AtomicFile {
         close(fd)
         try rename(tmp, to: path)
         ok = true
+    }
+
+    /// Creates `path` and its missing parents with mkdir(2), so a failure names the part at fault in
+    /// plain words (a file in the way, no permission) instead of a Foundation error dump.
+    public static func createFolder(_ path: String) throws {
+        var built = path.hasPrefix("/") ? "" : "."
+        func shown(_ p: String) -> String { p.hasPrefix("./") ? String(p.dropFirst(2)) : p }
+        for part in path.split(separator: "/", omittingEmptySubsequences: true) {
+            built += "/" + part
+            var st = stat()
+            if stat(built, &st) == 0 {
+                guard (st.st_mode & S_IFMT) == S_IFDIR else { throw AtomicFileError.notAFolder(path: path, blocker: shown(built)) }
+                continue
+            }
+            if mkdir(built, 0o755) != 0 && errno != EEXIST {
+                throw AtomicFileError.io(path: shown(built), operation: "creating the folder", errno: errno)
+            }
+        }
     }
 
     public static func rename(_ from: String, to: String) throws {

@@ -126,20 +126,32 @@ extension JSONValue {
         }
         let err = json_tokener_get_error(tok)
         if err != json_tokener_success || obj == nil && bytes.count == 0 {
-            let message = bytes.count == 0 ? "empty document" : String(cString: json_tokener_error_desc(err))
-            let offset = json_tokener_get_parse_end(tok)
-            throw JSONError.parse(source: source, message: "\(message) at byte \(offset)")
+            let offset = Int(json_tokener_get_parse_end(tok))
+            // json-c's "continue" means it wanted more input: the document stops before it is complete.
+            let message = bytes.count == 0 ? "empty document"
+                : err == json_tokener_continue ? "the document ends before it is complete (truncated?)"
+                : String(cString: json_tokener_error_desc(err))
+            throw JSONError.parse(source: source, message: "\(message) at \(position(of: offset, in: bytes))")
         }
         let end = Int(json_tokener_get_parse_end(tok))
         if end < bytes.count {
             let rest = UnsafeRawBufferPointer(rebasing: bytes[end...])
             if rest.contains(where: { !($0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09) }) {
                 json_object_put(obj)
-                throw JSONError.parse(source: source, message: "trailing characters after the document at byte \(end)")
+                throw JSONError.parse(source: source, message: "trailing characters after the document at \(position(of: end, in: bytes))")
             }
         }
         defer { json_object_put(obj) }
         return convert(obj)
+    }
+
+    /// "line L, column C (byte N)" of a byte offset, for messages a user can find in an editor.
+    private static func position(of offset: Int, in bytes: UnsafeRawBufferPointer) -> String {
+        let before = UnsafeRawBufferPointer(rebasing: bytes[..<min(offset, bytes.count)])
+        let line = before.reduce(1) { $1 == 0x0A ? $0 + 1 : $0 }
+        let lineStart = before.lastIndex(of: 0x0A).map { $0 + 1 } ?? 0
+        let column = String(decoding: UnsafeRawBufferPointer(rebasing: before[lineStart...]), as: UTF8.self).count + 1
+        return "line \(line), column \(column) (byte \(offset))"
     }
 
     public static func parse(_ text: String, source: String = "<string>") throws -> JSONValue {
@@ -152,9 +164,7 @@ extension JSONValue {
     }
 
     public static func read(path: String) throws -> JSONValue {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw JSONError.unreadable(path: path, reason: FileManager.default.fileExists(atPath: path) ? "permission denied" : "no such file")
-        }
+        let data = try RegularFile.contents(path) { JSONError.unreadable(path: path, reason: $0) }
         return try parse(data: data, source: path)
     }
 
@@ -163,7 +173,12 @@ extension JSONValue {
         switch json_object_get_type(obj) {
         case json_type_null: return .null
         case json_type_boolean: return .bool(json_object_get_boolean(obj) != 0)
-        case json_type_int: return .int(json_object_get_int64(obj))
+        case json_type_int:
+            // json-c keeps integers above Int64.max as uint64 (and clamps larger ones to UInt64.max); read
+            // as Int64 they would all become 9223372036854775807, a value the file never held.
+            let u = json_object_get_uint64(obj), i = json_object_get_int64(obj)
+            if i == Int64.max, u > UInt64(Int64.max) { return .double(Double(u)) }
+            return .int(i)
         case json_type_double: return .double(json_object_get_double(obj))
         case json_type_string:
             let len = Int(json_object_get_string_len(obj))

@@ -40,7 +40,11 @@ extension YAMLNode {
     private static func overrideValue(_ text: String, mark: YAMLMark) throws -> YAMLNode {
         if text.allSatisfy(\.isWhitespace) { return YAMLNode(.null, mark: mark) }  // `key=` clears a value
         do {
-            return try YAMLParser.parse(text, source: mark.source).remarked(mark)
+            let node = try YAMLParser.parse(text, source: mark.source).remarked(mark)
+            // `---` or `#x` parse as an empty document (null); only a null spelled out clears a value.
+            let trimmed = text.trimmingCharacters(in: .whitespaces)
+            if node.isNull, !["~", "null", "Null", "NULL"].contains(trimmed) { return YAMLNode(.string(text), mark: mark) }
+            return node
         } catch let error as YAMLError {
             let trimmed = text.trimmingCharacters(in: .whitespaces)
             if trimmed.hasPrefix("[") || trimmed.hasPrefix("{") {
@@ -103,7 +107,7 @@ extension YAMLNode {
     /// Missing keys and cycles are reported, all of them, naming the key and where it is used.
     public func resolvingReferences() throws -> YAMLNode {
         var resolver = ReferenceResolver(root: self)
-        let result = resolver.resolve(self, path: [], visiting: [])
+        let (result, _) = resolver.resolve(self, path: [], visiting: [])
         if !resolver.problems.isEmpty { throw YAMLError(sortedByPosition(resolver.problems)) }
         return result
     }
@@ -113,6 +117,13 @@ private struct ReferenceResolver {
     let root: YAMLNode
     var problems: [YAMLProblem] = []
     private var reported = Set<String>()
+    /// Each key path resolved once (with its expanded node count): a chain of references that each use
+    /// the previous one twice would otherwise be resolved 2^n times.
+    private var resolved: [[String]: (node: YAMLNode, size: Int)] = [:]
+    /// Expanded nodes produced so far, against `YAMLLimits.maxNodes`.
+    private var expanded = 0
+    /// Set once a limit is hit (expansion or depth).
+    private var overBudget = false
 
     init(root: YAMLNode) { self.root = root }
 
@@ -125,41 +136,49 @@ private struct ReferenceResolver {
         }
     }
 
-    mutating func resolve(_ node: YAMLNode, path: [String], visiting: [[String]]) -> YAMLNode {
+    /// The node with its references replaced, and its expanded node count.
+    mutating func resolve(_ node: YAMLNode, path: [String], visiting: [[String]]) -> (YAMLNode, Int) {
         switch node.value {
         case .string(let s) where s.contains("${"):
             return resolveScalar(s, node: node, path: path, visiting: visiting)
         case .sequence(let items):
-            var out = node
-            out.value = .sequence(items.enumerated().map { resolve($0.element, path: path + ["\($0.offset)"], visiting: visiting) })
-            return out
-        case .mapping(let entries):
-            var out = node
-            out.value = .mapping(entries.map {
-                YAMLEntry(key: $0.key, keyMark: $0.keyMark, value: resolve($0.value, path: path + [$0.key], visiting: visiting))
+            var out = node, size = 1
+            out.value = .sequence(items.enumerated().map {
+                let (n, k) = resolve($0.element, path: path + ["\($0.offset)"], visiting: visiting)
+                size += k
+                return n
             })
-            return out
+            return (out, size)
+        case .mapping(let entries):
+            var out = node, size = 1
+            out.value = .mapping(entries.map {
+                let (n, k) = resolve($0.value, path: path + [$0.key], visiting: visiting)
+                size += k
+                return YAMLEntry(key: $0.key, keyMark: $0.keyMark, value: n)
+            })
+            return (out, size)
         default:
-            return node
+            return (node, 1)
         }
     }
 
-    private mutating func resolveScalar(_ s: String, node: YAMLNode, path: [String], visiting: [[String]]) -> YAMLNode {
+    private mutating func resolveScalar(_ s: String, node: YAMLNode, path: [String], visiting: [[String]]) -> (YAMLNode, Int) {
         guard let pieces = split(s) else {
             report(node.mark, path, "unclosed '${' in '\(s)'")
-            return node
+            return (node, 1)
         }
         if pieces.count == 1, case .reference(let ref) = pieces[0] {
-            guard var target = lookup(ref, from: node, path: path, visiting: visiting) else { return node }
+            guard let (found, size) = lookup(ref, from: node, path: path, visiting: visiting), spend(size, node.mark, path) else { return (node, 1) }
+            var target = found
             target.mark = node.mark
-            return target
+            return (target, size)
         }
         var text = ""
         for piece in pieces {
             switch piece {
             case .text(let t): text += t
             case .reference(let ref):
-                guard let target = lookup(ref, from: node, path: path, visiting: visiting) else { return node }
+                guard let (target, _) = lookup(ref, from: node, path: path, visiting: visiting) else { return (node, 1) }
                 switch target.value {
                 case .null: text += "null"
                 case .bool(let b): text += "\(b)"
@@ -168,15 +187,30 @@ private struct ReferenceResolver {
                 case .string(let t): text += t
                 case .sequence, .mapping:
                     report(node.mark, path, "'${\(ref)}' is \(target.foundDescription), which cannot be placed inside a string")
-                    return node
+                    return (node, 1)
                 }
             }
+            if text.utf8.count > YAMLLimits.maxInterpolatedLength {
+                report(node.mark, path, "the text built from the references in '\(s.prefix(80))' is longer than \(YAMLLimits.maxInterpolatedLength) bytes")
+                return (node, 1)
+            }
         }
-        return YAMLNode(.string(text), mark: node.mark)
+        return (YAMLNode(.string(text), mark: node.mark), 1)
+    }
+
+    /// Counts `size` expanded nodes against the budget; false (reported once) past it.
+    private mutating func spend(_ size: Int, _ mark: YAMLMark, _ path: [String]) -> Bool {
+        expanded += size
+        guard expanded > YAMLLimits.maxNodes else { return true }
+        if !overBudget {
+            overBudget = true
+            report(mark, path, "the references expand the document to more than \(YAMLLimits.maxNodes) values (is a reference repeated exponentially?)")
+        }
+        return false
     }
 
     /// The referenced node, itself resolved; nil (with a problem reported) when missing or cyclic.
-    private mutating func lookup(_ ref: String, from node: YAMLNode, path: [String], visiting: [[String]]) -> YAMLNode? {
+    private mutating func lookup(_ ref: String, from node: YAMLNode, path: [String], visiting: [[String]]) -> (YAMLNode, Int)? {
         let refPath = ref.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
         if ref.contains(":") {
             report(node.mark, path, "'${\(ref)}': resolvers (like oc.env:) are not supported; only ${key.path} references")
@@ -186,7 +220,15 @@ private struct ReferenceResolver {
             report(node.mark, path, "'${\(ref)}' is not a key path")
             return nil
         }
+        if let done = resolved[refPath] { return done }
+        // Past a limit the document is hostile: one report, and the rest is left unresolved.
+        if overBudget { return nil }
         let chain = visiting + [path]
+        guard chain.count <= YAMLLimits.maxDepth else {
+            overBudget = true
+            report(node.mark, path, "'${\(ref)}': references lead through more than \(YAMLLimits.maxDepth) other references")
+            return nil
+        }
         if let start = chain.firstIndex(where: { $0.starts(with: refPath) }) {
             // Told from the node being reported: it refers to ref, which leads back to it.
             let here = path.joined(separator: ".")
@@ -208,7 +250,11 @@ private struct ReferenceResolver {
             }
             current = next
         }
-        return resolve(current, path: refPath, visiting: chain)
+        let before = problems.count
+        let result = resolve(current, path: refPath, visiting: chain)
+        // Only a clean resolution is reused: a failed one must be reported from each place that uses it.
+        if problems.count == before { resolved[refPath] = result }
+        return result
     }
 
     private func split(_ s: String) -> [Piece]? {

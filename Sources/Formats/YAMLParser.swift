@@ -1,15 +1,25 @@
 import CYAML
 import Foundation
 
+/// What a YAML document may hold. A recipe is a few hundred nodes a few levels deep; these bounds keep a
+/// hostile file (20,000 nested lists, the "billion laughs" aliases, references doubling a string 39
+/// times) an error instead of a stack overflow or an hour of expansion. The same budget covers aliases
+/// and `${}` references, since both copy a node into several places.
+public enum YAMLLimits {
+    /// Mappings and sequences open at once.
+    public static let maxDepth = 512
+    /// Nodes of the document with every alias and reference expanded.
+    public static let maxNodes = 1_000_000
+    /// Characters of a string built by interpolating references.
+    public static let maxInterpolatedLength = 1 << 20
+}
+
 /// Builds a `YAMLNode` tree from libyaml's event stream. libyaml does the syntax (and its error
 /// messages); this file does what PyYAML's composer and constructor do: anchors and aliases,
 /// `<<` merge keys, duplicate-key detection and scalar typing.
 public enum YAMLParser {
     public static func read(path: String) throws -> YAMLNode {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            let reason = FileManager.default.fileExists(atPath: path) ? "cannot read the file" : "no such file"
-            throw YAMLError(mark: nil, message: "\(path): \(reason)")
-        }
+        let data = try RegularFile.contents(path) { YAMLError(mark: nil, message: "\(path): \($0)") }
         return try parse(data: data, source: path)
     }
 
@@ -50,6 +60,16 @@ public enum YAMLParser {
         }
         // libyaml's message for a tab ("found character that cannot start any token") does not
         // say what the character is; tabs are the usual cause in hand-written recipes.
+        if parser.error == YAML_READER_ERROR {
+            // Encoding errors carry a byte offset, not a mark (whose fields stay 0, which read as 1:1).
+            let offset = min(Int(parser.problem_offset), bytes.count)
+            let before = bytes[..<offset]
+            let line = before.reduce(1) { $1 == 0x0A ? $0 + 1 : $0 }
+            let lineStart = before.lastIndex(of: 0x0A).map { $0 + 1 } ?? 0
+            let column = String(decoding: bytes[lineStart..<offset], as: UTF8.self).count + 1
+            message += " (byte \(offset)" + (parser.problem_value >= 0 ? String(format: ", value 0x%02X", parser.problem_value) : "") + ")"
+            return YAMLProblem(mark: YAMLMark(source: source, line: line, column: column), path: "", message: message)
+        }
         let index = Int(mark.index)
         if index < bytes.count, bytes[index] == 0x09 || message.contains("tab") {
             message += "; tabs cannot be used for indentation in YAML, use spaces"
@@ -76,7 +96,11 @@ private struct TreeBuilder {
 
     let source: String
     private var stack: [Frame] = []
+    /// Expanded node count of each open collection's contents, beside `stack`.
+    private var sizes: [Int] = []
     private var anchors: [String: YAMLNode] = [:]
+    /// Expanded node count of each anchored node, so an alias adds what it copies.
+    private var anchorSizes: [String: Int] = [:]
     private var root: YAMLNode?
     private var documents = 0
     private var problems: [YAMLProblem] = []
@@ -111,23 +135,23 @@ private struct TreeBuilder {
                 node = YAMLScalar.resolve(text)
             } else { node = .string(text) }
             let isMergeKey = text == "<<" && s.style == YAML_PLAIN_SCALAR_STYLE
-            try add(YAMLNode(node, mark: at), keyText: text, isMergeKey: isMergeKey, anchor: Self.string(s.anchor))
+            try add(YAMLNode(node, mark: at), size: 1, keyText: text, isMergeKey: isMergeKey, anchor: Self.string(s.anchor))
         case YAML_ALIAS_EVENT:
             let name = Self.string(event.data.alias.anchor) ?? ""
             guard let target = anchors[name] else {
                 throw YAMLError(mark: at, message: "alias '*\(name)' refers to an anchor '&\(name)' that is not defined before it")
             }
-            try add(target, keyText: target.stringValue ?? "", isMergeKey: false, anchor: nil)
+            try add(target, size: anchorSizes[name] ?? 1, keyText: target.stringValue ?? "", isMergeKey: false, anchor: nil, at: at)
         case YAML_SEQUENCE_START_EVENT:
-            stack.append(.sequence(items: [], mark: at, anchor: Self.string(event.data.sequence_start.anchor)))
+            try open(.sequence(items: [], mark: at, anchor: Self.string(event.data.sequence_start.anchor)), at: at)
         case YAML_MAPPING_START_EVENT:
-            stack.append(.mapping(MappingFrame(mark: at, anchor: Self.string(event.data.mapping_start.anchor))))
+            try open(.mapping(MappingFrame(mark: at, anchor: Self.string(event.data.mapping_start.anchor))), at: at)
         case YAML_SEQUENCE_END_EVENT:
-            guard case .sequence(let items, let m, let anchor) = stack.popLast() else { return }
-            try add(YAMLNode(.sequence(items), mark: m), keyText: nil, isMergeKey: false, anchor: anchor)
+            guard case .sequence(let items, let m, let anchor) = stack.popLast(), let size = sizes.popLast() else { return }
+            try add(YAMLNode(.sequence(items), mark: m), size: size + 1, keyText: nil, isMergeKey: false, anchor: anchor)
         case YAML_MAPPING_END_EVENT:
-            guard case .mapping(let frame) = stack.popLast() else { return }
-            try add(YAMLNode(.mapping(merged(frame)), mark: frame.mark), keyText: nil, isMergeKey: false, anchor: frame.anchor)
+            guard case .mapping(let frame) = stack.popLast(), let size = sizes.popLast() else { return }
+            try add(YAMLNode(.mapping(merged(frame)), mark: frame.mark), size: size + 1, keyText: nil, isMergeKey: false, anchor: frame.anchor)
         default:
             break
         }
@@ -154,8 +178,28 @@ private struct TreeBuilder {
         return result + frame.entries
     }
 
-    private mutating func add(_ node: YAMLNode, keyText: String?, isMergeKey: Bool, anchor: String?) throws {
-        if let anchor { anchors[anchor] = node }
+    private mutating func open(_ frame: Frame, at: YAMLMark) throws {
+        guard stack.count < YAMLLimits.maxDepth else {
+            throw YAMLError(mark: at, message: "the document nests more than \(YAMLLimits.maxDepth) mappings or lists deep")
+        }
+        stack.append(frame)
+        sizes.append(0)
+    }
+
+    /// `size`: the node's expanded count (an alias counts everything it copies). `at`: where an alias
+    /// was written, for the error when the document grows past the budget.
+    private mutating func add(_ node: YAMLNode, size: Int, keyText: String?, isMergeKey: Bool, anchor: String?, at: YAMLMark? = nil) throws {
+        if let anchor {
+            anchors[anchor] = node
+            anchorSizes[anchor] = size
+        }
+        if let last = sizes.indices.last {
+            sizes[last] += size
+            if sizes.reduce(0, +) > YAMLLimits.maxNodes {
+                throw YAMLError(mark: at ?? node.mark, message:
+                    "the document expands to more than \(YAMLLimits.maxNodes) values (aliases copy what they name; is an alias repeated exponentially?)")
+            }
+        }
         guard let top = stack.popLast() else {
             root = node
             return

@@ -43,10 +43,13 @@ extension TransformerModel {
             throw ModelFolderError.notAFolder(directory)
         }
         let configPath = (directory as NSString).appendingPathComponent("config.json")
-        guard FileManager.default.fileExists(atPath: configPath) else {
+        // lstat: a broken or looping link is there, and reading it says what is wrong with it.
+        var entry = stat()
+        guard lstat(configPath, &entry) == 0 else {
             throw ModelFolderError.missingFile(folder: directory, file: "config.json")
         }
         let config = try ModelRegistry.config(path: configPath)
+        try config.checkFitsInMemory(source: configPath)
         let model = TransformerModel(config: config)
         let reader = try CheckpointReader(path: directory)
         let plan = try WeightLoader.validate(layout: model.layout, config: config, from: reader)

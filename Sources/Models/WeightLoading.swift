@@ -30,6 +30,18 @@ public struct WeightLoadingError: Error, CustomStringConvertible {
     }
 }
 
+/// A weight that is NaN or infinite: the file is corrupt, or came from a run that diverged.
+public struct NonFiniteWeightError: Error, CustomStringConvertible {
+    public let source: String
+    public let tensor: String
+    public let index: Int
+    public let value: Float
+
+    public var description: String {
+        "\(source): tensor '\(tensor)' holds \(value) at element \(index); weights must be finite numbers (the file is corrupt or from a diverged run)"
+    }
+}
+
 public enum WeightLoader {
     /// Fills `params` (f32, laid out by `layout`) from `source`. Strict: every expected tensor present with
     /// its exact shape, nothing unknown; all faults are reported together. A tied LM head saved anyway
@@ -37,7 +49,12 @@ public enum WeightLoader {
     public static func load(into params: FlatBuffer, layout: ParameterLayout, config: TransformerConfig,
                             from source: WeightSource) throws {
         for (file, entry) in try validate(layout: layout, config: config, from: source) {
-            try source.readTensor(file, into: params.floats(entry.range))
+            let values = params.floats(entry.range)
+            try source.readTensor(file, into: values)
+            // A NaN or infinity in any weight makes every loss and logit NaN; refuse it here, named.
+            if let i = values.firstIndex(where: { !$0.isFinite }) {
+                throw NonFiniteWeightError(source: source.sourceName, tensor: file, index: i, value: values[i])
+            }
         }
     }
 

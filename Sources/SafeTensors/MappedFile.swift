@@ -13,7 +13,9 @@ public final class MappedFile: @unchecked Sendable {
 
     public init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: a named pipe would otherwise block open(2) until a writer came; it is then refused
+        // below as not a regular file (the flag does nothing for regular files).
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw SafeTensorsError.io(path: path, operation: "open", errno: errno) }
         defer { close(fd) }
         var st = stat()

@@ -2,6 +2,7 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import Formats
 import Tensors
 
 /// Everything that can go wrong reading or writing safetensors files and checkpoints. Each case carries
@@ -50,7 +51,7 @@ public enum SafeTensorsError: Error, CustomStringConvertible, Equatable {
         case .io(let path, let operation, let code):
             return "\(path): \(operation) failed: \(String(cString: strerror(code)))"
         case .notARegularFile(let path):
-            return "\(path): not a regular file"
+            return "\(path): \(RegularFile.problem(path) ?? "not a regular file")"
         case .truncated(let path, let size):
             return "\(path): truncated safetensors file: \(size) bytes, shorter than the 8-byte header length"
         case .headerTooLarge(let path, let n):

@@ -14,6 +14,9 @@ protocol TokenizerModel: AnyObject, Sendable {
 /// equivalence ("n\u{303}" == "ñ"), while HF compares bytes, so String keys would find tokens HF does not.
 typealias TokenKey = [UInt32]
 
+/// Ids at or above this are refused (TransformerConfig.Limits.vocabSize is the same bound on the model side).
+let maxVocabularyId = 1 << 24
+
 /// Reads a `{"token": id}` vocabulary object, or takes the one json-c already read.
 func readVocab(_ r: ComponentReader, preloaded: [TokenKey: Int]? = nil) throws -> (ids: [TokenKey: Int], tokens: [TokenKey?]) {
     var ids: [TokenKey: Int]
@@ -31,6 +34,10 @@ func readVocab(_ r: ComponentReader, preloaded: [TokenKey: Int]? = nil) throws -
     var maxId = -1
     for (t, id) in ids {
         guard id >= 0 else { throw TokenizerError.invalidField(file: r.file, path: r.path + ".vocab." + string(t), expected: "a non-negative id", found: "\(id)") }
+        // The id table below has maxId + 1 slots: an id of 10^12 would ask for terabytes.
+        guard id < maxVocabularyId else {
+            throw TokenizerError.invalidField(file: r.file, path: r.path + ".vocab." + string(t), expected: "an id below \(maxVocabularyId)", found: "\(id)")
+        }
         maxId = max(maxId, id)
     }
     // Token strings are made on demand (idToToken): building 50k Strings up front is a tenth of load time.

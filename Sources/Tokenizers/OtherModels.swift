@@ -102,6 +102,9 @@ final class UnigramModel: TokenizerModel, @unchecked Sendable {
         self.tokens = tokens
         self.scores = scores
         unkId = try r.int("unk_id", default: nil)
+        if let unk = unkId, unk < 0 || unk >= tokens.count {
+            throw TokenizerError.inconsistentModel(file: r.file, message: "\(r.path).unk_id \(unk) is outside the vocabulary of \(tokens.count) pieces")
+        }
         byteFallback = try r.bool("byte_fallback", default: false)
         maxPieceScalars = longest
         unkScore = (scores.min() ?? 0) - 10.0

@@ -53,6 +53,9 @@ struct RegexMatcher: ScalarMatcher, @unchecked Sendable {
 
     init(pattern: String, file: String) throws {
         self.pattern = pattern
+        if let why = CatastrophicPattern.reason(pattern) {
+            throw TokenizerError.unsupportedPattern(file: file, pattern: pattern, reason: why)
+        }
         let translated = try OnigurumaTranslation.translate(pattern, file: file)
         do {
             regex = try Regex(translated).matchingSemantics(.unicodeScalar)
@@ -144,6 +147,64 @@ enum SplitBehavior: String, Sendable {
             }
         }
         return out.filter { !$0.isEmpty }
+    }
+}
+
+/// Swift `Regex` backtracks without a step budget, so a pattern whose repetition is itself repeated
+/// (`(a+)+`, `(\s*x?)*`, `(?:a{2,})+`) can take exponential time on a short input and hang tokenization.
+/// Such patterns (star height above one) are refused when the tokenizer loads; none of the pre-tokenizer
+/// patterns of released tokenizers has one. Overlapping alternatives under one repetition (`(a|a)*`) are
+/// not detected.
+enum CatastrophicPattern {
+    /// Why the pattern is refused, nil when it is accepted.
+    static func reason(_ pattern: String) -> String? {
+        let p = Array(pattern.unicodeScalars)
+        var groups: [Bool] = [false]  // per open group: does it hold a variable repetition?
+        var i = 0
+        /// Length of the quantifier at j that repeats more than once (`*`, `+`, `{n,}`, `{n,m}` m > 1), else 0.
+        func repetition(at j: Int) -> Int {
+            guard j < p.count else { return 0 }
+            if p[j] == "*" || p[j] == "+" { return 1 }
+            guard p[j] == "{", let close = p[j...].firstIndex(of: "}") else { return 0 }
+            let body = String(String.UnicodeScalarView(p[(j + 1)..<close]))
+            let parts = body.split(separator: ",", omittingEmptySubsequences: false)
+            guard (1...2).contains(parts.count), parts.allSatisfy({ $0.isEmpty || Int($0) != nil }), !parts[0].isEmpty || parts.count == 2 else { return 0 }
+            let upper = parts.count == 1 ? Int(parts[0])! : (parts[1].isEmpty ? Int.max : Int(parts[1])!)
+            return upper > 1 ? close - j + 1 : 0
+        }
+        while i < p.count {
+            let c = p[i]
+            var atomEnd = i + 1
+            if c == "\\" {
+                atomEnd = min(i + 2, p.count)
+            } else if c == "[" {
+                // A character class is one atom: skip to its closing bracket (escapes and nested classes included).
+                var depth = 0, j = i
+                while j < p.count {
+                    if p[j] == "\\" { j += 2; continue }
+                    if p[j] == "[" { depth += 1 } else if p[j] == "]" { depth -= 1; if depth == 0 { break } }
+                    j += 1
+                }
+                atomEnd = min(j + 1, p.count)
+            } else if c == "(" {
+                groups.append(false)
+                i += 1
+                continue
+            } else if c == ")" {
+                let inner = groups.count > 1 ? groups.removeLast() : false
+                let q = repetition(at: i + 1)
+                if inner && q > 0 {
+                    return "a repeated group holds a repetition itself (nested quantifiers), which can take exponential time to match"
+                }
+                if inner || q > 0 { groups[groups.count - 1] = true }
+                i += 1 + q
+                continue
+            }
+            let q = repetition(at: atomEnd)
+            if q > 0 { groups[groups.count - 1] = true }
+            i = atomEnd + q
+        }
+        return nil
     }
 }
 

@@ -147,6 +147,14 @@ public final class Tokenizer: @unchecked Sendable {
         model.vocabSize + addedTokens.filter { model.tokenToId($0.content) == nil }.count
     }
 
+    /// The largest id `encode` can produce, with its token: the model vocabulary's last id or an added
+    /// token's (an added token may carry any id, not just the next free one).
+    public var largestId: (id: Int, token: String)? {
+        var best: (id: Int, token: String)? = model.vocabSize > 0 ? (model.vocabSize - 1, model.idToToken(model.vocabSize - 1) ?? "") : nil
+        for t in addedTokens where t.id > (best?.id ?? -1) { best = (t.id, t.content) }
+        return best
+    }
+
     /// Ids of the added tokens marked special.
     public var specialTokenIds: Set<Int> { Set(addedTokens.filter(\.special).map(\.id)) }
 

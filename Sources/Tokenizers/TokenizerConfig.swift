@@ -74,9 +74,7 @@ public struct TokenizerConfig: Sendable {
         let jinjaPath = dir.appendingPathComponent("chat_template.jinja").path
         var jinja: String? = nil
         if FileManager.default.fileExists(atPath: jinjaPath) {
-            guard let data = FileManager.default.contents(atPath: jinjaPath) else {
-                throw TokenizerError.malformed(file: jinjaPath, message: "cannot read")
-            }
+            let data = try RegularFile.contents(jinjaPath) { TokenizerError.malformed(file: jinjaPath, message: "cannot read: \($0)") }
             guard let text = String(data: data, encoding: .utf8) else {
                 throw TokenizerError.malformed(file: jinjaPath, message: "not UTF-8")
             }

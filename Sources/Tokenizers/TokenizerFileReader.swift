@@ -19,6 +19,7 @@ enum TokenizerFileReader {
     /// nil when json-c cannot parse the file; the caller then re-reads it through `JSONValue` for a precise
     /// error message.
     static func read(path: String) throws -> (JSONValue, PreloadedModelTables)? {
+        if let problem = RegularFile.problem(path) { throw TokenizerError.malformed(file: path, message: "cannot read: \(problem)") }
         guard let root = json_object_from_file(path) else { return nil }
         defer { json_object_put(root) }
         guard json_object_get_type(root) == json_type_object else { return nil }

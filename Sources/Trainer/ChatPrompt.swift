@@ -32,9 +32,25 @@ public enum ChatPrompt {
 
 public enum ChatPromptError: Error, CustomStringConvertible {
     case noTemplate(source: String)
+    /// The tokenizer can produce an id the model has no embedding row for.
+    case tokenOutsideVocabulary(tokenizer: String, token: String, id: Int, vocabSize: Int)
+
     public var description: String {
         switch self {
         case .noTemplate(let s): return "\(s): a chat prompt needs a chat template (tokenizer_config.json chat_template or chat_template.jinja)"
+        case .tokenOutsideVocabulary(let source, let token, let id, let vocabSize):
+            return "\(source): token \(token.debugDescription) has id \(id), outside the model's vocab_size \(vocabSize) "
+                + "(ids must be below it; resize the embedding or fix the tokenizer's added_tokens)"
+        }
+    }
+}
+
+extension ChatPrompt {
+    /// Refuses a tokenizer that can produce an id ≥ the model's vocab_size, which would read past the
+    /// embedding. Every command that loads both (train, eval, generate) calls this before encoding.
+    public static func checkFits(_ tokenizer: Tokenizer, vocabSize: Int, tokenizerSource: String) throws {
+        if let (id, token) = tokenizer.largestId, id >= vocabSize {
+            throw ChatPromptError.tokenOutsideVocabulary(tokenizer: tokenizerSource, token: token, id: id, vocabSize: vocabSize)
         }
     }
 }

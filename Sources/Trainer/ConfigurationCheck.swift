@@ -28,7 +28,14 @@ extension TrainingConfiguration {
         p.add(logging.problems(), under: "logging")
 
         let t = training
-        let perStep = t.microBatchSize * t.gradientAccumulationSteps * worldSize
+        let tokens = t.microBatchSize.multipliedReportingOverflow(by: data.maxSeqLen)
+        // Each count within its own bound can still multiply into too much (each out of bound is reported alone).
+        if (1...ProblemList.Limit.microBatchSize).contains(t.microBatchSize), (2...ProblemList.Limit.sequenceTokens).contains(data.maxSeqLen),
+           tokens.overflow || tokens.partialValue > ProblemList.Limit.microBatchTokens {
+            p.add("training.micro_batch_size", "micro_batch_size \(t.microBatchSize) × data.max_seq_len \(data.maxSeqLen) tokens per micro-batch exceeds \(ProblemList.Limit.microBatchTokens)")
+        }
+        let perStep = t.microBatchSize.multipliedReportingOverflow(by: t.gradientAccumulationSteps).partialValue
+            .multipliedReportingOverflow(by: worldSize).partialValue
         if let tbs = t.trainBatchSize, tbs >= 1, t.microBatchSize >= 1, t.gradientAccumulationSteps >= 1, tbs != perStep {
             p.add("training.train_batch_size", "train_batch_size \(tbs) ≠ micro_batch_size \(t.microBatchSize) × gradient_accumulation_steps \(t.gradientAccumulationSteps) × \(worldSize) rank(s) = \(perStep)")
         }
@@ -73,7 +80,8 @@ extension TrainingConfiguration {
         }
         check("data.train.path", PathCheck.file(data.train.path))
         if let e = data.eval, e.split == nil, let path = e.path { check("data.eval.path", PathCheck.file(path)) }
-        check("output.dir", PathCheck.writableFolder(output.dir))
+        check("output.dir", PathCheck.writableFolder(output.dir)
+            ?? OutputFolder.freshRunProblem(output.dir, resume: resume, overwrite: output.overwrite))
         if logging.tensorboard {
             check("logging.tensorboard_output_path", PathCheck.writableFolder(logging.tensorboardDirectory(outputDir: output.dir)))
         }

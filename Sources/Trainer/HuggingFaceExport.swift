@@ -33,7 +33,7 @@ public enum HuggingFaceExport {
     public static func staged(_ directory: String, _ fill: (_ stagingDirectory: String) throws -> Void) throws {
         let fm = FileManager.default
         let parent = (directory as NSString).deletingLastPathComponent
-        try fm.createDirectory(atPath: parent.isEmpty ? "." : parent, withIntermediateDirectories: true)
+        try AtomicFile.createFolder(parent.isEmpty ? "." : parent)
         let staging = directory + ".tmp-\(getpid())"
         try? fm.removeItem(atPath: staging)
         try fm.createDirectory(atPath: staging, withIntermediateDirectories: true)
@@ -65,5 +65,45 @@ public enum HuggingFaceExport {
         }
         o["transformers_version"] = .string("4.57.1")
         return .object(o)
+    }
+}
+
+/// Why an export may not be written where it was asked to be.
+public enum ExportTargetError: Error, CustomStringConvertible, Equatable {
+    case isSource(out: String)
+    case notAFolder(out: String)
+    case holdsOtherFiles(out: String, files: [String])
+
+    public var description: String {
+        switch self {
+        case .isSource(let out): return "\(out): is the folder being exported; write the export to another folder"
+        case .notAFolder(let out): return "\(out): exists and is not a folder"
+        case .holdsOtherFiles(let out, let files):
+            let shown = files.prefix(5).joined(separator: ", ") + (files.count > 5 ? ", …" : "")
+            return "\(out): already holds files an export does not write (\(shown)); an export replaces the whole folder, "
+                + "so choose a new or empty folder, or move those files away first"
+        }
+    }
+}
+
+extension HuggingFaceExport {
+    /// True for the names `write` creates: an earlier export may be replaced, anything else is the user's.
+    static func isExportFile(_ name: String) -> Bool {
+        if tokenizerFiles.contains(name) || ["config.json", "generation_config.json", CheckpointReader.singleFileName,
+                                             CheckpointReader.indexFileName].contains(name) { return true }
+        // Shards: model-00001-of-00003.safetensors.
+        return name.hasPrefix("model-") && name.hasSuffix(".safetensors")
+    }
+
+    /// Refuses an export that would destroy what it did not write: onto its own source, over a file, or
+    /// into a folder holding anything but an earlier export (user files, a checkpoint's engine state).
+    public static func checkTarget(_ out: String, source: String) throws {
+        let real = { (p: String) in URL(fileURLWithPath: p).resolvingSymlinksInPath().standardizedFileURL.path }
+        if real(out) == real(source) { throw ExportTargetError.isSource(out: out) }
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: out, isDirectory: &isFolder) else { return }
+        guard isFolder.boolValue else { throw ExportTargetError.notAFolder(out: out) }
+        let others = try FileManager.default.contentsOfDirectory(atPath: out).filter { !isExportFile($0) }.sorted()
+        if !others.isEmpty { throw ExportTargetError.holdsOtherFiles(out: out, files: others) }
     }
 }

@@ -31,7 +31,7 @@ extension DataOptions {
             case (nil, .some): break
             }
         }
-        p.count(maxSeqLen, atLeast: 2, "max_seq_len")
+        p.count(maxSeqLen, atLeast: 2, atMost: ProblemList.Limit.sequenceTokens, "max_seq_len")
         return p.problems
     }
 }
@@ -41,7 +41,7 @@ extension LoopOptions {
         var p = ProblemList()
         p.count(epochs, atLeast: 1, "epochs")
         p.count(maxSteps, atLeast: 1, "max_steps")
-        p.count(microBatchSize, atLeast: 1, "micro_batch_size")
+        p.count(microBatchSize, atLeast: 1, atMost: ProblemList.Limit.microBatchSize, "micro_batch_size")
         p.count(gradientAccumulationSteps, atLeast: 1, "gradient_accumulation_steps")
         p.count(trainBatchSize, atLeast: 1, "train_batch_size")
         p.number(learningRate, .positive, "learning_rate")
@@ -123,7 +123,7 @@ extension LoggingOptions {
             p.require(flopsProfiler.moduleDepth >= -1, "flops_profiler.module_depth", "must be -1 (every depth) or at least 0, got \(flopsProfiler.moduleDepth)")
             p.count(flopsProfiler.topModules, atLeast: 1, "flops_profiler.top_modules")
         }
-        p.count(sampleMaxNewTokens, atLeast: 1, "sample_max_new_tokens")
+        p.count(sampleMaxNewTokens, atLeast: 1, atMost: ProblemList.Limit.generatedTokens, "sample_max_new_tokens")
         return p.problems
     }
 }

@@ -12,11 +12,15 @@ import Tokenizers
 public enum TrainerError: Error, CustomStringConvertible {
     case configuration(String)
     case noLabels(step: Int)
+    /// A SIGINT or SIGTERM stopped the run after `step` (GracefulStop); `checkpoint` holds it.
+    case interrupted(signal: Int32, step: Int, totalSteps: Int, checkpoint: String)
 
     public var description: String {
         switch self {
         case .configuration(let m): return m
         case .noLabels(let step): return "step \(step): no token of the step has a label (every target is -100); check the data format and max_seq_len"
+        case .interrupted(let signal, let step, let total, let checkpoint):
+            return "stopped by \(GracefulStop.name(signal)) after step \(step) of \(total); saved \(checkpoint); continue with resume=auto"
         }
     }
 }
@@ -85,6 +89,7 @@ public final class Trainer {
             tokenizerDirectory = path
         } else if let i = c.model.initialize, let t = i.tokenizer {
             let config = try ModelRegistry.config(path: i.config)
+            try config.checkFitsInMemory(source: i.config)
             model = TransformerModel(config: config)
             let std = config.raw["initializer_range"]?.doubleValue ?? 0.02
             // Negative seeds are accepted, as for shuffling: the bits are the seed.
@@ -96,11 +101,10 @@ public final class Trainer {
         }
         if let lora = c.lora { model.adapter = try AdapterTraining.adapter(lora, model: model, seed: c.seed) }
         tokenizer = try Tokenizer.load(directory: tokenizerDirectory)
+        try ChatPrompt.checkFits(tokenizer, vocabSize: model.config.vocabSize,
+                                 tokenizerSource: (tokenizerDirectory as NSString).appendingPathComponent("tokenizer.json"))
         let template = try tokenizer.chatTemplateSource.map { try ChatTemplate(source: $0) }
         data = try DataPipeline.load(c.data, tokenizer: tokenizer, seed: c.seed, chatTemplate: template)
-        if tokenizer.vocabSize > model.config.vocabSize {
-            throw TrainerError.configuration("the tokenizer (\(tokenizer.vocabSize) tokens) does not fit the model's vocab_size \(model.config.vocabSize)")
-        }
         let t = c.training
         loader = try DataLoader(dataset: data.train, options: DataLoaderOptions(
             microBatchSize: t.microBatchSize, gradientAccumulationSteps: t.gradientAccumulationSteps,
@@ -165,10 +169,7 @@ public final class Trainer {
     func resumeDirectory() throws -> String? {
         guard let r = configuration.resume else { return nil }
         guard r == "auto" else { return r }
-        let latest = (configuration.output.dir as NSString).appendingPathComponent("latest")
-        guard let name = try? String(contentsOfFile: latest, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
-              !name.isEmpty else { return nil }
-        return (configuration.output.dir as NSString).appendingPathComponent(name)
+        return try OutputFolder.latestCheckpoint(in: configuration.output.dir)
     }
 
     /// Restores master weights, optimizer state, step counters, data position and early-stopping memory.
@@ -183,6 +184,9 @@ public final class Trainer {
         guard let step = state["global_step"]?.intValue, let epoch = state["data_position"]?["epoch"]?.intValue,
               let index = state["data_position"]?["index"]?.intValue else {
             throw EngineCheckpointError.missing(path: statePath, what: "global_step or data_position")
+        }
+        guard step >= 0, epoch >= 0, index >= 0 else {
+            throw TrainerError.configuration("\(statePath): global_step and data_position must be non-negative, got global_step \(step), epoch \(epoch), index \(index)")
         }
         try engine.restore(from: directory, state: state, statePath: statePath)
         globalStep = step
@@ -274,12 +278,20 @@ public final class Trainer {
         let c = configuration
         let out = c.output.dir
         let isMain = communicator.rank == 0
+        let resumedFrom = try resumeDirectory()
+        if isMain {
+            // Only names of ours are removed (OutputFolder): dead runs' staging folders, and with
+            // output.overwrite the earlier run a fresh start replaces.
+            let stale = OutputFolder.removeStaleStaging(in: out)
+            if !stale.isEmpty { log("removed unfinished staging folders of an earlier run: \(stale.joined(separator: ", "))") }
+            if resumedFrom == nil, c.output.overwrite { try OutputFolder.clearEarlierRun(in: out) }
+        }
+        try communicator.barrier()
         // Rank 0 writes the logs and draws progress; the others keep silent.
         let metrics = try MetricsLog(directory: out, jsonl: isMain && c.logging.jsonl, csv: isMain && c.logging.csv,
                                      tensorboardDirectory: isMain && c.logging.tensorboard ? c.logging.tensorboardDirectory(outputDir: out) : nil)
         let progress = ProgressDisplay(style: isMain ? ProgressDisplay.style(for: c.logging.progress) : .none, totalSteps: totalSteps)
         if stopper == nil { stopper = c.training.earlyStopping.map { EarlyStopping(patience: $0.patience, minDelta: $0.minDelta) } }
-        let resumedFrom = try resumeDirectory()
         if let dir = resumedFrom {
             try resume(from: dir)
             progress.note("resumed from \(dir) at step \(globalStep)")
@@ -324,10 +336,19 @@ public final class Trainer {
                     stoppedEarly = true
                 }
             }
+            var saved: String?
             if let every = c.output.saveSteps, globalStep % every == 0, globalStep < totalSteps {
                 let path = try saveCheckpoint()
+                saved = path
                 progress.note("saved \(path)")
                 callbacks.forEach { $0.trainer(didSave: path, step: globalStep) }
+            }
+            // A stop signal on any rank stops every rank after this step, with a checkpoint to resume from.
+            let signal = Int32(try communicator.allReduce(Double(GracefulStop.requested), op: .max))
+            if signal != 0, globalStep < totalSteps {
+                let path = try saved ?? saveCheckpoint()
+                progress.finish()
+                throw TrainerError.interrupted(signal: signal, step: globalStep, totalSteps: totalSteps, checkpoint: path)
             }
             if stop { break }
         }
@@ -427,11 +448,9 @@ public final class Trainer {
         }
         try AtomicFile.write(Data((name + "\n").utf8), to: (out as NSString).appendingPathComponent("latest"))
         if let keep = configuration.output.keepLast {
-            let fm = FileManager.default
-            let steps = ((try? fm.contentsOfDirectory(atPath: out)) ?? []).compactMap { n -> Int? in
-                n.hasPrefix("global_step") ? Int(n.dropFirst("global_step".count)) : nil
-            }.sorted()
-            for s in steps.dropLast(keep) { try? fm.removeItem(atPath: (out as NSString).appendingPathComponent("global_step\(s)")) }
+            for old in OutputFolder.checkpointsBeyond(keep: keep, current: globalStep, in: out) {
+                try? FileManager.default.removeItem(atPath: (out as NSString).appendingPathComponent(old))
+            }
         }
         return path
     }

@@ -269,7 +269,10 @@ public struct OutputOptions: Decodable, Sendable, Equatable {
     /// The dtype of exported weights; default: the source model's.
     public var dtype: DTypeName?
     public var maxShardSize: String = "5GB"
-    enum CodingKeys: String, CodingKey, CaseIterable { case dir, save_steps, keep_last, dtype, max_shard_size }
+    /// A fresh run into a folder holding an earlier run deletes that run's checkpoints, `latest`, `final`
+    /// and metrics first (OutputFolder); without it such a run is refused.
+    public var overwrite: Bool = false
+    enum CodingKeys: String, CodingKey, CaseIterable { case dir, save_steps, keep_last, dtype, max_shard_size, overwrite }
     public init(dir: String) { self.dir = dir }
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -278,6 +281,7 @@ public struct OutputOptions: Decodable, Sendable, Equatable {
         keepLast = try c.decodeIfPresent(Int.self, forKey: .keep_last)
         dtype = try c.decodeIfPresent(DTypeName.self, forKey: .dtype)
         try c.decodeIfPresent(&maxShardSize, forKey: .max_shard_size)
+        try c.decodeIfPresent(&overwrite, forKey: .overwrite)
     }
 }
 

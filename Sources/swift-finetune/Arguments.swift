@@ -4,6 +4,8 @@ struct Arguments {
     private(set) var positionals: [String] = []
     private var options: [String: String] = [:]
     private var flags: Set<String> = []
+    /// Flags written as `--name=false`: known, and off.
+    private var consumedFlagsOff: Set<String> = []
     private var consumed: Set<String> = []
     let command: String
 
@@ -15,7 +17,17 @@ struct Arguments {
             if a.hasPrefix("--") && a.count > 2 {
                 let body = String(a.dropFirst(2))
                 if let eq = body.firstIndex(of: "=") {
-                    options[String(body[..<eq])] = String(body[body.index(after: eq)...])
+                    let name = String(body[..<eq]), value = String(body[body.index(after: eq)...])
+                    if flagNames.contains(name) {
+                        // `--chat=yes` must not read as "no": a flag's value is a yes or a no, or an error.
+                        switch value.lowercased() {
+                        case "true", "yes", "1", "on": flags.insert(name)
+                        case "false", "no", "0", "off": consumedFlagsOff.insert(name)
+                        default: throw CLIError.usage(command, "--\(name) is a switch: write --\(name), or --\(name)=true / --\(name)=false; got '\(value)'")
+                        }
+                    } else {
+                        options[name] = value
+                    }
                 } else if flagNames.contains(body) {
                     flags.insert(body)
                 } else {
@@ -59,7 +71,7 @@ struct Arguments {
 
     /// Call after reading every option: anything left is a mistake of the user's.
     func finish(positionals expected: ClosedRange<Int>) throws {
-        let unknown = Set(options.keys).union(flags).subtracting(consumed).sorted()
+        let unknown = Set(options.keys).union(flags).union(consumedFlagsOff).subtracting(consumed).sorted()
         if let first = unknown.first { throw CLIError.usage(command, "unknown option --\(first)") }
         if !expected.contains(positionals.count) {
             throw CLIError.usage(command, "expected \(expected.lowerBound == expected.upperBound ? "\(expected.lowerBound)" : "\(expected.lowerBound)–\(expected.upperBound)") argument(s), got \(positionals.count)")

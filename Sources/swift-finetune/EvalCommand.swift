@@ -14,6 +14,7 @@ enum EvalCommand {
         let model = try TransformerModel.load(directory: dir)
         if let adapter { try AdapterTraining.attach(adapter, to: model) }
         let tokenizer = try Tokenizer.load(directory: dir)
+        try ChatPrompt.checkFits(tokenizer, vocabSize: model.config.vocabSize, tokenizerSource: dir + "/tokenizer.json")
         let reader = try LineReader.open(path: data)
         var lossSum = 0.0, tokens = 0, examples = 0
         let window = min(model.config.maxPositions, 4096)
@@ -39,6 +40,8 @@ enum EvalCommand {
         }
         guard tokens > 0 else { throw CLIError.failed("\(data): no tokens to evaluate") }
         let mean = lossSum / Double(tokens)
+        // Finite weights can still overflow (values near Float.greatestFiniteMagnitude); never print -nan and succeed.
+        guard mean.isFinite else { throw CLIError.failed("\(dir): the eval loss is \(mean): the model's activations overflow on \(data)") }
         print(String(format: "eval_loss %.6f  perplexity %.4f  tokens %d  examples %d", mean, exp(mean), tokens, examples))
     }
 

@@ -20,6 +20,9 @@ enum ExportCommand {
         let format = a.string("format")
         try a.finish(positionals: 2...2)
         let (given, out) = (a.positionals[0], a.positionals[1])
+        let toGGUF = (format?.lowercased() ?? (GGUFModelCache.isGGUF(out) ? "gguf" : "hf")) == "gguf"
+        // A Hugging Face folder replaces OUT: never over a file, a folder of other files, or the source.
+        if !archive && !toGGUF { try HuggingFaceExport.checkTarget(out, source: given) }
         let model: TransformerModel
         // Tokenizer and generation_config.json come from here: the base's, for a merged adapter.
         var companions = given

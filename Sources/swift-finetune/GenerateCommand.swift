@@ -18,6 +18,10 @@ enum GenerateCommand {
         let seed = try a.int("seed") ?? 0
         try a.finish(positionals: 0...0)
         guard maxNew >= 1 else { throw CLIError.usage("generate", "--max-new-tokens must be at least 1") }
+        // The KV cache is sized for prompt + new tokens up front.
+        guard maxNew <= TransformerConfig.Limits.positions else {
+            throw CLIError.usage("generate", "--max-new-tokens must be at most \(TransformerConfig.Limits.positions), got \(maxNew)")
+        }
         guard temperature >= 0, topP > 0, topP <= 1 else {
             throw CLIError.usage("generate", "--temperature must be ≥ 0 and --top-p in (0, 1]")
         }
@@ -26,9 +30,16 @@ enum GenerateCommand {
         // A LoRA adapter runs unmerged, as PeftModel does.
         if let adapter { try AdapterTraining.attach(adapter, to: model) }
         let tokenizer = try Tokenizer.load(directory: dir)
+        try ChatPrompt.checkFits(tokenizer, vocabSize: model.config.vocabSize, tokenizerSource: dir + "/tokenizer.json")
         let ids = try ChatPrompt.ids(prompt, chat: chat, tokenizer: tokenizer, source: dir)
         if let limit = model.config.architecture.positionLimit(model.config), ids.count + maxNew > limit {
             throw CLIError.failed("prompt (\(ids.count) tokens) + --max-new-tokens exceed the model's \(limit) learned positions")
+        }
+        // The KV cache is reserved for every position at once; refuse one larger than the machine.
+        let cacheBytes = 2 * model.config.numLayers * (ids.count + maxNew) * model.config.attentionShape.kvDim * 4
+        guard cacheBytes <= Int(clamping: ProcessInfo.processInfo.physicalMemory) else {
+            throw CLIError.failed(String(format: "prompt (%d tokens) + --max-new-tokens %d need a %.1f GB KV cache, more than this machine's memory",
+                                         ids.count, maxNew, Double(cacheBytes) / 1e9))
         }
         let stop = ChatPrompt.stopIds(config: model.config, tokenizer: tokenizer, directory: dir)
         var generated: [Int] = []

@@ -36,6 +36,12 @@ enum Launch {
         var args = [mpirun, "-np", String(n)]
         // mpirun refuses more ranks than cores unless told; they then share cores (threads are divided).
         if n > ProcessInfo.processInfo.activeProcessorCount { args.append("--oversubscribe") }
+        // Open MPI refuses to start as root unless told; containers usually run as root.
+        let env = ProcessInfo.processInfo.environment
+        if geteuid() == 0, !(env["OMPI_ALLOW_RUN_AS_ROOT"] == "1" && env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] == "1") {
+            FileHandle.standardError.write(Data("note: running as root; passing --allow-run-as-root to mpirun\n".utf8))
+            args.append("--allow-run-as-root")
+        }
         args.append(me)
         args += rest
         let cArgs = args.map { strdup($0) } + [nil]

@@ -19,16 +19,34 @@ enum TokenizeCommand {
         }
         if jsonl {
             guard text == nil else { throw CLIError.usage("tokenize", "--jsonl reads standard input; drop --text") }
-            var number = 0
-            while let line = readLine(strippingNewline: true) {
-                number += 1
-                guard let s = try JSONValue.parse(line, source: "<stdin>:\(number)").stringValue else {
-                    throw CLIError.failed("<stdin>:\(number): expected a JSON string per line")
+            let lines = LineReader(source: try FileByteSource(path: "/dev/stdin"), name: "<stdin>", maxLineBytes: maxInputBytes)
+            while let line = try lines.next() {
+                guard let s = try JSONValue.parse(line.text, source: "<stdin>:\(line.number)").stringValue else {
+                    throw CLIError.failed("<stdin>:\(line.number): expected a JSON string per line")
                 }
                 print(ids(s))
             }
             return
         }
-        print(ids(text ?? String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)))
+        print(ids(try text ?? readStandardInput()))
+    }
+
+    /// Standard input is read up to this many bytes (a text, or one --jsonl line): an endless stream
+    /// (`< /dev/zero`) is an error, not memory exhaustion.
+    static let maxInputBytes = 1 << 28
+
+    static func readStandardInput() throws -> String {
+        let source = try FileByteSource(path: "/dev/stdin")
+        var data = [UInt8]()
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = try chunk.withUnsafeMutableBytes { try source.read(into: $0) }
+            if n == 0 { break }
+            data += chunk[..<n]
+            guard data.count <= maxInputBytes else {
+                throw CLIError.failed("<stdin>: more than \(maxInputBytes) bytes of text; split it, or pass one text per line with --jsonl")
+            }
+        }
+        return String(decoding: data, as: UTF8.self)
     }
 }

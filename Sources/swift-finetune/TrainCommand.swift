@@ -11,15 +11,27 @@ enum TrainCommand {
         // Checked here as well as by the Trainer so that problems are reported at their recipe lines.
         let recipe = try Recipe.loadForTraining(path: recipePath, overrides: args, worldSize: communicator.worldSize)
         let c = recipe.configuration
+        let trainer = try Trainer(configuration: c, communicator: communicator)
         if communicator.rank == 0 {
-            try FileManager.default.createDirectory(atPath: c.output.dir, withIntermediateDirectories: true)
-            // The recipe as it ran (overrides and references resolved), for the record.
+            try AtomicFile.createFolder(c.output.dir)
+            // The recipe as it ran (overrides and references resolved), for the record; written once the
+            // Trainer accepted it, so a refused run leaves an earlier run's copy alone.
             try YAMLEmitter.write(recipe.node, to: (c.output.dir as NSString).appendingPathComponent("recipe.yaml"),
                                   header: "Resolved from \(recipePath)")
         }
-        let trainer = try Trainer(configuration: c, communicator: communicator)
         let started = Date()
-        let summary = try trainer.train()
+        GracefulStop.install()
+        let summary: TrainingSummary
+        do {
+            summary = try trainer.train()
+        } catch TrainerError.interrupted(let signal, let step, let total, let checkpoint) {
+            // Every rank agreed on the step and the checkpoint is complete: exit as the signal asked (128 + n).
+            if communicator.rank == 0 {
+                FileHandle.standardError.write(Data(("\(GracefulStop.name(signal)): stopped after step \(step) of \(total) and saved \(checkpoint)\n"
+                    + "continue with: swift-finetune \(recipePath) \((args + ["resume=auto"]).joined(separator: " "))\n").utf8))
+            }
+            exit(128 + signal)
+        }
         guard communicator.rank == 0 else { return }
         var line = "trained \(summary.steps) steps in \(String(format: "%.1f", Date().timeIntervalSince(started))) s"
         if let l = summary.finalLoss { line += String(format: ", final loss %.4f", l) }

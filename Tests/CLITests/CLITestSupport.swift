@@ -11,10 +11,20 @@ enum CLI {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures").path
 
-    struct Result { let status: Int32; let stdout: String; let stderr: String }
+    struct Result {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+        var timedOut = false
+        /// Exit 1 with a message, the way every refused input must end (not a signal, a hang or exit 0).
+        var isCleanFailure: Bool { status == 1 && !timedOut && !stderr.isEmpty }
+    }
 
-    /// `environment` is added to this process's own.
-    static func run(_ args: [String], stdin: String? = nil, cwd: String? = nil, environment: [String: String] = [:]) throws -> Result {
+    /// `environment` is added to this process's own. `timeout`: seconds before the process is killed and
+    /// the result marked `timedOut` (a hang). `stdinPath`: a file (or device) to read standard input from
+    /// instead of `stdin`.
+    static func run(_ args: [String], stdin: String? = nil, stdinPath: String? = nil, cwd: String? = nil,
+                    environment: [String: String] = [:], timeout: Double? = nil) throws -> Result {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: binary)
         if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
@@ -23,12 +33,36 @@ enum CLI {
         let out = Pipe(), err = Pipe(), input = Pipe()
         p.standardOutput = out
         p.standardError = err
-        p.standardInput = input
+        if let stdinPath { p.standardInput = FileHandle(forReadingAtPath: stdinPath) } else { p.standardInput = input }
         try p.run()
-        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try input.fileHandleForWriting.close()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        let killed = Killed()
+        if let timeout {
+            DispatchQueue.global().asyncAfter(deadline: .now() + timeout) {
+                if p.isRunning { killed.value = true; p.terminate() }
+            }
+        }
+        if stdinPath == nil {
+            if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+            try input.fileHandleForWriting.close()
+        }
+        // Both pipes drained at once, so a child filling one cannot block on it while we wait on the other.
+        var e = Data()
+        let errDone = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async { e = err.fileHandleForReading.readDataToEndOfFile(); errDone.signal() }
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        errDone.wait()
         p.waitUntilExit()
-        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self),
+                      timedOut: killed.value)
+    }
+
+    private final class Killed: @unchecked Sendable { var value = false }
+
+    /// A scratch folder for one test, removed by the caller's `defer`.
+    static func scratch(_ name: String) throws -> String {
+        let dir = NSTemporaryDirectory() + "sf-\(name)-\(getpid())"
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
     }
 }

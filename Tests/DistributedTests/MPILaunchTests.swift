@@ -109,6 +109,16 @@ final class MPILaunchTests: XCTestCase {
         XCTAssertEqual(okLines(run), (0..<4).map { "ok rank \($0) world 4 steps 2 pipeline stages 2" })
     }
 
+    /// As root without Open MPI's two variables (every root container), `--nproc` passes mpirun's flag itself.
+    func testNprocWorksAsRootWithoutOpenMPIVariables() throws {
+        guard geteuid() == 0 else { throw XCTSkip("not running as root: mpirun's root check does not apply") }
+        let run = try BoundedProcess.run([bin, "--nproc", "2", "_collective-selftest", "--steps", "2"],
+                                         environment: ["OMPI_ALLOW_RUN_AS_ROOT": "", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": ""], timeout: deadline)
+        XCTAssertEqual(run.exitCode, 0, run.stderr)
+        XCTAssertTrue(run.stderr.contains("note: running as root; passing --allow-run-as-root to mpirun"), run.stderr)
+        XCTAssertEqual(okLines(run), (0..<2).map { "ok rank \($0) world 2 steps 2 pipeline stages 2" })
+    }
+
     func testNprocPassesFailureThrough() throws {
         let run = try BoundedProcess.run([bin, "--nproc=2", "_collective-selftest", "--fail-rank", "0"], timeout: deadline)
         XCTAssertFalse(run.timedOut)

@@ -127,4 +127,20 @@ final class ArchiveTests: XCTestCase {
         let left = try FileManager.default.contentsOfDirectory(atPath: dir.path)
         XCTAssertEqual(left, [], "an unfinished archive leaves nothing behind")
     }
+
+    func testGzipChecksumIsVerified() throws {
+        let path = tmp("x.jsonl.gz")
+        let text = (0..<2000).map { "{\"text\": \"line \($0)\"}" }.joined(separator: "\n")
+        let w = try ArchiveWriter(path: path)
+        try w.add(Data(text.utf8), as: "x.jsonl")
+        try w.finish()
+        XCTAssertEqual(try LineReader.open(path: path).readAll().count, 2000)
+        // One bit of the recorded CRC flipped: the data reads the same, the checksum cannot match.
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        bytes[bytes.count - 8] ^= 0x10
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        XCTAssertThrowsError(try LineReader.open(path: path).readAll()) {
+            XCTAssertTrue("\($0)".contains(path) && "\($0)".contains("gzip checksum mismatch"), "\($0)")
+        }
+    }
 }

@@ -14,7 +14,7 @@ final class YAMLOverrideTests: XCTestCase {
         - {path: b.jsonl}
     """
 
-    private func tree() throws -> YAMLNode { try YAMLParser.parse(text, source: "r.yaml") }
+    func tree() throws -> YAMLNode { try YAMLParser.parse(text, source: "r.yaml") }
 
     func testOverridesSetTypedValuesAndCreateMappings() throws {
         var node = try tree()

@@ -4,7 +4,7 @@ import XCTest
 final class YAMLParserTests: XCTestCase {
     private func parse(_ text: String) throws -> YAMLNode { try YAMLParser.parse(text, source: "r.yaml") }
 
-    private func parseError(_ text: String, file: StaticString = #filePath, line: UInt = #line) -> YAMLError? {
+    func parseError(_ text: String, file: StaticString = #filePath, line: UInt = #line) -> YAMLError? {
         do {
             _ = try parse(text)
             XCTFail("expected a parse error", file: file, line: line)

@@ -65,6 +65,10 @@ final class ValidationTests: XCTestCase {
             ("train_batch_size", { try self.recipe(training: "{max_steps: 2, micro_batch_size: 2, train_batch_size: 8}") },
              "training.train_batch_size", "train_batch_size 8 ≠ micro_batch_size 2 × gradient_accumulation_steps 1 × 1 rank(s) = 2", 6),
             ("infinite lr", { try self.recipe(training: "{max_steps: 2, learning_rate: .inf}") }, "training.learning_rate", "must be a finite number, got inf", 6),
+            ("huge micro batch", { try self.recipe(training: "{max_steps: 2, micro_batch_size: 1000000000000}") },
+             "training.micro_batch_size", "must be at most 65536, got 1000000000000", 6),
+            ("huge sample tokens", { try self.recipe(logging: "{progress: none, sample_max_new_tokens: 9223372036854775807}") },
+             "logging.sample_max_new_tokens", "must be at most 1048576, got 9223372036854775807", 7),
             ("negative sample tokens", { try self.recipe(logging: "{progress: none, sample_max_new_tokens: -1}") },
              "logging.sample_max_new_tokens", "must be at least 1, got -1", 7),
         ]
@@ -167,5 +171,20 @@ final class ValidationTests: XCTestCase {
             XCTAssertEqual(e?.problems.count, 5)
         }
         XCTAssertEqual(EngineOptions().problems(), [])
+    }
+}
+
+extension ValidationTests {
+    func testSizesThatMultiplyIntoTooManyTokensAreRefused() throws {
+        var c = try XCTUnwrap(Recipe.check(path: try recipe()).0?.configuration)
+        c.training.microBatchSize = 65536
+        c.data.maxSeqLen = 1 << 20
+        XCTAssertEqual(c.problems().map(\.description), [
+            "training.micro_batch_size: micro_batch_size 65536 × data.max_seq_len 1048576 tokens per micro-batch exceeds 4194304"])
+        c.data.maxSeqLen = 1 << 40
+        XCTAssertEqual(c.problems().map(\.description), ["data.max_seq_len: must be at most 1048576, got 1099511627776"])
+        c.training.gradientAccumulationSteps = Int.max  // no overflow trap in the train_batch_size rule
+        c.training.trainBatchSize = 8
+        XCTAssertTrue(c.problems().contains { $0.keyPath == "training.train_batch_size" })
     }
 }

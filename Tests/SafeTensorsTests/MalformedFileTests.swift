@@ -195,6 +195,6 @@ final class MalformedFileTests: XCTestCase {
     func testMissingFileAndFolderAreIOErrors() throws {
         let missing = (dir as NSString).appendingPathComponent("nope.safetensors")
         expectFailure(missing, "open failed") { if case .io(_, "open", _) = $0 { return true }; return false }
-        expectFailure(dir, "not a regular file") { $0 == .notARegularFile(path: self.dir) }
+        expectFailure(dir, "a folder, expected a file") { $0 == .notARegularFile(path: self.dir) }
     }
 }

@@ -7,14 +7,14 @@ import XCTest
 /// Direct checks of the interpreter's API and error reporting. Rendering semantics are checked against
 /// jinja2 itself in ChatTemplateGoldenTests; expected strings here were confirmed with jinja2 3.1.6.
 final class ChatTemplateInterpreterTests: XCTestCase {
-    private func render(_ source: String, _ extra: [String: TemplateValue] = [:],
+    func render(_ source: String, _ extra: [String: TemplateValue] = [:],
                         messages: [[String: TemplateValue]] = [], bos: String? = nil, eos: String? = nil,
                         generation: Bool = false) throws -> String {
         try ChatTemplate(source: source).render(messages: messages, addGenerationPrompt: generation,
                                                 bosToken: bos, eosToken: eos, extra: extra)
     }
 
-    private func error(_ source: String, _ extra: [String: TemplateValue] = [:],
+    func error(_ source: String, _ extra: [String: TemplateValue] = [:],
                        file: StaticString = #filePath, line: UInt = #line) -> ChatTemplateError? {
         do {
             _ = try render(source, extra)

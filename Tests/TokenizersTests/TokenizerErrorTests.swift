@@ -58,6 +58,36 @@ final class TokenizerErrorTests: XCTestCase {
         assertThrows(try gpt2JSON(replacing: "model", with: .object(model)), contains: ["merges[0]", "missing from the vocabulary"])
     }
 
+    func testIdsOutsideTheVocabularyAreRefused() throws {
+        func unigram(unk: Int) throws -> JSONValue {
+            try JSONValue.parse(#"{"model": {"type": "Unigram", "unk_id": \#(unk), "vocab": [["<unk>", 0.0], ["a", -1.0], ["b", -2.0]]}}"#)
+        }
+        for unk in [3, -1, 1_000_000] {
+            assertThrows(try unigram(unk: unk), contains: ["model.unk_id \(unk) is outside the vocabulary of 3 pieces"])
+        }
+        XCTAssertEqual(try Tokenizer(json: try unigram(unk: 0), config: nil, source: "u").encode("ab", addSpecialTokens: false), [1, 2])
+        // A vocabulary id that would size the id table in terabytes.
+        guard case .object(var model) = try gpt2JSON(replacing: "x", with: .null)["model"]!,
+              case .object(var vocab) = model["vocab"]! else { return XCTFail() }
+        vocab["zzz"] = .int(1_000_000_000_000)
+        model["vocab"] = .object(vocab)
+        assertThrows(try gpt2JSON(replacing: "model", with: .object(model)), contains: ["model.vocab.zzz", "an id below 16777216", "1000000000000"])
+    }
+
+    func testPatternsThatBacktrackCatastrophicallyAreRefusedNamingThePattern() throws {
+        func split(_ regex: String) -> JSONValue {
+            .object(JSONObject([("type", .string("Split")), ("behavior", .string("Isolated")), ("invert", .bool(false)),
+                                ("pattern", .object(JSONObject([("Regex", .string(regex))])))]))
+        }
+        for bad in ["(a+)+$", "(?:\\s*x?)*y", "(\\w{2,})+", "((ab)*c)+", "([a-z]+[0-9]*){1,10}"] {
+            assertThrows(try gpt2JSON(replacing: "pre_tokenizer", with: split(bad)), contains: [bad.debugDescription, "nested quantifiers"])
+        }
+        // Repetition inside a group that is not repeated, or of a class holding '+', is fine.
+        for good in ["(?i:'s|'t)|\\p{L}+|\\s+(?!\\S)", "[+*]+", "(ab){2}", "(a|b)+", "\\(a+\\)+"] {
+            XCTAssertNoThrow(try Tokenizer(json: try gpt2JSON(replacing: "pre_tokenizer", with: split(good)), config: nil, source: "t"), good)
+        }
+    }
+
     func testMalformedFilesNameTheFile() throws {
         let dir = try tempDir()
         let path = dir.appendingPathComponent("tokenizer.json").path

@@ -15,7 +15,7 @@ final class ResumeTests: XCTestCase {
         func shouldStop(after m: StepMetrics) -> Bool { stopAt.map { m.step >= $0 } ?? false }
     }
 
-    func configuration(output: String) -> TrainingConfiguration {
+    static func configuration(output: String) -> TrainingConfiguration {
         let root = TrainerAPITests.root
         var c = TrainingConfiguration(
             model: ModelSource(initialize: .init(config: root + "/Recipes/models/quickstart/config.json", seed: 0,
@@ -85,7 +85,7 @@ final class ResumeTests: XCTestCase {
         let a = NSTemporaryDirectory() + "sf-resume-a-\(tag)-\(getpid())", b = NSTemporaryDirectory() + "sf-resume-b-\(tag)-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: a); try? FileManager.default.removeItem(atPath: b) }
         func configuration(output: String) -> TrainingConfiguration {
-            var c = self.configuration(output: output)
+            var c = Self.configuration(output: output)
             configure(&c)
             return c
         }
@@ -137,7 +137,7 @@ final class ResumeTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try JSONValue.object(JSONObject([("global_step", .int(3)), ("layout", .array([.object(JSONObject([("name", .string("x"))]))]))]))
             .write(to: dir + "/engine_state.json")
-        var c = configuration(output: out)
+        var c = Self.configuration(output: out)
         c.resume = dir
         let trainer = try Trainer(configuration: c, log: { _ in })
         XCTAssertThrowsError(try trainer.train()) {

@@ -125,6 +125,9 @@ public struct Gemma3Architecture: Architecture {
             attentionBias: f.attentionBias ?? false, queryPreAttentionScalar: f.queryPreAttnScalar ?? Double(headDim),
             slidingWindow: window, slidingLayers: sliding, localRopeTheta: Float(localTheta),
             finalLogitSoftcap: f.finalLogitSoftcapping.map(Float.init))
+        guard localTheta.isFinite, localTheta > 0 else {
+            throw invalid("rope_local_base_freq", "must be a positive finite number, got \(localTheta)")
+        }
         if let cap = architecture.finalLogitSoftcap, !(cap > 0) { throw invalid("final_logit_softcapping", "must be positive, got \(cap)") }
         guard architecture.queryPreAttentionScalar > 0 else {
             throw invalid("query_pre_attn_scalar", "must be positive, got \(architecture.queryPreAttentionScalar)")

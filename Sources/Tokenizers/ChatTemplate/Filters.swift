@@ -48,6 +48,7 @@ enum Filters {
             let width = (try bind(["width"])[0]).flatMap { if case .int(let w)? = $0.number { return w }; return nil } ?? 80
             let s = PythonText.str(v), n = s.unicodeScalars.count
             guard width > n else { return .string(s) }
+            try TemplateLimit.check(width, "center's width")
             // CPython's str.center puts the extra space on the left when the padding and width are both odd.
             let pad = width - n, left = pad / 2 + (pad & width & 1)
             return .string(String(repeating: " ", count: left) + s + String(repeating: " ", count: pad - left))
@@ -171,7 +172,10 @@ enum Filters {
         var pad = "    "
         switch b[0] {
         case .string(let s)?: pad = s
-        case let w? where w.number != nil: if case .int(let n)? = w.number { pad = String(repeating: " ", count: max(0, n)) }
+        case let w? where w.number != nil: if case .int(let n)? = w.number {
+            try TemplateLimit.check(n, "indent's width")
+            pad = String(repeating: " ", count: max(0, n))
+        }
         default: break
         }
         let first = b[1]?.truthy ?? false, blank = b[2]?.truthy ?? false

@@ -37,8 +37,10 @@ enum PrintfFormat {
                 chars.removeFirst()
                 var p = ""
                 while let d = chars.first, d.properties.numericType == .decimal { p.unicodeScalars.append(d); chars.removeFirst() }
-                precision = Int(p) ?? 0
+                precision = Int(p) ?? Int.max
+                try TemplateLimit.check(precision!, "a % format's precision")
             }
+            try TemplateLimit.check(Int(width) ?? (width.isEmpty ? 0 : Int.max), "a % format's width")
             guard let conversion = chars.popFirst() else { throw TemplateFailure("ValueError", "incomplete format") }
             if conversion == "%" { out += "%"; continue }
             let value: Value

@@ -20,13 +20,23 @@ final class Scope {
 /// `break`/`continue` unwind to the innermost loop.
 enum Flow { case normal, breakLoop, continueLoop }
 
+/// Macro calls in progress. A macro value keeps the interpreter it was defined by, so the count is a
+/// shared object: a copy per call would start every nested call at the definition's depth.
+final class CallDepth {
+    var value = 0
+}
+
 struct Interpreter {
-    /// Guards against runaway recursion through macros.
-    var depth = 0
+    /// Guards against runaway recursion through macros (jinja2 stops at Python's recursion limit).
+    let depth = CallDepth()
+    static let maxMacroDepth = 100
 
     func render(_ nodes: [Node], scope: Scope, into out: inout String) throws -> Flow {
         for node in nodes {
             let flow = try execute(node, scope: scope, into: &out)
+            if out.utf8.count > TemplateLimit.maxLength {
+                throw ChatTemplateError.render(line: node.line, message: "MemoryError: the rendered text exceeds the template limit of \(TemplateLimit.maxLength) bytes")
+            }
             if flow != .normal { return flow }
         }
         return .normal
@@ -137,13 +147,16 @@ struct Interpreter {
 
     private func makeMacro(_ m: MacroDefinition, closure: Scope) -> Function {
         Function(name: m.name, isMacro: true) { args, kwargs in
-            guard depth < 200 else { throw TemplateFailure("RecursionError", "maximum macro recursion depth exceeded") }
+            guard depth.value < Self.maxMacroDepth else {
+                throw TemplateFailure("RecursionError", "maximum macro recursion depth exceeded (\(Self.maxMacroDepth) nested calls of '\(m.name)' or others)")
+            }
+            depth.value += 1
+            defer { depth.value -= 1 }
             let s = Scope(parent: closure)
             if args.count > m.parameters.count && !m.catchesVarargs {
                 throw TemplateFailure("TypeError", "macro '\(m.name)' takes not more than \(m.parameters.count) argument(s)")
             }
-            var inner = self
-            inner.depth += 1
+            let inner = self
             for (index, (name, defaultExpr)) in m.parameters.enumerated() {
                 if index < args.count {
                     s.variables[name] = args[index]

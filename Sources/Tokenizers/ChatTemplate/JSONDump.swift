@@ -10,6 +10,7 @@ enum JSONDump {
         case .string(let s): pad = s
         default:
             guard case .int(let n)? = indent.number else { throw TemplateFailure("TypeError", "indent must be an int or a string") }
+            try TemplateLimit.check(n, "tojson's indent")
             pad = String(repeating: " ", count: max(0, n))
         }
         var itemSeparator = pad == nil ? ", " : ",", keySeparator = ": "

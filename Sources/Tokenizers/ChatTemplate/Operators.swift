@@ -152,6 +152,14 @@ enum Operators {
             throw TemplateFailure("TypeError", "can't multiply sequence by non-int of type '\(count.typeName)'")
         }
         let times = max(0, n)
+        let length: Int
+        switch seq {
+        case .string(let s): length = s.utf8.count
+        case .list(let l), .tuple(let l): length = l.count
+        default: length = 0
+        }
+        let total = length.multipliedReportingOverflow(by: times)
+        try TemplateLimit.check(total.overflow ? Int.max : total.partialValue, "repeating a \(seq.typeName) to a length")
         switch seq {
         case .string(let s): return .string(String(repeating: s, count: times))
         case .list(let l): return .list(Array([[Value]](repeating: l, count: times).joined()))

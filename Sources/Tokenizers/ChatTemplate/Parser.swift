@@ -6,6 +6,14 @@ struct Parser {
     /// How many `for` bodies enclose the current statement (a macro body starts again at zero), so that a
     /// stray `break` fails at parse time as it does in jinja2.
     private var loopDepth = 0
+    /// Open recursion levels: brackets, `not`, unary signs, `else` chains and statements inside blocks.
+    private var nesting = 0
+    /// The deepest nesting accepted; a template nested deeper is refused rather than exhausting the stack
+    /// (a bracket costs three levels; Python's own parser stops at 200 nested parentheses, and real chat
+    /// templates nest a handful).
+    static let maxNesting = 300
+    /// The tallest expression tree accepted (`Expr.height`): evaluating recurses once per level.
+    static let maxHeight = 500
 
     static func parse(_ source: String) throws -> [Node] {
         var parser = Parser(tokens: try Lexer.tokenize(source))
@@ -24,6 +32,24 @@ struct Parser {
     private var next: Token { tokens[min(i + 1, tokens.count - 1)] }
 
     private func syntax(_ message: String, line: Int) -> ChatTemplateError { .syntax(line: line, message: message) }
+
+    /// Opens one recursion level (closed by the caller's `defer { nesting -= 1 }`).
+    private mutating func enterNested() throws {
+        guard nesting < Self.maxNesting else {
+            throw syntax("the template nests more than \(Self.maxNesting) levels deep (brackets, operators or blocks)", line: current.line)
+        }
+        nesting += 1
+    }
+
+    /// Refuses an expression too tall to evaluate safely. Chains (`a + b + …`, `x.a.b…`, `x|f|g…`) are
+    /// built by loops, so each link is checked as it is made: the tree never grows past the limit (a tree
+    /// that did would overflow the stack even when freed).
+    fileprivate func checkHeight(_ e: Expr) throws -> Expr {
+        guard e.height <= Self.maxHeight else {
+            throw syntax("an expression more than \(Self.maxHeight) operations deep", line: e.line)
+        }
+        return e
+    }
 
     private func describe(_ t: Token) -> String {
         switch t.kind {
@@ -110,6 +136,8 @@ struct Parser {
     }
 
     private mutating func statement() throws -> Node {
+        try enterNested()
+        defer { nesting -= 1 }
         let line = current.line
         let keyword = try expectName()
         switch keyword {
@@ -296,13 +324,15 @@ extension Parser {
     }
 
     mutating func expression() throws -> Expr {
+        try enterNested()
+        defer { nesting -= 1 }
         var e = try orExpression()
         while isName("if") {
             let line = current.line
             i += 1
             let condition = try orExpression()
             let otherwise = skipName("else") ? try expression() : nil
-            e = Expr(kind: .conditional(condition: condition, then: e, otherwise: otherwise), line: line)
+            e = try checkHeight(Expr(kind: .conditional(condition: condition, then: e, otherwise: otherwise), line: line))
         }
         return e
     }
@@ -312,7 +342,7 @@ extension Parser {
         while isName("or") {
             let line = current.line
             i += 1
-            e = Expr(kind: .or(e, try andExpression()), line: line)
+            e = try checkHeight(Expr(kind: .or(e, try andExpression()), line: line))
         }
         return e
     }
@@ -322,12 +352,14 @@ extension Parser {
         while isName("and") {
             let line = current.line
             i += 1
-            e = Expr(kind: .and(e, try notExpression()), line: line)
+            e = try checkHeight(Expr(kind: .and(e, try notExpression()), line: line))
         }
         return e
     }
 
     private mutating func notExpression() throws -> Expr {
+        try enterNested()
+        defer { nesting -= 1 }
         if isName("not") {
             let line = current.line
             i += 1
@@ -361,7 +393,7 @@ extension Parser {
         while case .op(let o) = current.kind, ops.contains(o) {
             let line = current.line
             i += 1
-            e = Expr(kind: .binary(o, e, try operand(&self)), line: line)
+            e = try checkHeight(Expr(kind: .binary(o, e, try operand(&self)), line: line))
         }
         return e
     }
@@ -374,6 +406,8 @@ extension Parser {
     private mutating func power() throws -> Expr { try binaryLevel(["**"]) { try $0.unary(withFilter: true) } }
 
     private mutating func unary(withFilter: Bool) throws -> Expr {
+        try enterNested()
+        defer { nesting -= 1 }
         let line = current.line
         var e: Expr
         if skipOp("-") {
@@ -454,17 +488,17 @@ extension Parser {
                 switch current.kind {
                 case .name(let n):
                     i += 1
-                    e = Expr(kind: .attribute(e, n), line: line)
+                    e = try checkHeight(Expr(kind: .attribute(e, n), line: line))
                 case .integer(let v):
                     i += 1
-                    e = Expr(kind: .item(e, Expr(kind: .literal(.int(v)), line: line)), line: line)
+                    e = try checkHeight(Expr(kind: .item(e, Expr(kind: .literal(.int(v)), line: line)), line: line))
                 default:
                     throw syntax("expected name or number", line: line)
                 }
             } else if skipOp("[") {
                 e = try subscription(e, line: line)
             } else if isOp("(") {
-                e = Expr(kind: .call(e, try callArguments()), line: line)
+                e = try checkHeight(Expr(kind: .call(e, try callArguments()), line: line))
             } else {
                 return e
             }
@@ -494,7 +528,7 @@ extension Parser {
             if skipOp("|") {
                 let name = try dottedName()
                 let args = isOp("(") ? try callArguments() : CallArguments()
-                e = Expr(kind: .filter(e, name: name, args), line: line)
+                e = try checkHeight(Expr(kind: .filter(e, name: name, args), line: line))
             } else if skipName("is") {
                 let negated = skipName("not")
                 let name = try dottedName()
@@ -505,10 +539,10 @@ extension Parser {
                     if isName("is") { throw syntax("You cannot chain multiple tests with is", line: current.line) }
                     args.positional = [try postfix(try primary())]
                 }
-                e = Expr(kind: .test(e, name: name, args), line: line)
+                e = try checkHeight(Expr(kind: .test(e, name: name, args), line: line))
                 if negated { e = Expr(kind: .not(e), line: line) }
             } else if isOp("(") {
-                e = Expr(kind: .call(e, try callArguments()), line: line)
+                e = try checkHeight(Expr(kind: .call(e, try callArguments()), line: line))
             } else {
                 return e
             }

@@ -24,6 +24,18 @@ struct Expr {
     }
     var kind: Kind
     var line: Int
+    /// Levels of the tree below and including this node. The evaluator and the walks recurse once per
+    /// level, so the parser refuses trees taller than `Parser.maxHeight` (a chain like `1+1+…+1` is built
+    /// by a loop but is as tall as it is long).
+    let height: Int
+
+    init(kind: Kind, line: Int) {
+        self.kind = kind
+        self.line = line
+        var tallest = 0
+        SyntaxWalk.children(kind) { tallest = max(tallest, $0.height) }
+        height = tallest + 1
+    }
 }
 
 struct CallArguments {
@@ -125,24 +137,35 @@ enum SyntaxWalk {
 
     static func walk(_ e: Expr, _ visit: (Expr) throws -> Void) rethrows {
         try visit(e)
-        switch e.kind {
+        try children(e.kind) { try walk($0, visit) }
+    }
+
+    /// The expressions directly inside one, in source order.
+    static func children(_ kind: Expr.Kind, _ each: (Expr) throws -> Void) rethrows {
+        func args(_ a: CallArguments) throws {
+            for e in a.positional { try each(e) }
+            for (_, e) in a.keywords { try each(e) }
+            if let s = a.star { try each(s) }
+            if let s = a.doubleStar { try each(s) }
+        }
+        switch kind {
         case .literal, .name: break
-        case .list(let items), .tuple(let items): for i in items { try walk(i, visit) }
-        case .dict(let pairs): for (k, v) in pairs { try walk(k, visit); try walk(v, visit) }
-        case .attribute(let b, _), .not(let b), .negate(let b), .plus(let b): try walk(b, visit)
-        case .item(let b, let k): try walk(b, visit); try walk(k, visit)
+        case .list(let items), .tuple(let items): for i in items { try each(i) }
+        case .dict(let pairs): for (k, v) in pairs { try each(k); try each(v) }
+        case .attribute(let b, _), .not(let b), .negate(let b), .plus(let b): try each(b)
+        case .item(let b, let k): try each(b); try each(k)
         case .slice(let b, let s, let t, let u):
-            try walk(b, visit)
-            for x in [s, t, u] { if let x { try walk(x, visit) } }
-        case .call(let b, let args), .filter(let b, _, let args), .test(let b, _, let args):
-            try walk(b, visit)
-            try walk(args, visit)
-        case .binary(_, let a, let b), .and(let a, let b), .or(let a, let b): try walk(a, visit); try walk(b, visit)
-        case .compare(let a, let ops): try walk(a, visit); for (_, x) in ops { try walk(x, visit) }
+            try each(b)
+            for x in [s, t, u] { if let x { try each(x) } }
+        case .call(let b, let a), .filter(let b, _, let a), .test(let b, _, let a):
+            try each(b)
+            try args(a)
+        case .binary(_, let a, let b), .and(let a, let b), .or(let a, let b): try each(a); try each(b)
+        case .compare(let a, let ops): try each(a); for (_, x) in ops { try each(x) }
         case .conditional(let c, let t, let o):
-            try walk(c, visit)
-            try walk(t, visit)
-            if let o { try walk(o, visit) }
+            try each(c)
+            try each(t)
+            if let o { try each(o) }
         }
     }
 }

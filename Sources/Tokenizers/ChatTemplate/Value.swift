@@ -230,3 +230,16 @@ struct TemplateFailure: Error {
         TemplateFailure(u.unsafe ? "SecurityError" : "UndefinedError", u.message)
     }
 }
+
+/// The longest string or sequence a template may build, and the longest output it may render. A chat
+/// prompt is kilobytes; `'a' * 10**10` or a width of 10**10 would exhaust memory, where Python raises
+/// MemoryError, so they fail the same way here before anything is allocated.
+enum TemplateLimit {
+    static let maxLength = 1 << 26
+
+    static func check(_ length: Int, _ what: String) throws {
+        guard length <= maxLength else {
+            throw TemplateFailure("MemoryError", "\(what) of \(length) would exceed the template limit of \(maxLength)")
+        }
+    }
+}

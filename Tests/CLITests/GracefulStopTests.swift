@@ -1,0 +1,55 @@
+import Foundation
+import XCTest
+
+/// SIGTERM or SIGINT during training: the step in progress finishes, a checkpoint is written, the run
+/// says where it is and how to continue, and exits 128 + signal; `resume=auto` then ends exactly where an
+/// uninterrupted run ends.
+final class GracefulStopTests: XCTestCase {
+    func testASignalStopsAfterTheStepWithACheckpointAndTheRunContinuesIdentically() throws {
+        let root = URL(fileURLWithPath: CLI.fixtures).deletingLastPathComponent().deletingLastPathComponent().path
+        let base = NSTemporaryDirectory() + "sf-graceful-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        func args(_ out: String) -> [String] {
+            ["Recipes/quickstart.yaml", "output.dir=\(out)", "output.save_steps=null", "training.max_steps=60", "training.eval_steps=null",
+             "logging.sample_prompts=[]", "logging.progress=none", "logging.steps=1", "data.eval=null", "training.early_stopping=null"]
+        }
+        let whole = try CLI.run(args(base + "/whole"), cwd: root, timeout: 600)
+        XCTAssertEqual(whole.status, 0, whole.stderr)
+        let finalLoss = { (s: String) in s.components(separatedBy: "final loss ").last?.prefix(while: { $0 != "\n" && $0 != "," }) }
+
+        for (signal, code) in [(SIGTERM, Int32(143)), (SIGINT, Int32(130))] {
+            let out = base + "/\(signal)"
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: CLI.binary)
+            p.arguments = args(out)
+            p.currentDirectoryURL = URL(fileURLWithPath: root)
+            let err = Pipe()
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = err
+            try p.run()
+            // A few steps in (metrics.jsonl has a line per step), then the signal.
+            let deadline = Date().addingTimeInterval(120)
+            func stepsLogged() -> Int {
+                ((try? String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8)) ?? "").split(separator: "\n").count
+            }
+            while stepsLogged() < 3 && p.isRunning && Date() < deadline { usleep(10_000) }
+            guard p.isRunning else { return XCTFail("the run ended before the signal") }
+            kill(p.processIdentifier, signal)
+            let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            XCTAssertEqual(p.terminationReason, .exit, stderr)
+            XCTAssertEqual(p.terminationStatus, code, stderr)
+            let latest = try String(contentsOfFile: out + "/latest", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            let step = try XCTUnwrap(Int(latest.dropFirst("global_step".count)), latest)
+            XCTAssertTrue((3..<60).contains(step), latest)
+            XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/\(latest)/engine_state.json"))
+            let name = signal == SIGTERM ? "SIGTERM" : "SIGINT"
+            XCTAssertTrue(stderr.contains("\(name): stopped after step \(step) of 60 and saved \(out)/\(latest)"), stderr)
+            XCTAssertTrue(stderr.contains("continue with: swift-finetune Recipes/quickstart.yaml") && stderr.contains("resume=auto"), stderr)
+            let resumed = try CLI.run(args(out) + ["resume=auto"], cwd: root, timeout: 600)
+            XCTAssertEqual(resumed.status, 0, resumed.stderr)
+            XCTAssertTrue(resumed.stdout.contains("trained 60 steps"), resumed.stdout)
+            XCTAssertEqual(finalLoss(resumed.stdout), finalLoss(whole.stdout), "\(resumed.stdout) vs \(whole.stdout)")
+        }
+    }
+}
