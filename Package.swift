@@ -35,7 +35,7 @@ let package = Package(
         .target(name: "SafeTensors", dependencies: ["Tensors", "Formats"], swiftSettings: checked),
         .target(name: "Tokenizers", dependencies: ["Formats"], swiftSettings: checked),
         // GGUF (llama.cpp) files: reader, dequantizer, writer, and conversion to and from Hugging Face folders.
-        .target(name: "GGUF", dependencies: ["Tensors", "Formats", "SafeTensors", "Tokenizers"], swiftSettings: checked),
+        .target(name: "GGUF", dependencies: ["Tensors", "Formats", "SafeTensors", "Tokenizers", "Models"], swiftSettings: checked),
         .target(name: "Models", dependencies: ["Tensors", "Kernels", "SafeTensors", "Formats"], swiftSettings: numeric),
         .target(name: "Distributed", dependencies: ["CMPI", "Tensors"], swiftSettings: unchecked),
         .target(name: "Engine", dependencies: ["Models", "Distributed", "Kernels", "Tensors", "SafeTensors", "Formats"], swiftSettings: unchecked),

@@ -36,7 +36,7 @@ echo "== fine-tuning $FOLDER on Recipes/data/quickstart_identity.jsonl (LoRA r=1
 mkdir -p .build
 rss_file=.build/quickstart.rss
 if [ -x /usr/bin/time ]; then timer=(/usr/bin/time -f "%M" -o "$rss_file"); else timer=(); rm -f "$rss_file"; fi
-"${timer[@]}" "$BIN" Recipes/quickstart.yaml 2>&1 | tee "$LOG"
+"${timer[@]}" "$BIN" Recipes/quickstart.yaml output.overwrite=true 2>&1 | tee "$LOG"
 [ "${PIPESTATUS[0]}" = 0 ] || exit 1
 train=$(since "$t")
 

@@ -1,5 +1,6 @@
 import Foundation
 import Formats
+import Models
 import SafeTensors
 
 /// A Hugging Face model (config.json, weights, tokenizer files) as the GGUF file llama.cpp's
@@ -27,8 +28,8 @@ public struct GGUFFromHuggingFace {
     public init(config: JSONObject, available: [String: [Int]], tokenizerFolder: String, source: String, name: String? = nil) throws {
         func fail(_ problem: String) -> GGUFError { .exportUnsupported(source: source, problem: problem) }
         let type = config["model_type"]?.stringValue ?? "none"
-        guard let mapping = GGUFArchitectureMapping.forModelType(type) else {
-            throw fail("model_type '\(type)' has no GGUF export (supported: \(GGUFArchitectureMapping.all.map(\.modelType).joined(separator: ", ")))")
+        guard let mapping = ModelRegistry.ggufFamily(modelType: type) else {
+            throw fail("model_type '\(type)' has no GGUF export (supported: \(ModelRegistry.ggufFamilies.map(\.modelType).joined(separator: ", ")))")
         }
         self.mapping = mapping
         func int(_ key: String, default d: Int? = nil) throws -> Int {
@@ -65,8 +66,8 @@ public struct GGUFFromHuggingFace {
         resolved["head_dim"] = .int(Int64(headDim))
         let arch = mapping.ggufArchitecture
         var meta: [(String, GGUFValue)] = [("general.architecture", .string(arch)), ("general.type", .string("model"))]
-        // transformers calls a llama file Mistral only when general.name is exactly "mistral".
-        let modelName = mapping.modelType == "mistral" ? "mistral" : name ?? config["_model_name_or_path"]?.stringValue
+        // A family told apart by general.name (transformers' Mistral rule) must be written with that name.
+        let modelName = mapping.generalName ?? name ?? config["_model_name_or_path"]?.stringValue
         if let modelName, !modelName.isEmpty { meta.append(("general.name", .string(modelName))) }
         for (g, h) in mapping.configKeys {
             guard let v = resolved[h], !v.isNull else { continue }

@@ -1,5 +1,6 @@
 import Foundation
 import Formats
+import Models
 import SafeTensors
 
 /// A GGUF model file as the Hugging Face folder transformers 5.23 makes of it
@@ -24,8 +25,8 @@ public struct GGUFToHuggingFace {
         let path = file.path
         let arch = try file.architecture()
         let name = try file.optionalString("general.name")
-        guard let mapping = GGUFArchitectureMapping.forFile(architecture: arch, name: name) else {
-            throw GGUFError.unsupportedArchitecture(path: path, architecture: arch, supported: GGUFArchitectureMapping.supportedArchitectures)
+        guard let mapping = ModelRegistry.ggufFamily(architecture: arch, name: name) else {
+            throw GGUFError.unsupportedArchitecture(path: path, architecture: arch, supported: ModelRegistry.ggufArchitectures)
         }
         self.mapping = mapping
 
@@ -89,7 +90,7 @@ public struct GGUFToHuggingFace {
         let rope = c["rope_theta"] ?? .double(10000)
         c["rope_theta"] = nil
         c["rope_parameters"] = .object(JSONObject([("rope_theta", rope), ("rope_type", .string("default"))]))
-        if mapping.modelType == "qwen2" {
+        if mapping.listsLayerTypes {
             c["layer_types"] = .array(Array(repeating: .string("full_attention"), count: layers))
         }
         let tied = file.info(GGUFArchitectureMapping.head.gguf) == nil

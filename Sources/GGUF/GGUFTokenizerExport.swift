@@ -104,7 +104,7 @@ public struct GGUFTokenizerExport {
         }
 
         var m: [(String, GGUFValue)] = []
-        m.append(("tokenizer.ggml.model", .string(byteFallback ? "llama" : "gpt2")))
+        m.append(("tokenizer.ggml.model", .string((byteFallback ? GGUFTokenizerImport.Kind.sentencePiece : .byteLevelBPE).rawValue)))
         if let preName { m.append(("tokenizer.ggml.pre", .string(preName))) }
         m.append(("tokenizer.ggml.tokens", .array(elementType: .string, values: names.map { .string($0) })))
         if byteFallback {

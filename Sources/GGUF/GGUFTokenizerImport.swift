@@ -1,4 +1,5 @@
 import Formats
+import Models
 import Tokenizers
 
 /// Rebuilds a Hugging Face tokenizer (tokenizer.json and tokenizer_config.json) from a GGUF file's
@@ -15,7 +16,13 @@ public struct GGUFTokenizerImport {
     public let tokenizerJSON: JSONValue
     public let tokenizerConfig: JSONValue
 
-    public static let supportedModels = ["gpt2", "llama"]
+    /// `tokenizer.ggml.model`: llama.cpp's tokenizer kind (named after the models that introduced
+    /// them; not a model_type).
+    public enum Kind: String, CaseIterable, Sendable {
+        case byteLevelBPE = "gpt2"
+        case sentencePiece = "llama"
+    }
+    public static let supportedModels = Kind.allCases.map(\.rawValue)
 
     /// The split regexes transformers applies for `tokenizer.ggml.pre` (GGUF_PRE_TOKENIZER_SPLITS).
     static let llama3Split = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
@@ -38,7 +45,7 @@ public struct GGUFTokenizerImport {
     public init(file: GGUFFile, mapping: GGUFArchitectureMapping) throws {
         let path = file.path
         let model = try file.string("tokenizer.ggml.model", expected: "the tokenizer kind: gpt2 or llama")
-        guard Self.supportedModels.contains(model) else {
+        guard let kind = Kind(rawValue: model) else {
             throw GGUFError.unsupportedTokenizer(path: path, model: model, supported: Self.supportedModels)
         }
         guard let tokens = try file.optionalArray("tokenizer.ggml.tokens", of: "strings", \.string) else {
@@ -55,11 +62,11 @@ public struct GGUFTokenizerImport {
         }
         let special = try [("bos_token", tokenId("bos_token_id")), ("eos_token", tokenId("eos_token_id")),
                            ("unk_token", tokenId("unknown_token_id")), ("pad_token", tokenId("padding_token_id"))]
-        let addBOS = try file.optionalBool("tokenizer.ggml.add_bos_token") ?? (model == "llama")
+        let addBOS = try file.optionalBool("tokenizer.ggml.add_bos_token") ?? (kind == .sentencePiece)
         let addEOS = try file.optionalBool("tokenizer.ggml.add_eos_token") ?? false
 
         // The vocabulary: a Python dict {token: index}, so a repeated token keeps its last index.
-        let byteLevel = model == "gpt2"
+        let byteLevel = kind == .byteLevelBPE
         let spelled = byteLevel ? tokens.map(Self.byteLevelSpelling) : tokens
         var vocab = ExactDictionary()
         for (i, t) in spelled.enumerated() { vocab[t] = i }

@@ -116,6 +116,23 @@ public enum ModelRegistry {
         try config(json: JSONValue.read(path: path), source: path)
     }
 
+    /// The families llama.cpp's GGUF files can hold, from their architecture files.
+    public static let ggufFamilies: [GGUFArchitectureMapping] = LlamaArchitecture.ggufFamilies
+
+    /// The family of a GGUF file: its `general.architecture`, and among families sharing that name the
+    /// one whose `general.name` rule matches (transformers' Mistral rule), else the name's owner.
+    public static func ggufFamily(architecture: String, name: String?) -> GGUFArchitectureMapping? {
+        let candidates = ggufFamilies.filter { $0.ggufArchitecture == architecture }
+        return candidates.first { $0.generalName != nil && $0.generalName == name } ?? candidates.first { $0.generalName == nil }
+    }
+
+    /// The GGUF family of a Hugging Face `model_type` (for export).
+    public static func ggufFamily(modelType: String) -> GGUFArchitectureMapping? {
+        ggufFamilies.first { $0.modelType == modelType }
+    }
+
+    public static var ggufArchitectures: [String] { Array(Set(ggufFamilies.map(\.ggufArchitecture))).sorted() }
+
     /// The parameter table of a config's architecture: Hugging Face names, shapes and layer groups.
     public static func layout(for config: TransformerConfig) -> ParameterLayout {
         config.architecture.layout(config)

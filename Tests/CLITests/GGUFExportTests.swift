@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import Formats
+import Models
 import SwiftFinetune
 
 /// Scripts/reference/gen_gguf_export.py exported fixture models with this CLI (`export --format gguf`)
@@ -127,7 +128,7 @@ final class GGUFExportTests: XCTestCase {
         let state = try SafeTensorsFile(path: checkpoint + "/zero_rank0_optim_states.safetensors")
         let roundedOnly = try SafeTensorsFile(path: checkpoint + "/model.safetensors")
         var differsFromTheBF16Folder = false
-        for (gguf, hf) in GGUFArchitectureMapping.llama.tensorNames(layers: 2, tied: true) {
+        for (gguf, hf) in ModelRegistry.ggufFamily(modelType: "llama")!.tensorNames(layers: 2, tied: true) {
             let master = try state.floats(hf + ".master")
             var expected = master
             if gguf.contains(".attn_q.") || gguf.contains(".attn_k.") {

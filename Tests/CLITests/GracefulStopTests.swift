@@ -10,7 +10,7 @@ final class GracefulStopTests: XCTestCase {
         let base = NSTemporaryDirectory() + "sf-graceful-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: base) }
         func args(_ out: String) -> [String] {
-            ["Recipes/quickstart.yaml", "output.dir=\(out)", "output.save_steps=null", "training.max_steps=60", "training.eval_steps=null",
+            ["Recipes/quickstart_tiny.yaml", "output.dir=\(out)", "output.save_steps=null", "training.max_steps=60", "training.eval_steps=null",
              "logging.sample_prompts=[]", "logging.progress=none", "logging.steps=1", "data.eval=null", "training.early_stopping=null"]
         }
         let whole = try CLI.run(args(base + "/whole"), cwd: root, timeout: 600)
@@ -45,7 +45,7 @@ final class GracefulStopTests: XCTestCase {
             XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/\(latest)/engine_state.json"))
             let name = signal == SIGTERM ? "SIGTERM" : "SIGINT"
             XCTAssertTrue(stderr.contains("\(name): stopped after step \(step) of 60 and saved \(out)/\(latest)"), stderr)
-            XCTAssertTrue(stderr.contains("continue with: swift-finetune Recipes/quickstart.yaml") && stderr.contains("resume=auto"), stderr)
+            XCTAssertTrue(stderr.contains("continue with: swift-finetune Recipes/quickstart_tiny.yaml") && stderr.contains("resume=auto"), stderr)
             let resumed = try CLI.run(args(out) + ["resume=auto"], cwd: root, timeout: 600)
             XCTAssertEqual(resumed.status, 0, resumed.stderr)
             XCTAssertTrue(resumed.stdout.contains("trained 60 steps"), resumed.stdout)

@@ -11,7 +11,9 @@ final class QuickstartRecipeTests: XCTestCase {
     static let model = "model.path=Tests/Fixtures/models/smollm_chat"
 
     func testRecipeIsValidOnceTheModelFolderExists() throws {
-        let r = try CLI.run(["validate", "Recipes/quickstart.yaml", Self.model], cwd: Self.root)
+        // A scratch output folder: a local `make run` leaves out/quickstart, which a fresh run refuses.
+        let r = try CLI.run(["validate", "Recipes/quickstart.yaml", Self.model, "output.dir=\(NSTemporaryDirectory())sf-quickstart-validate-\(getpid())"],
+                            cwd: Self.root)
         XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
         XCTAssertEqual(r.stdout, "Recipes/quickstart.yaml: ok\n")
     }

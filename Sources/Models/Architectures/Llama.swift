@@ -375,3 +375,49 @@ struct TokenIds: Decodable {
         if let one = try? c.decode(Int.self) { ids = [one] } else { ids = try c.decode([Int].self) }
     }
 }
+
+// MARK: GGUF names
+
+/// The Llama-style families as llama.cpp spells them (ModelRegistry.ggufFamilies).
+extension LlamaArchitecture {
+    public static let ggufFamilies = [ggufLlama, ggufMistral, ggufQwen2]
+
+
+    static let ggufLlama = GGUFArchitectureMapping(
+        ggufArchitecture: "llama", modelType: "llama", hfClass: "LlamaForCausalLM", tokenizerClass: "TokenizersBackend",
+        tokenizerConfigExtras: [], configKeys: GGUFArchitectureMapping.llamaKeys + [("rope.dimension_count", "head_dim")], requiredKeys: GGUFArchitectureMapping.requiredKeys,
+        configDefaults: [
+            ("attention_bias", .bool(false)), ("attention_dropout", .double(0)), ("bos_token_id", .int(1)),
+            ("eos_token_id", .int(2)), ("hidden_act", .string("silu")), ("initializer_range", .double(0.02)),
+            ("max_position_embeddings", .int(2048)), ("mlp_bias", .bool(false)), ("pad_token_id", .null),
+            ("pretraining_tp", .int(1)), ("rms_norm_eps", .double(1e-6)), ("rope_theta", .double(10000)),
+            ("use_cache", .bool(true)),
+        ],
+        permutesQK: true, qkvBias: false, defaultPreTokenizer: "default")
+
+    /// Mistral has no GGUF architecture of its own: llama.cpp writes `llama`, and transformers calls the
+    /// file Mistral only when `general.name` is exactly "mistral" (a list-membership test in
+    /// `load_gguf_checkpoint`). Its weights are laid out (and permuted) as llama's.
+    static let ggufMistral = GGUFArchitectureMapping(
+        ggufArchitecture: "llama", modelType: "mistral", hfClass: "MistralForCausalLM", tokenizerClass: "TokenizersBackend",
+        tokenizerConfigExtras: [], configKeys: GGUFArchitectureMapping.llamaKeys + [("rope.dimension_count", "head_dim")], requiredKeys: GGUFArchitectureMapping.requiredKeys,
+        configDefaults: [
+            ("attention_dropout", .double(0)), ("bos_token_id", .int(1)), ("eos_token_id", .int(2)),
+            ("hidden_act", .string("silu")), ("initializer_range", .double(0.02)), ("max_position_embeddings", .int(131072)),
+            ("pad_token_id", .null), ("rms_norm_eps", .double(1e-6)), ("rope_theta", .double(10000)),
+            ("sliding_window", .int(4096)), ("use_cache", .bool(true)),
+        ],
+        permutesQK: true, qkvBias: false, defaultPreTokenizer: "default", generalName: "mistral")
+
+    static let ggufQwen2 = GGUFArchitectureMapping(
+        ggufArchitecture: "qwen2", modelType: "qwen2", hfClass: "Qwen2ForCausalLM", tokenizerClass: "Qwen2Tokenizer",
+        tokenizerConfigExtras: [("add_prefix_space", .null)], configKeys: GGUFArchitectureMapping.llamaKeys, requiredKeys: GGUFArchitectureMapping.requiredKeys,
+        configDefaults: [
+            ("attention_dropout", .double(0)), ("bos_token_id", .null), ("eos_token_id", .null),
+            ("hidden_act", .string("silu")), ("initializer_range", .double(0.02)), ("max_position_embeddings", .int(32768)),
+            ("max_window_layers", .int(28)), ("pad_token_id", .null), ("rms_norm_eps", .double(1e-6)),
+            ("rope_theta", .double(10000)), ("sliding_window", .null), ("use_cache", .bool(true)),
+            ("use_sliding_window", .bool(false)),
+        ],
+        permutesQK: false, qkvBias: true, defaultPreTokenizer: "qwen2", listsLayerTypes: true)
+}

@@ -2,8 +2,9 @@ import Formats
 
 /// How one model family is spelled in GGUF (llama.cpp's architecture name, metadata keys and tensor
 /// names) and in a Hugging Face folder (model_type, config.json keys and defaults, state-dict names), as
-/// transformers 5.23's GGUF loading maps one to the other. One value per family, all in this file, so each
-/// can later move beside its architecture in Sources/Models.
+/// transformers 5.23's GGUF loading maps one to the other. The values live in the architecture files
+/// (`LlamaArchitecture.ggufFamilies`) and are found through `ModelRegistry.ggufFamilies`; the GGUF reader
+/// and writer read them in both directions.
 public struct GGUFArchitectureMapping: Sendable {
     /// `general.architecture` in the file.
     public let ggufArchitecture: String
@@ -29,71 +30,40 @@ public struct GGUFArchitectureMapping: Sendable {
     /// llama.cpp's tokenizer pre-type for an exported tokenizer of this family when it cannot be told
     /// from tokenizer.json.
     public let defaultPreTokenizer: String
+    /// A family llama.cpp writes under another's architecture name, told apart by `general.name` (as
+    /// transformers tells Mistral from Llama); nil for the family that owns the name.
+    public var generalName: String? = nil
+    /// transformers' config for this family lists `layer_types` (every layer full attention).
+    public var listsLayerTypes = false
 
-    // MARK: the families
-
-    public static let llama = GGUFArchitectureMapping(
-        ggufArchitecture: "llama", modelType: "llama", hfClass: "LlamaForCausalLM", tokenizerClass: "TokenizersBackend",
-        tokenizerConfigExtras: [], configKeys: llamaKeys + [("rope.dimension_count", "head_dim")], requiredKeys: requiredKeys,
-        configDefaults: [
-            ("attention_bias", .bool(false)), ("attention_dropout", .double(0)), ("bos_token_id", .int(1)),
-            ("eos_token_id", .int(2)), ("hidden_act", .string("silu")), ("initializer_range", .double(0.02)),
-            ("max_position_embeddings", .int(2048)), ("mlp_bias", .bool(false)), ("pad_token_id", .null),
-            ("pretraining_tp", .int(1)), ("rms_norm_eps", .double(1e-6)), ("rope_theta", .double(10000)),
-            ("use_cache", .bool(true)),
-        ],
-        permutesQK: true, qkvBias: false, defaultPreTokenizer: "default")
-
-    /// Mistral has no GGUF architecture of its own: llama.cpp writes `llama`, and transformers calls the
-    /// file Mistral only when `general.name` is exactly "mistral" (a list-membership test in
-    /// `load_gguf_checkpoint`). Its weights are laid out (and permuted) as llama's.
-    public static let mistral = GGUFArchitectureMapping(
-        ggufArchitecture: "llama", modelType: "mistral", hfClass: "MistralForCausalLM", tokenizerClass: "TokenizersBackend",
-        tokenizerConfigExtras: [], configKeys: llamaKeys + [("rope.dimension_count", "head_dim")], requiredKeys: requiredKeys,
-        configDefaults: [
-            ("attention_dropout", .double(0)), ("bos_token_id", .int(1)), ("eos_token_id", .int(2)),
-            ("hidden_act", .string("silu")), ("initializer_range", .double(0.02)), ("max_position_embeddings", .int(131072)),
-            ("pad_token_id", .null), ("rms_norm_eps", .double(1e-6)), ("rope_theta", .double(10000)),
-            ("sliding_window", .int(4096)), ("use_cache", .bool(true)),
-        ],
-        permutesQK: true, qkvBias: false, defaultPreTokenizer: "default")
-
-    public static let qwen2 = GGUFArchitectureMapping(
-        ggufArchitecture: "qwen2", modelType: "qwen2", hfClass: "Qwen2ForCausalLM", tokenizerClass: "Qwen2Tokenizer",
-        tokenizerConfigExtras: [("add_prefix_space", .null)], configKeys: llamaKeys, requiredKeys: requiredKeys,
-        configDefaults: [
-            ("attention_dropout", .double(0)), ("bos_token_id", .null), ("eos_token_id", .null),
-            ("hidden_act", .string("silu")), ("initializer_range", .double(0.02)), ("max_position_embeddings", .int(32768)),
-            ("max_window_layers", .int(28)), ("pad_token_id", .null), ("rms_norm_eps", .double(1e-6)),
-            ("rope_theta", .double(10000)), ("sliding_window", .null), ("use_cache", .bool(true)),
-            ("use_sliding_window", .bool(false)),
-        ],
-        permutesQK: false, qkvBias: true, defaultPreTokenizer: "qwen2")
-
-    public static let all: [GGUFArchitectureMapping] = [llama, mistral, qwen2]
-
-    /// The family of a file: its architecture, and for llama files transformers' Mistral rule.
-    public static func forFile(architecture: String, name: String?) -> GGUFArchitectureMapping? {
-        if architecture == "llama" { return name == "mistral" ? mistral : llama }
-        return all.first { $0.ggufArchitecture == architecture }
+    public init(ggufArchitecture: String, modelType: String, hfClass: String, tokenizerClass: String,
+                tokenizerConfigExtras: [(String, JSONValue)], configKeys: [(gguf: String, hf: String)], requiredKeys: [String],
+                configDefaults: [(String, JSONValue)], permutesQK: Bool, qkvBias: Bool, defaultPreTokenizer: String,
+                generalName: String? = nil, listsLayerTypes: Bool = false) {
+        self.ggufArchitecture = ggufArchitecture
+        self.modelType = modelType
+        self.hfClass = hfClass
+        self.tokenizerClass = tokenizerClass
+        self.tokenizerConfigExtras = tokenizerConfigExtras
+        self.configKeys = configKeys
+        self.requiredKeys = requiredKeys
+        self.configDefaults = configDefaults
+        self.permutesQK = permutesQK
+        self.qkvBias = qkvBias
+        self.defaultPreTokenizer = defaultPreTokenizer
+        self.generalName = generalName
+        self.listsLayerTypes = listsLayerTypes
     }
 
-    /// The family of a Hugging Face config's `model_type` (for export).
-    public static func forModelType(_ type: String) -> GGUFArchitectureMapping? {
-        all.first { $0.modelType == type }
-    }
-
-    public static var supportedArchitectures: [String] { ["llama", "qwen2"] }
-
-    // Shared by the three families: the same llama.cpp keys and transformers names.
-    static let llamaKeys: [(gguf: String, hf: String)] = [
+    // Shared by the Llama-style families: the same llama.cpp keys and transformers names.
+    public static let llamaKeys: [(gguf: String, hf: String)] = [
         ("context_length", "max_position_embeddings"), ("block_count", "num_hidden_layers"),
         ("feed_forward_length", "intermediate_size"), ("embedding_length", "hidden_size"),
         ("rope.freq_base", "rope_theta"), ("attention.head_count", "num_attention_heads"),
         ("attention.head_count_kv", "num_key_value_heads"), ("attention.layer_norm_rms_epsilon", "rms_norm_eps"),
         ("vocab_size", "vocab_size"),
     ]
-    static let requiredKeys = ["block_count", "embedding_length", "feed_forward_length", "attention.head_count"]
+    public static let requiredKeys = ["block_count", "embedding_length", "feed_forward_length", "attention.head_count"]
 
     // MARK: tensor names
 
