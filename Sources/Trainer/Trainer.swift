@@ -44,8 +44,12 @@ public final class Trainer {
     public private(set) var data: DataSplits
     public private(set) var loader: DataLoader
     public private(set) var globalStep = 0
-    /// The data-parallel group this process trains in (one rank when not launched by mpirun).
+    /// The job this process trains in (one rank when not launched by mpirun).
     public let communicator: Communicator
+    /// Pipeline stages and the data-parallel group (the whole job without a pipeline).
+    private let pipeline: PipelineTraining
+    /// The ranks that hold different data: the job, or a pipeline stage's replicas.
+    private var dataParallel: Communicator { pipeline.dataParallel }
     private var callbacks: [TrainerCallback] = []
     private let modelDirectory: String?
     private let tokenizerDirectory: String
@@ -92,9 +96,10 @@ public final class Trainer {
             throw TrainerError.configuration("the tokenizer (\(tokenizer.vocabSize) tokens) does not fit the model's vocab_size \(model.config.vocabSize)")
         }
         let t = c.training
+        pipeline = try PipelineTraining(options: c.engine, model: model, world: communicator)
         loader = try DataLoader(dataset: data.train, options: DataLoaderOptions(
             microBatchSize: t.microBatchSize, gradientAccumulationSteps: t.gradientAccumulationSteps,
-            worldSize: communicator.worldSize, rank: communicator.rank,
+            worldSize: pipeline.dataParallel.worldSize, rank: pipeline.dataParallel.rank,
             packing: c.data.packing, shuffle: c.data.shuffle, seed: c.seed))
         totalSteps = t.maxSteps ?? loader.totalSteps(epochs: t.epochs)
         guard totalSteps > 0 else { throw TrainerError.configuration("training: no optimizer step to take (empty data or max_steps 0)") }
@@ -107,12 +112,14 @@ public final class Trainer {
         engine = try TrainingEngine(model: loaded, options: c.engine, optimizer: settings,
                                     frozenBaseDType: c.lora.map { AdapterTraining.baseDType($0, model: loaded) } ?? .f32,
                                     frozenBaseFill: deferredFill,
-                                    maxTokens: t.microBatchSize * c.data.maxSeqLen, communicator: communicator)
+                                    maxTokens: t.microBatchSize * c.data.maxSeqLen, communicator: pipeline.dataParallel,
+                                    pipeline: pipeline.placement)
         engine.dropoutSeed = UInt64(bitPattern: Int64(c.seed))
         self.log(data.train.summary)
         self.log(String(format: "model state on each rank: %.1f MB (%@ parameters, ZeRO-%d, %d rank%@)",
                         Double(engine.modelStateBytes) / 1e6, groupedDigits(model.parameterCount), c.engine.zeroStage,
                         communicator.worldSize, communicator.worldSize == 1 ? "" : "s"))
+        if let note = pipeline.description { self.log(note) }
         if model.adapter != nil {
             // PEFT's print_trainable_parameters, plus where the frozen base lives.
             let trainable = engine.trainableLayout.totalCount
@@ -208,15 +215,19 @@ public final class Trainer {
         guard labelCount > 0 else { throw TrainerError.noLabels(step: globalStep + 1) }
         engine.zeroGradients()
         var lossSum = 0.0
+        if pipeline.placement != nil {
+            lossSum = try PipelineTraining.microSteps(engine: engine, model: model, microBatches: microBatches, normalizer: Float(labelCount))
+        }
         // Every micro-batch goes to the engine, empty ones too: under ZeRO-2/3 each one is a round of
         // collectives every rank must join.
-        for mb in microBatches {
+        for mb in microBatches where pipeline.placement == nil {
             let spans = mb.segments.map { AttentionSpan(qStart: $0.start, qLen: $0.length) }
             lossSum += try engine.microStep(tokens: mb.tokens, positions: mb.positions, spans: spans, targets: mb.targets,
                                             normalizer: Float(labelCount)).lossSum
         }
-        // The step's loss over every rank's tokens (the normalizer already is global).
-        let loss = try communicator.allReduce(lossSum, op: .sum) / Double(labelCount)
+        // The step's loss over every rank's tokens (the normalizer already is global); every stage of a
+        // pipeline already has its replica's.
+        let loss = try dataParallel.allReduce(lossSum, op: .sum) / Double(labelCount)
         // Under a loss scaler a non-finite step is an overflow the engine skips, as DeepSpeed does.
         guard loss.isFinite || engine.lossScaler != nil else { throw EngineError.nonFiniteLoss(step: globalStep + 1, loss: loss) }
         // A skipped step does not advance the scheduler: the LR follows the optimizer steps taken.
@@ -245,6 +256,8 @@ public final class Trainer {
     public func evaluate() throws -> EvalMetrics? {
         guard let (batches, labels) = evalBatches else { return nil }
         guard labels > 0 else { return nil }
+        // Every rank evaluates its own batches with the whole model: a pipeline stage gathers it first.
+        if pipeline.placement != nil { try engine.gatherFullParameters() }
         var sum = 0.0
         for b in batches {
             sum += try engine.evaluate(tokens: b.tokens, positions: b.positions,
@@ -281,7 +294,7 @@ public final class Trainer {
             let dataStep = loader.nextStep()
             let lossScale = engine.lossScaler?.scale
             let (loss, lr, result) = try optimizerStep(microBatches: dataStep.microBatches, labelCount: dataStep.labelCount)
-            let tokens = Int(try communicator.allReduce(Double(dataStep.microBatches.reduce(0) { $0 + $1.tokens.count }), op: .sum))
+            let tokens = Int(try dataParallel.allReduce(Double(dataStep.microBatches.reduce(0) { $0 + $1.tokens.count }), op: .sum))
             let elapsed = Date().timeIntervalSince(start)
             let m = StepMetrics(step: globalStep, epoch: Double(globalStep) / Double(max(stepsPerEpoch, 1)),
                                 loss: loss, learningRate: lr, gradNorm: result.gradNorm, tokens: tokens,

@@ -84,6 +84,8 @@ final class PipelineEquivalenceTests: XCTestCase {
                 let result = try engine.step(lr: 3e-3, maxGradNorm: 0.5)
                 run.losses.append(lossSum / Double(labels))
                 run.norms.append(result.gradNorm!)
+                // What a checkpoint or an evaluation does between steps: the whole model onto every rank.
+                if run.losses.count == 2 { try engine.gatherFullParameters() }
             }
             run.stateBytes = engine.modelStateBytes
             try engine.gatherFullParameters()
