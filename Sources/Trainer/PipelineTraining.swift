@@ -30,13 +30,19 @@ struct PipelineTraining {
         dataParallel = groups.dataParallel
     }
 
-    /// "stage 0 of 2 (embedding, blocks 0..<12)" for the start-up log.
+    /// The start-up log's line: stages, the world ranks of each, and what rank 0's stage holds.
     var description: String? {
         guard let p = placement else { return nil }
         var parts = [p.blocks.count == 1 ? "block \(p.blocks.lowerBound)" : "blocks \(p.blocks.lowerBound)...\(p.blocks.upperBound - 1)"]
         if p.isFirst { parts.insert("embedding", at: 0) }
         if p.isLast { parts.append(p.tiedHead ? "final norm and tied head" : "final norm and head") }
-        return "pipeline: \(p.stages) stages (blocks per stage \(p.partition.blockCounts)) × \(dataParallel.worldSize) data-parallel; this rank: stage \(p.stage) (\(parts.joined(separator: ", ")))"
+        // Which world ranks hold which stage, so a rank the launcher reports can be told by its stage.
+        let D = dataParallel.worldSize
+        let map = (0..<p.stages).map { s -> String in
+            let ranks = (0..<D).map { String(s * D + $0) }
+            return "stage \(s): world rank\(D == 1 ? "" : "s") \(ranks.joined(separator: ", "))"
+        }
+        return "pipeline: \(p.stages) stages (blocks per stage \(p.partition.blockCounts)) × \(D) data-parallel (\(map.joined(separator: "; "))); rank 0: \(parts.joined(separator: ", "))"
     }
 
     /// One step's forwards and backwards of this stage over the replica's micro-batches; the summed loss

@@ -82,4 +82,59 @@ final class PipelineTrainingTests: XCTestCase {
         assertAgree(resumed, T.Result(losses: Array(pipelined.losses.suffix(2)), weights: pipelined.weights), tolerance: 1e-5,
                     "P=2 → P=1 resume")
     }
+
+    /// A stage killed mid-training (SIGKILL to world rank 1, stage 1 of P = 2) ends the whole job within
+    /// seconds: mpirun names the rank, and the start-up log maps ranks to stages.
+    func testKilledStageEndsTheJobInSeconds() throws {
+        let work = try workDirectory("kill")
+        let (recipe, out) = try T.writeRecipe(ranks: 2, stage: 0, work: work, stages: 2, name: "killed", steps: 5000)
+        let tag = UUID().uuidString
+        let killer = StageKiller(tag: tag, worldRank: 1, startedWhen: out + "/metrics.jsonl")
+        let thread = Thread { killer.run() }
+        thread.start()
+        let run = try BoundedProcess.run(["mpirun", "-np", "2", "--oversubscribe", BoundedProcess.binary, recipe],
+                                         environment: ["SF_PIPELINE_TEST_TAG": tag], timeout: 120)
+        let killedAfter = try XCTUnwrap(killer.secondsBeforeKill, "the stage was never found running: \(run.stderr)")
+        XCTAssertTrue(run.failed && !run.timedOut, "exit \(run.exitCode): \(run.stderr)")
+        let after = run.seconds - killedAfter
+        XCTAssertLessThan(after, 10, "the job must end within seconds of the kill")
+        XCTAssertTrue(run.stderr.contains("rank 1"), run.stderr)
+        XCTAssertTrue(run.stderr.contains("stage 1: world rank 1"), run.stderr)
+        print("killed stage 1: the job ended \(String(format: "%.2f", after)) s after the kill")
+    }
+}
+
+/// Finds the rank process of one test run (by an environment tag) once training has started, and
+/// kills it.
+final class StageKiller: @unchecked Sendable {
+    let tag: String, worldRank: Int, startedWhen: String
+    /// Seconds from the start to the kill (nil: the rank was never found).
+    private(set) var secondsBeforeKill: Double?
+    private let started = Date()
+
+    init(tag: String, worldRank: Int, startedWhen: String) {
+        self.tag = tag
+        self.worldRank = worldRank
+        self.startedWhen = startedWhen
+    }
+
+    func run() {
+        while Date().timeIntervalSince(started) < 60 {
+            usleep(100_000)
+            guard FileManager.default.fileExists(atPath: startedWhen), let pid = findRank() else { continue }
+            secondsBeforeKill = Date().timeIntervalSince(started)
+            kill(pid, SIGKILL)
+            return
+        }
+    }
+
+    private func findRank() -> pid_t? {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        for e in entries {
+            guard let pid = pid_t(e), let env = FileManager.default.contents(atPath: "/proc/\(e)/environ") else { continue }
+            let vars = env.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            if vars.contains("SF_PIPELINE_TEST_TAG=\(tag)") && vars.contains("OMPI_COMM_WORLD_RANK=\(worldRank)") { return pid }
+        }
+        return nil
+    }
 }

@@ -20,25 +20,8 @@ final class TrainingEquivalenceTests: XCTestCase {
     static func train(ranks: Int, stage: Int, work: String, lora: String? = nil, stages: Int = 1,
                       model: String = "{path: \(root)/Tests/Fixtures/models/smollm_chat}", engine: String = "",
                       name: String? = nil, extra: String = "") throws -> Result {
-        let out = work + "/" + (name ?? "np\(ranks)-z\(stage)")
-        let recipe = work + "/recipe.yaml"
-        let accumulation = 8 / (2 * ranks / stages)
-        try Data("""
-        model: \(model)
-        data:
-          train: {path: \(Self.root)/Recipes/data/quickstart_chat.jsonl, format: chat}
-          max_seq_len: 64
-          packing: true
-        training: {max_steps: 4, micro_batch_size: 2, gradient_accumulation_steps: \(accumulation), learning_rate: 3.0e-3, max_grad_norm: 0.5}
-        optimizer: {type: adamw, weight_decay: 0.1}
-        scheduler: {type: linear, warmup_steps: 1}
-        engine: {zero_stage: \(stage), pipeline: {stages: \(stages)}\(engine)}
-        output: {dir: \(out), save_steps: 2}
-        logging: {progress: none}
-        seed: 3
-        \(lora.map { "lora: \($0)" } ?? "")
-        \(extra)
-        """.utf8).write(to: URL(fileURLWithPath: recipe))
+        let (recipe, out) = try writeRecipe(ranks: ranks, stage: stage, work: work, lora: lora, stages: stages, model: model,
+                                            engine: engine, name: name, extra: extra)
         let bin = BoundedProcess.binary
         let args = ranks == 1 ? [bin, recipe] : ["mpirun", "-np", "\(ranks)", "--oversubscribe", bin, recipe]
         let run = try BoundedProcess.run(args, timeout: 120)
@@ -49,6 +32,32 @@ final class TrainingEquivalenceTests: XCTestCase {
         var weights: [String: [Float]] = [:]
         for name in file.names { weights[name] = try file.floats(name) }
         return Result(losses: losses, weights: weights)
+    }
+
+    /// The recipe `train` runs (4 steps of 8 rows, a checkpoint at step 2) and its output folder.
+    static func writeRecipe(ranks: Int, stage: Int, work: String, lora: String? = nil, stages: Int = 1,
+                            model: String = "{path: \(root)/Tests/Fixtures/models/smollm_chat}", engine: String = "",
+                            name: String? = nil, extra: String = "", steps: Int = 4) throws -> (recipe: String, out: String) {
+        let out = work + "/" + (name ?? "np\(ranks)-z\(stage)")
+        let recipe = work + "/recipe.yaml"
+        let accumulation = 8 / (2 * ranks / stages)
+        try Data("""
+        model: \(model)
+        data:
+          train: {path: \(Self.root)/Recipes/data/quickstart_chat.jsonl, format: chat}
+          max_seq_len: 64
+          packing: true
+        training: {max_steps: \(steps), micro_batch_size: 2, gradient_accumulation_steps: \(accumulation), learning_rate: 3.0e-3, max_grad_norm: 0.5}
+        optimizer: {type: adamw, weight_decay: 0.1}
+        scheduler: {type: linear, warmup_steps: 1}
+        engine: {zero_stage: \(stage), pipeline: {stages: \(stages)}\(engine)}
+        output: {dir: \(out), save_steps: 2}
+        logging: {progress: none}
+        seed: 3
+        \(lora.map { "lora: \($0)" } ?? "")
+        \(extra)
+        """.utf8).write(to: URL(fileURLWithPath: recipe))
+        return (recipe, out)
     }
 
     func testOneProcessDataParallelAndZeROStagesAgree() throws {
