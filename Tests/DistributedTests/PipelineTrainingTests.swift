@@ -83,6 +83,33 @@ final class PipelineTrainingTests: XCTestCase {
                     "P=2 → P=1 resume")
     }
 
+    /// `estimate-memory --nproc 2` prints the per-rank model state of a 2-stage split, and the quickstart
+    /// recipe trained that way (with its eval set and samples, which gather the whole model) reports the
+    /// same figure for rank 0's stage (5%: the estimate ignores nothing but padding here), and the same
+    /// eval loss as one process (printed to 4 decimals).
+    func testPipelineMemoryEstimateAndQuickstart() throws {
+        let bin = BoundedProcess.binary, recipe = T.root + "/Recipes/quickstart.yaml"
+        let estimate = try BoundedProcess.run([bin, "estimate-memory", recipe, "--nproc", "2"], timeout: 60)
+        XCTAssertFalse(estimate.failed, estimate.stderr)
+        let line = try XCTUnwrap(estimate.stdout.split(separator: "\n").first { $0.contains("P=2 × D=1") }, estimate.stdout)
+        XCTAssertTrue(line.contains("15.4 MB"), String(line))
+        let work = try workDirectory("quickstart")
+        var evals: [String] = []
+        for (args, name) in [([bin], "one"), (["mpirun", "-np", "2", "--oversubscribe", bin], "pp2")] {
+            let run = try BoundedProcess.run(args + [recipe, "engine.pipeline.stages=\(name == "one" ? 1 : 2)", "training.max_steps=3",
+                                                    "output.dir=\(work)/\(name)"], timeout: 120)
+            XCTAssertFalse(run.failed, run.stderr)
+            evals.append(run.stderr.split(separator: "\n").filter { $0.contains("eval loss") }.joined(separator: "\n"))
+            if name == "pp2" {
+                let state = try XCTUnwrap(run.stderr.split(separator: "\n").first { $0.contains("model state on each rank") })
+                let mb = try XCTUnwrap(Double(state.split(separator: " ")[5]))
+                XCTAssertEqual(mb, 15.4, accuracy: 15.4 * 0.05, String(state))
+            }
+        }
+        XCTAssertFalse(evals[0].isEmpty)
+        XCTAssertEqual(evals[0], evals[1])
+    }
+
     /// A stage killed mid-training (SIGKILL to world rank 1, stage 1 of P = 2) ends the whole job within
     /// seconds: mpirun names the rank, and the start-up log maps ranks to stages.
     func testKilledStageEndsTheJobInSeconds() throws {
