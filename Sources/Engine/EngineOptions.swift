@@ -120,13 +120,13 @@ extension EngineOptions {
         var p = ProblemList()
         p.require((0...3).contains(zeroStage), "zero_stage", "must be 0, 1, 2 or 3, got \(zeroStage)")
         p.count(pipeline.stages, atLeast: 1, "pipeline.stages")
+        // One problem for the key at most: the first rule a pipeline breaks.
         if pipeline.stages > 1 {
             if zeroStage > 1 {
-                // DeepSpeed's PipelineEngine asserts zero_stage < 2: ZeRO-2/3 partition gradients (and
-                // parameters) during backward, which conflicts with the pipeline's micro-batch schedule.
-                p.add("pipeline.stages", "pipeline parallelism is not compatible with ZeRO-2 and ZeRO-3 (as in DeepSpeed: they reduce gradients during backward, across the pipeline's interleaved micro-batches); use zero_stage 0 or 1, zero_stage is \(zeroStage)")
-            }
-            if offloadOptimizer.device == .nvme || offloadParam.device != .none {
+                // DeepSpeed's PipelineEngine asserts zero_stage < 2: ZeRO-2/3 reduce (and gather) per layer
+                // group during backward, which the pipeline's interleaved micro-batches do not fit.
+                p.add("pipeline.stages", "pipeline parallelism composes only with ZeRO stage 0 or 1 (as in DeepSpeed: ZeRO-2 and ZeRO-3 reduce gradients during backward, across the pipeline's interleaved micro-batches), zero_stage is \(zeroStage)")
+            } else if offloadOptimizer.device == .nvme || offloadParam.device != .none {
                 p.add("pipeline.stages", "pipeline parallelism does not combine with offload in this build")
             }
             if case .blocks(let counts) = pipeline.partition {

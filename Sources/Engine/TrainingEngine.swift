@@ -256,6 +256,7 @@ public final class TrainingEngine {
     @discardableResult
     public func microStep(tokens: [Int32], positions: [Int32], spans: [AttentionSpan], targets: [Int32],
                           normalizer: Float) throws -> (lossSum: Double, labelTokens: Int) {
+        guard pipeline == nil else { throw PipelineError.unsupported("a pipeline stage runs its micro-batches through pipelineMicroSteps, not microStep") }
         guard !tokens.isEmpty || gradients.reducesDuringBackward else { return (0, 0) }
         if tokens.count > state.maxTokens {
             state = TrainingState(config: model.config, maxTokens: tokens.count, checkpointActivations: options.activationCheckpointing,

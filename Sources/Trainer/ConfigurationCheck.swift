@@ -28,15 +28,19 @@ extension TrainingConfiguration {
         // A pipeline's P stages of one replica read the same data: the batch counts the D = world / P replicas.
         let stages = engine.pipeline.stages
         var replicas = worldSize
-        if stages > 1 {
-            p.require(worldSize % stages == 0, "engine.pipeline.stages",
-                      "\(stages) stages need a world of a multiple of \(stages) ranks (stages × data-parallel replicas), the run has \(worldSize)")
-            p.require(lora == nil, "engine.pipeline.stages", "pipeline parallelism with a LoRA adapter is not supported in this build")
+        // One problem for the key at most: these only when the engine section has none for it.
+        let pipelined = stages > 1 && !engine.problems().contains(where: { $0.keyPath == "pipeline.stages" })
+        if pipelined {
+            if worldSize % stages != 0 {
+                p.add("engine.pipeline.stages", "\(stages) stages need a world of a multiple of \(stages) ranks (stages × data-parallel replicas; run under mpirun), the run has \(worldSize)")
+            } else if lora != nil {
+                p.add("engine.pipeline.stages", "pipeline parallelism with a LoRA adapter is not supported in this build")
+            }
             replicas = Swift.max(1, worldSize / stages)
         }
         let perStep = t.microBatchSize * t.gradientAccumulationSteps * replicas
         if let tbs = t.trainBatchSize, tbs >= 1, t.microBatchSize >= 1, t.gradientAccumulationSteps >= 1, tbs != perStep {
-            let ranks = stages > 1 ? "\(replicas) data-parallel replica(s) (\(worldSize) ranks / \(stages) stages)" : "\(worldSize) rank(s)"
+            let ranks = pipelined ? "\(replicas) data-parallel replica(s) (\(worldSize) ranks / \(stages) stages)" : "\(worldSize) rank(s)"
             p.add("training.train_batch_size", "train_batch_size \(tbs) ≠ micro_batch_size \(t.microBatchSize) × gradient_accumulation_steps \(t.gradientAccumulationSteps) × \(ranks) = \(perStep)")
         }
         p.require(lora == nil || model.path != nil, "lora", "needs a pretrained base model (model.path): an adapter over randomly initialised weights could not be loaded again")
