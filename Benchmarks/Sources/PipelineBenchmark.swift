@@ -73,10 +73,10 @@ enum PipelineBenchmark {
             try FileManager.default.createDirectory(atPath: Measure.peerDirectory, withIntermediateDirectories: true)
             try JSONValue.object(JSONObject([("tokens_per_second", .double(tps)), ("model_state", .double(state))])).write(to: basePath)
         case .pp:
-            Measure.line("  bubble: measured / ideal (P−1)/(M+P−1)", "\(Measure.fmt(bubble, 3)) / \(Measure.fmt(PipelineSchedule.idealBubble(stages: 2, microBatches: M), 3))")
+            Measure.line("  bubble: measured / (P−1)/(M+P−1)", "\(Measure.fmt(bubble, 3)) / \(Measure.fmt(PipelineSchedule.idealBubble(stages: 2, microBatches: M), 3))")
             if let base = try? JSONValue.read(path: basePath), let dpTPS = base["tokens_per_second"]?.doubleValue,
                let dpState = base["model_state"]?.doubleValue {
-                Measure.line("  ratio to data parallel: tokens/s, model state", "\(Measure.fmt(tps / dpTPS, 2))× (target ≥ 0.85), \(Measure.fmt(state / dpState, 2))× (target ≤ 0.55)")
+                Measure.line("  vs data parallel: tokens/s, state", "\(Measure.fmt(tps / dpTPS, 2))× (target ≥ 0.85), \(Measure.fmt(state / dpState, 2))× (target ≤ 0.55)")
             }
         }
     }
