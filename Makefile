@@ -38,11 +38,15 @@ bench: release
 	else echo "peers skipped: PyTorch/tokenizers not installed (pip install -r Scripts/reference/requirements.txt)"; fi
 	@# One process per section, so each peak RSS is that section's own.
 	@rm -f .build/bench/train_variants.jsonl
-	@for section in $(or $(BENCH_ARGS),tokenizer forward train train-ckpt train-bf16 train-bf16-ckpt train-bf16-offload train-512 train-bf16-512 train-1024 train-bf16-1024 checkpoint train-summary lora lora-1.7b); do [ $$section = zero ] && continue; $(RELEASE_BIN)/Benchmarks $$section || exit 1; done
+	@for section in $(or $(BENCH_ARGS),tokenizer forward train train-ckpt train-bf16 train-bf16-ckpt train-bf16-offload train-512 train-bf16-512 train-1024 train-bf16-1024 checkpoint train-summary lora lora-1.7b); do [ $$section = zero ] || [ $$section = pipeline ] && continue; $(RELEASE_BIN)/Benchmarks $$section || exit 1; done
 	@# ZeRO: the one-process baseline, then 2 ranks for data parallel and each stage (one mpirun each).
 	@if [ -z "$(BENCH_ARGS)" ] || echo "$(BENCH_ARGS)" | grep -qw zero; then \
 	  $(RELEASE_BIN)/Benchmarks zero || exit 1; \
 	  for stage in 0 1 2 3; do mpirun -np 2 $(RELEASE_BIN)/Benchmarks zero $$stage || exit 1; done; fi
+	@# Pipeline: one process, data parallel on 2 ranks, then P=2 on 2 ranks (compared with data parallel).
+	@if [ -z "$(BENCH_ARGS)" ] || echo "$(BENCH_ARGS)" | grep -qw pipeline; then \
+	  $(RELEASE_BIN)/Benchmarks pipeline || exit 1; \
+	  for mode in dp pp; do mpirun -np 2 $(RELEASE_BIN)/Benchmarks pipeline $$mode || exit 1; done; fi
 
 # Optional: PyTorch and HF tokenizers on the same inputs (needs `pip install -r Scripts/reference/requirements.txt`).
 bench-peers:

@@ -45,6 +45,11 @@ do {
         if stage == nil { print("\n== ZeRO, 135M, global batch 8×256, f32 AdamW") }
         try ZeROBenchmark.run(stage: stage)
     }
+    if args.contains("pipeline") {
+        let mode = PipelineBenchmark.Mode(rawValue: CommandLine.arguments.last ?? "") ?? .single
+        if mode == .single { print("\n== Pipeline P=2 vs data parallel, 135M, global batch 8×256, accumulation 8, f32 AdamW") }
+        try PipelineBenchmark.run(mode)
+    }
 } catch {
     FileHandle.standardError.write(Data("benchmark failed: \(error)\n".utf8))
     exit(1)

@@ -34,6 +34,12 @@ public protocol Communicator: AnyObject {
     func broadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int) throws
     func send(_ buffer: UnsafeRawPointer, bytes: Int, to rank: Int, tag: Int) throws
     func receive(_ buffer: UnsafeMutableRawPointer, bytes: Int, from rank: Int, tag: Int) throws
+    /// Non-blocking `send`: `buffer` must stay alive and unchanged until the handle's `wait()`. The default
+    /// sends now (right for implementations whose send never blocks: they copy the message).
+    func startSend(_ buffer: UnsafeRawPointer, bytes: Int, to rank: Int, tag: Int) throws -> PendingCollective
+    /// Non-blocking `receive`: the message is in `buffer` only after the handle's `wait()`, which throws
+    /// when the message that arrived has another size. The default receives inside `wait()`.
+    func startReceive(_ buffer: UnsafeMutableRawPointer, bytes: Int, from rank: Int, tag: Int) throws -> PendingCollective
     func barrier() throws
     /// Ends the whole job at once (every rank), after `message` has been printed with this rank's number.
     /// Never returns.
@@ -56,6 +62,17 @@ extension PendingCollective {
 public final class CompletedCollective: PendingCollective {
     public init() {}
     public func wait() throws {}
+}
+
+/// A receive that happens when it is waited for (the default `startReceive`).
+final class DeferredReceive: PendingCollective {
+    private var body: (() throws -> Void)?
+    init(_ body: @escaping () throws -> Void) { self.body = body }
+    func wait() throws {
+        guard let b = body else { return }
+        body = nil
+        try b()
+    }
 }
 
 public enum ReduceOp: Sendable {
@@ -81,6 +98,15 @@ extension Communicator {
     public func startAllGather(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, blockCount: Int) throws -> PendingCollective {
         try allGather(input: input, output: output, blockCount: blockCount)
         return CompletedCollective()
+    }
+
+    public func startSend(_ buffer: UnsafeRawPointer, bytes: Int, to rank: Int, tag: Int) throws -> PendingCollective {
+        try send(buffer, bytes: bytes, to: rank, tag: tag)
+        return CompletedCollective()
+    }
+
+    public func startReceive(_ buffer: UnsafeMutableRawPointer, bytes: Int, from rank: Int, tag: Int) throws -> PendingCollective {
+        DeferredReceive { try self.receive(buffer, bytes: bytes, from: rank, tag: tag) }
     }
 
     /// A scalar summed (or maxed) over ranks.

@@ -131,8 +131,18 @@ public final class MPICommunicator: Communicator, SplittableCommunicator {
         return MPIPendingCollective(communicator: self, request: request, call: "MPI_Iallgather(float)")
     }
 
-    fileprivate func finish(_ request: inout MPI_Request?, call: String) throws {
-        try check(MPI_Wait(&request, cmpi_status_ignore()), "MPI_Wait(\(call))")
+    fileprivate func finish(_ request: inout MPI_Request?, call: String, expectedBytes: Int32? = nil) throws {
+        guard let expected = expectedBytes else {
+            try check(MPI_Wait(&request, cmpi_status_ignore()), "MPI_Wait(\(call))")
+            return
+        }
+        var status = MPI_Status()
+        try check(MPI_Wait(&request, &status), "MPI_Wait(\(call))")
+        var received: Int32 = 0
+        try check(MPI_Get_count(&status, cmpi_uint8(), &received), "MPI_Get_count(\(call))")
+        guard received == expected else {
+            throw CommunicatorError.invalid("rank \(rank): \(call) expected \(expected) bytes, the message has \(received)")
+        }
     }
 
     fileprivate func test(_ request: inout MPI_Request?, call: String) throws -> Bool {
@@ -166,6 +176,27 @@ public final class MPICommunicator: Communicator, SplittableCommunicator {
             try check(MPI_Recv(buffer + offset, n, cmpi_uint8(), Int32(peer), Int32(tag), comm, cmpi_status_ignore()),
                       "MPI_Recv(from \(peer), tag \(tag))")
         }
+    }
+
+    /// MPI_Isend of one piece (activations are far below MPI's 32-bit count).
+    public func startSend(_ buffer: UnsafeRawPointer, bytes: Int, to peer: Int, tag: Int) throws -> PendingCollective {
+        let call = "MPI_Isend(to \(peer), tag \(tag))"
+        try checkPeer(peer, call)
+        let n = try int32Count(bytes, call)
+        var request: MPI_Request? = nil
+        try check(MPI_Isend(buffer, n, cmpi_uint8(), Int32(peer), Int32(tag), comm, &request), call)
+        return MPIPendingCollective(communicator: self, request: request, call: call)
+    }
+
+    /// MPI_Irecv of one piece; a longer message than `bytes` fails its wait (MPI_ERR_TRUNCATE), a shorter
+    /// one is caught by comparing the received count.
+    public func startReceive(_ buffer: UnsafeMutableRawPointer, bytes: Int, from peer: Int, tag: Int) throws -> PendingCollective {
+        let call = "MPI_Irecv(from \(peer), tag \(tag))"
+        try checkPeer(peer, call)
+        let n = try int32Count(bytes, call)
+        var request: MPI_Request? = nil
+        try check(MPI_Irecv(buffer, n, cmpi_uint8(), Int32(peer), Int32(tag), comm, &request), call)
+        return MPIPendingCollective(communicator: self, request: request, call: call, expectedBytes: n)
     }
 
     public func barrier() throws {
@@ -207,22 +238,27 @@ final class MPIPendingCollective: PendingCollective {
     private let communicator: MPICommunicator
     private var request: MPI_Request?
     private let call: String
+    /// A receive checks the size of the message that arrived.
+    private let expectedBytes: Int32?
     private var done = false
 
-    init(communicator: MPICommunicator, request: MPI_Request?, call: String) {
+    init(communicator: MPICommunicator, request: MPI_Request?, call: String, expectedBytes: Int32? = nil) {
         self.communicator = communicator
         self.request = request
         self.call = call
+        self.expectedBytes = expectedBytes
     }
 
     func wait() throws {
         guard !done else { return }
         done = true
-        try communicator.finish(&request, call: call)
+        try communicator.finish(&request, call: call, expectedBytes: expectedBytes)
     }
 
     func progress() throws {
-        guard !done else { return }
+        // A receive is completed only in `wait`, where its size is checked; any MPI call (this test of
+        // another request included) moves it along meanwhile.
+        guard !done, expectedBytes == nil else { return }
         done = try communicator.test(&request, call: call)
     }
 

@@ -11,6 +11,8 @@ public final class ThreadCommunicator: Communicator {
     public let rank: Int
     public var worldSize: Int { rendezvous.worldSize }
     private let rendezvous: ThreadRendezvous
+    /// Splits this rank has made: every rank splits in the same order, so the count names the split.
+    private var splits = 0
 
     private init(rank: Int, rendezvous: ThreadRendezvous) {
         self.rank = rank
@@ -150,6 +152,29 @@ public final class ThreadCommunicator: Communicator {
     }
 }
 
+extension ThreadCommunicator: SplittableCommunicator {
+    /// Collective: every rank publishes (color, key); ranks of one color get a new rendezvous of their
+    /// own (the same object for all of them), ordered by key, then by rank.
+    public func split(color: Int, key: Int) throws -> Communicator {
+        var mine = [color, key]
+        let all: [(color: Int, key: Int)] = try mine.withUnsafeMutableBytes { raw in
+            let slots = try rendezvous.exchange(rank: rank, ThreadSlot(pointer: raw.baseAddress!, count: 2))
+            let pairs = slots.map { s -> (color: Int, key: Int) in
+                let q = s.pointer!.assumingMemoryBound(to: Int.self)
+                return (q[0], q[1])
+            }
+            // Nobody's pair may go out of scope while another rank still reads it.
+            rendezvous.wait()
+            return pairs
+        }
+        let members = (0..<worldSize).filter { all[$0].color == color }
+            .sorted { (all[$0].key, $0) < (all[$1].key, $1) }
+        splits += 1
+        let sub = rendezvous.subgroup(split: splits, members: members)
+        return ThreadCommunicator(rank: members.firstIndex(of: rank)!, rendezvous: sub)
+    }
+}
+
 /// One rank's contribution to a collective: a pointer and a count to check across ranks.
 struct ThreadSlot {
     var pointer: UnsafeMutableRawPointer?
@@ -167,6 +192,20 @@ final class ThreadRendezvous: @unchecked Sendable {
     private var mailboxes: [MailKey: [Data]] = [:]
 
     struct MailKey: Hashable { var from: Int, to: Int, tag: Int }
+    struct SubgroupKey: Hashable { var split: Int, members: [Int] }
+    private var subgroups: [SubgroupKey: ThreadRendezvous] = [:]
+
+    /// The rendezvous of the sub-group `members` formed by split number `split`: made by the first
+    /// member to ask, returned to the others.
+    func subgroup(split: Int, members: [Int]) -> ThreadRendezvous {
+        condition.lock()
+        defer { condition.unlock() }
+        let key = SubgroupKey(split: split, members: members)
+        if let r = subgroups[key] { return r }
+        let r = ThreadRendezvous(worldSize: members.count)
+        subgroups[key] = r
+        return r
+    }
 
     init(worldSize: Int) {
         self.worldSize = worldSize

@@ -25,6 +25,10 @@ public enum EngineCheckpointError: Error, CustomStringConvertible {
 extension TrainingEngine {
     public static func optimizerStateFileName(rank: Int) -> String { "zero_rank\(rank)_optim_states.safetensors" }
 
+    /// The rank and size that name state files: the whole job's (a pipeline's world), not the data group's.
+    var checkpointRank: Int { pipeline?.worldRank ?? communicator.rank }
+    var checkpointWorldSize: Int { pipeline?.worldSize ?? communicator.worldSize }
+
     /// This rank's state, per kind: the buffer and whether it is compact (shard coordinates) or full.
     func stateKinds() -> [(kind: String, buffer: FlatBuffer, compact: Bool)] {
         let master: (String, FlatBuffer, Bool)
@@ -44,7 +48,8 @@ extension TrainingEngine {
             guard communicator.rank == 0 else { return [] }
             return trainableLayout.entries.map { ($0, 0..<$0.count, $0.range.lowerBound) }
         }
-        for g in shards.groups {
+        // A pipeline stage writes its own groups; a tied embedding's second copy is the first stage's to write.
+        for g in shards.groups where pipeline?.primaryGroups.contains(g.group) ?? true {
             let owned = shards.ownedRange(group: g.group)
             for e in trainableLayout.entries where e.range.overlaps(owned) {
                 let lo = Swift.max(e.range.lowerBound, owned.lowerBound), hi = Swift.min(e.range.upperBound, owned.upperBound)
@@ -59,8 +64,8 @@ extension TrainingEngine {
         try pageInOffloaded()
         defer { dropOffloadedPages() }
         var writer = SafeTensorsWriter(metadata: ["steps_taken": String(stepsTaken), "optimizer": "\(optimizer)",
-                                                  "zero_stage": String(options.zeroStage), "rank": String(communicator.rank),
-                                                  "world_size": String(communicator.worldSize)])
+                                                  "zero_stage": String(options.zeroStage), "rank": String(checkpointRank),
+                                                  "world_size": String(checkpointWorldSize)])
         let kinds = stateKinds()
         for (entry, within, compactOffset) in ownedPieces() {
             let whole = within.count == entry.count
@@ -72,7 +77,7 @@ extension TrainingEngine {
                 })
             }
         }
-        try writer.write(to: (directory as NSString).appendingPathComponent(Self.optimizerStateFileName(rank: communicator.rank)))
+        try writer.write(to: (directory as NSString).appendingPathComponent(Self.optimizerStateFileName(rank: checkpointRank)))
     }
 
     /// Reads every rank's state file of a checkpoint into full-size f32 buffers, one per kind asked for
@@ -132,6 +137,7 @@ extension TrainingEngine {
         for (name, buffer) in moments { keepOwnedState(from: kinds[name]!.raw.assumingMemoryBound(to: Float.self), into: buffer) }
         // The moments were read into their in-memory views: offload sends them home.
         try pageOutOffloaded()
+        releaseForeignParameters()
         stepsTaken = steps
     }
 
@@ -141,7 +147,8 @@ extension TrainingEngine {
     public func checkpointState() -> JSONObject {
         var o = JSONObject()
         o["steps_taken"] = .int(Int64(stepsTaken))
-        o["world_size"] = .int(Int64(communicator.worldSize))
+        o["world_size"] = .int(Int64(checkpointWorldSize))
+        if let p = pipeline { o["pipeline_stages"] = .int(Int64(p.stages)) }
         o["zero_stage"] = .int(Int64(options.zeroStage))
         if let scaler = lossScaler, let json = try? JSONValue.parse(String(decoding: JSONEncoder().encode(scaler), as: UTF8.self)) {
             o["loss_scaler"] = json

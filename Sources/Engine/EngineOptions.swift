@@ -26,7 +26,28 @@ public struct EngineOptions: Decodable, Sendable, Equatable {
     }
 
     public struct Pipeline: Decodable, Sendable, Equatable {
-        public enum Partition: String, Decodable, CaseIterable, Sendable { case parameters, uniform }
+        /// How blocks are split over stages (DeepSpeed's `partition_method`): balance parameter counts,
+        /// balance block counts, or a list of blocks per stage.
+        public enum Partition: Decodable, Sendable, Equatable {
+            case parameters, uniform
+            case blocks([Int])
+
+            public init(from decoder: Decoder) throws {
+                if let counts = try? [Int](from: decoder) {
+                    self = .blocks(counts)
+                    return
+                }
+                let name = try decoder.singleValueContainer().decode(String.self)
+                switch name {
+                case "parameters": self = .parameters
+                case "uniform": self = .uniform
+                default:
+                    throw DecodingError.dataCorrupted(DecodingError.Context(
+                        codingPath: decoder.codingPath,
+                        debugDescription: "is \(name), expected parameters, uniform or a list of block counts per stage"))
+                }
+            }
+        }
         public var stages: Int = 1
         public var partition: Partition = .parameters
         enum CodingKeys: String, CodingKey, CaseIterable { case stages, partition }
@@ -99,12 +120,19 @@ extension EngineOptions {
         var p = ProblemList()
         p.require((0...3).contains(zeroStage), "zero_stage", "must be 0, 1, 2 or 3, got \(zeroStage)")
         p.count(pipeline.stages, atLeast: 1, "pipeline.stages")
+        // One problem for the key at most: the first rule a pipeline breaks.
         if pipeline.stages > 1 {
             if zeroStage > 1 {
-                p.add("pipeline.stages", "pipeline parallelism composes only with ZeRO stage 0 or 1 (as in DeepSpeed), zero_stage is \(zeroStage)")
-            } else {
-                // Not built yet; delete this line when the pipeline schedule lands.
-                p.add("pipeline.stages", "pipeline parallelism is not available yet in this build; use stages: 1")
+                // DeepSpeed's PipelineEngine asserts zero_stage < 2: ZeRO-2/3 reduce (and gather) per layer
+                // group during backward, which the pipeline's interleaved micro-batches do not fit.
+                p.add("pipeline.stages", "pipeline parallelism composes only with ZeRO stage 0 or 1 (as in DeepSpeed: ZeRO-2 and ZeRO-3 reduce gradients during backward, across the pipeline's interleaved micro-batches), zero_stage is \(zeroStage)")
+            } else if offloadOptimizer.device == .nvme || offloadParam.device != .none {
+                p.add("pipeline.stages", "pipeline parallelism does not combine with offload in this build")
+            }
+            if case .blocks(let counts) = pipeline.partition {
+                p.require(counts.count == pipeline.stages, "pipeline.partition",
+                          "lists \(counts.count) block counts for \(pipeline.stages) stages")
+                p.require(counts.allSatisfy { $0 >= 1 }, "pipeline.partition", "every stage needs at least one block, got \(counts)")
             }
         }
         p.require(offloadOptimizer.device != .nvme || offloadOptimizer.path != nil, "offload_optimizer", "device nvme needs a path")

@@ -84,13 +84,30 @@ enum GradientStorage {
     }
 
     /// Before the step: sums full-size gradients over ranks (f32 or 16-bit); shards are already reduced.
-    func reduceAcrossRanks(_ communicator: Communicator) throws {
+    /// `ranges` limits it to a pipeline stage's groups (nil: the whole buffer).
+    func reduceAcrossRanks(_ communicator: Communicator, ranges: [Range<Int>]? = nil) throws {
         guard communicator.worldSize > 1 else { return }
+        for r in ranges ?? [0..<count] { try sum(r, over: communicator) }
+    }
+
+    /// Elements of the full-size accumulator (0 for shards).
+    private var count: Int {
+        switch self {
+        case .full(let b), .accumulatedHalf(let b, _, _): return b.count
+        case .reduceScattered: return 0
+        }
+    }
+
+    /// Sums `range` of the full-size gradients over `communicator` in place (f32, or 16-bit as
+    /// accumulated); a pipeline's tied embedding uses it between its first and last stage.
+    func sum(_ range: Range<Int>, over communicator: Communicator) throws {
+        guard !range.isEmpty else { return }
         switch self {
         case .full(let b):
-            try communicator.allReduce(b.raw.assumingMemoryBound(to: Float.self), count: b.count, op: .sum)
+            try communicator.allReduce(b.raw.assumingMemoryBound(to: Float.self) + range.lowerBound, count: range.count, op: .sum)
         case .accumulatedHalf(let words, let format, _):
-            try communicator.allReduce(halves: words.raw.assumingMemoryBound(to: UInt16.self), count: words.count, format: format)
+            try communicator.allReduce(halves: words.raw.assumingMemoryBound(to: UInt16.self) + range.lowerBound, count: range.count,
+                                       format: format)
         case .reduceScattered:
             break
         }

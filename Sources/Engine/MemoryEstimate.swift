@@ -22,4 +22,22 @@ public enum MemoryEstimate {
         default: return (2 * c + k) * psi / n
         }
     }
+
+    /// Per stage of a pipeline of `stages` over `ranks` (D = ranks / stages replicas): the stage's own
+    /// parameters (its layer groups, a tied embedding on both end stages) under the formula above over
+    /// its D replicas, at stage max(1, `zeroStage`): a stage's engine always keeps compact (ZeRO-1)
+    /// optimizer state, which with D = 1 is the same as stage 0's.
+    public static func pipelineModelStateBytes(layout: ParameterLayout, blocks: Int, stages: Int, ranks: Int, zeroStage: Int,
+                                               computeDType: DType = .f32,
+                                               partition: EngineOptions.Pipeline.Partition = .parameters) throws -> [Int] {
+        let tied = layout["lm_head.weight"] == nil
+        let split = try PipelinePartition.make(partition, stages: stages, layout: layout, blocks: blocks, tiedHead: tied)
+        return (0..<stages).map { s in
+            var groups = Set(split.blocks(stage: s).map { $0 + 1 })
+            if s == 0 || (tied && s == stages - 1) { groups.insert(0) }
+            if s == stages - 1 { groups.insert(blocks + 1) }
+            let psi = groups.reduce(0) { $0 + layout.range(ofGroup: $1).count }
+            return modelStateBytes(parameters: psi, stage: Swift.max(1, zeroStage), ranks: ranks / stages, computeDType: computeDType)
+        }
+    }
 }

@@ -206,7 +206,7 @@ extension TrainingEngine {
         defer { dropOffloadedWeights() }
         switch parameters.master {
         case .modelParams:
-            return
+            break
         case .copy(let b, _) where stage == 0:
             params.update(from: b.raw.assumingMemoryBound(to: Float.self), count: b.count)
         case .copy(let b, _):
@@ -216,6 +216,7 @@ extension TrainingEngine {
             try finishPrefetch()
             for g in shards.groups { try collectives.allGather(group: g.group, local: s.floats, into: params) }
         }
+        try gatherAcrossStages()
     }
 
     func releaseFullParameters() {

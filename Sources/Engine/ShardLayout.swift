@@ -20,17 +20,22 @@ public struct ShardLayout: Sendable, Equatable {
     public let worldSize: Int
     public let rank: Int
     public let groups: [GroupShards]
+    /// A pipeline stage's layer groups (nil: all). The others keep their full-buffer range but have
+    /// empty shards, so this rank holds no optimizer state, gradient shard or step range for them.
+    public let ownedGroups: Set<Int>?
     /// Elements of a rank's compact shard buffers.
     public let localCount: Int
 
-    public init(layout: ParameterLayout, worldSize: Int, rank: Int) {
+    public init(layout: ParameterLayout, worldSize: Int, rank: Int, ownedGroups: Set<Int>? = nil) {
         self.worldSize = worldSize
         self.rank = rank
+        self.ownedGroups = ownedGroups
         var groups: [GroupShards] = []
         var offset = 0
         for g in 0..<layout.groupCount {
             let range = layout.range(ofGroup: g)
-            let size = (range.count + worldSize - 1) / worldSize
+            let owned = ownedGroups?.contains(g) ?? true
+            let size = owned ? (range.count + worldSize - 1) / worldSize : 0
             groups.append(GroupShards(group: g, range: range, shardSize: size, localOffset: offset))
             offset += size
         }
@@ -48,6 +53,9 @@ public struct ShardLayout: Sendable, Equatable {
     }
 
     public func ownedRange(group g: Int) -> Range<Int> { ownedRange(group: g, rank: rank) }
+
+    /// Whether this rank's pipeline stage holds group `g` (always true without a pipeline).
+    public func owns(group g: Int) -> Bool { ownedGroups?.contains(g) ?? true }
 }
 
 /// Moves one group between full buffers and compact shard buffers with the communicator's equal-block

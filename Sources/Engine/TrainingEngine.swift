@@ -110,11 +110,30 @@ public final class TrainingEngine {
     public internal(set) var lossScaler: LossScaler?
     /// Told when each schedule piece computes (the Trainer's wall-clock breakdown and FLOPs profiler).
     public weak var scheduleTimer: ScheduleTimer?
+    /// This rank's pipeline stage (nil without pipeline parallelism): the engine then holds, steps and
+    /// writes only the stage's layer groups, and `communicator` is the stage's data-parallel group
+    /// (PipelineEngine.swift).
+    public let pipeline: PipelinePlacement?
+    /// The ZeRO stage the engine partitions by: the recipe's, except that a pipeline stage always keeps
+    /// compact (stage-1) optimizer state, which for its own groups is what stage 0 computes.
+    let partitionStage: Int
+    /// The step ranges summed into the gradient norm: all of them, less a tied embedding's second copy.
+    let normRanges: [StepRange]
+    /// A pipeline stage's training states, one per micro-batch in flight, kept across steps.
+    var pipelineStates: [TrainingState] = []
+    /// Where this stage's last pipeline step spent its time (compute, or waiting for neighbours).
+    public internal(set) var lastPipelineTiming = PipelineTiming()
 
     public init(model: TransformerModel, options: EngineOptions, optimizer: OptimizerSettings,
                 frozen: Set<String> = [], frozenBaseDType: DType = .f32, frozenBaseFill: ((Range<Int>) throws -> Void)? = nil,
-                maxTokens: Int, communicator: Communicator = ThreadCommunicator.group(worldSize: 1)[0]) throws {
+                maxTokens: Int, communicator: Communicator = ThreadCommunicator.group(worldSize: 1)[0],
+                pipeline: PipelinePlacement? = nil) throws {
         try options.validate()
+        if let pipeline {
+            guard model.adapter == nil else { throw PipelineError.unsupported("pipeline parallelism with a LoRA adapter is not supported in this build") }
+            guard pipeline.pipeline.worldSize > 1 else { throw PipelineError.unsupported("a placement of one stage") }
+        }
+        self.pipeline = pipeline
         let offloadParam = options.offloadParam.device == .nvme
         self.model = model
         trainableLayout = model.trainableLayout
@@ -124,10 +143,14 @@ public final class TrainingEngine {
         self.communicator = communicator
         let policy = DecayPolicy(for: model.config)
         groups = ParameterGroups(layout: trainableLayout, weightDecay: optimizer.weightDecay, policy: policy, frozen: frozen)
-        shards = ShardLayout(layout: trainableLayout, worldSize: communicator.worldSize, rank: communicator.rank)
+        shards = ShardLayout(layout: trainableLayout, worldSize: communicator.worldSize, rank: communicator.rank,
+                             ownedGroups: pipeline?.ownedGroups)
         collectives = ShardCollectives(shards: shards, communicator: communicator)
-        let stage = options.zeroStage
+        let stage = pipeline == nil ? options.zeroStage : Swift.max(1, options.zeroStage)
+        partitionStage = stage
         stepRanges = Self.stepRanges(groups: groups, shards: shards, partitioned: stage > 0, total: trainableLayout.totalCount)
+        let duplicate = pipeline?.holdsTiedCopy == true ? trainableLayout.range(ofGroup: 0) : 0..<0
+        normRanges = stepRanges.filter { !duplicate.overlaps($0.full) }
         let n = trainableLayout.totalCount
         let stateCount = stage == 0 ? n : shards.localCount
         let format = HalfFormat(options.precision)
@@ -173,6 +196,7 @@ public final class TrainingEngine {
         state = TrainingState(config: model.config, maxTokens: maxTokens, checkpointActivations: options.activationCheckpointing,
                               activationDType: options.precision.computeDType)
         try startPartitioning()
+        releaseForeignParameters()
     }
 
     /// Bytes of model state this rank holds between steps: parameters, gradients, optimizer state (what
@@ -181,7 +205,10 @@ public final class TrainingEngine {
     /// groups, and the collectives' and prefetch's scratch.
     public var modelStateBytes: Int {
         let offloaded = offloadedArrays.reduce(0) { $0 + $1.buffer.byteCount }
-        return parameters.byteCount + gradients.byteCount + momentBytes - offloaded
+        // A pipeline stage's full-size weight and gradient buffers are touched only in its own groups.
+        let full = trainableLayout.totalCount, held = heldElements
+        let perElement = Double(parameters.byteCount + gradients.byteCount) / Double(Swift.max(full, 1))
+        return Int((perElement * Double(held)).rounded()) + momentBytes - offloaded
     }
 
     /// Bytes of the frozen base weights under an adapter (0 for full fine-tuning): a 16-bit copy, or f32.
@@ -228,6 +255,7 @@ public final class TrainingEngine {
     @discardableResult
     public func microStep(tokens: [Int32], positions: [Int32], spans: [AttentionSpan], targets: [Int32],
                           normalizer: Float) throws -> (lossSum: Double, labelTokens: Int) {
+        guard pipeline == nil else { throw PipelineError.unsupported("a pipeline stage runs its micro-batches through pipelineMicroSteps, not microStep") }
         guard !tokens.isEmpty || gradients.reducesDuringBackward else { return (0, 0) }
         if tokens.count > state.maxTokens {
             state = TrainingState(config: model.config, maxTokens: tokens.count, checkpointActivations: options.activationCheckpointing,

@@ -45,7 +45,7 @@ extension TrainingEngine: TrainingHooks {
         return out
     }
 
-    var stage: Int { options.zeroStage }
+    var stage: Int { partitionStage }
 
     /// Every rank starts from rank 0's weights (DeepSpeed broadcasts them too); stage 3 then keeps only
     /// its shards and releases the full buffer.
@@ -155,13 +155,16 @@ extension TrainingEngine: TrainingHooks {
     func distributedStep(lr: Double, maxGradNorm: Double?) throws -> OptimizerStepResult {
         // The step rewrites the shards a prefetch would read.
         try finishPrefetch()
-        try gradients.reduceAcrossRanks(communicator)
+        try sumTiedGradients()
+        try gradients.reduceAcrossRanks(communicator, ranges: pipeline.map { _ in heldRanges })
         var sum = 0.0
-        gradients.forEachRangeChunk(stepRanges) { g, n in
+        gradients.forEachRangeChunk(normRanges) { g, n in
             sum += GradientClipping.partialSumOfSquares(UnsafeBufferPointer(start: g, count: n), ranges: [0..<n])
         }
         // Stage 0 ranks hold every (identical) gradient; partitioned ranks hold disjoint pieces.
         if stage > 0 && communicator.worldSize > 1 { sum = try communicator.allReduce(sum, op: .sum) }
+        // Pipeline stages hold disjoint groups: the global norm sums over them too.
+        if let pipeline { sum = try pipeline.pipeline.allReduce(sum, op: .sum) }
         let factor: Float?, norm: Double, chunk: Int
         switch options.precision {
         case .f32:

@@ -28,6 +28,19 @@ extension TrainingConfiguration {
         p.add(logging.problems(), under: "logging")
 
         let t = training
+        // A pipeline's P stages of one replica read the same data: the batch counts the D = world / P replicas.
+        let stages = engine.pipeline.stages
+        var replicas = worldSize
+        // One problem for the key at most: these only when the engine section has none for it.
+        let pipelined = stages > 1 && !engine.problems().contains(where: { $0.keyPath == "pipeline.stages" })
+        if pipelined {
+            if worldSize % stages != 0 {
+                p.add("engine.pipeline.stages", "\(stages) stages need a world of a multiple of \(stages) ranks (stages × data-parallel replicas; run under mpirun), the run has \(worldSize)")
+            } else if lora != nil {
+                p.add("engine.pipeline.stages", "pipeline parallelism with a LoRA adapter is not supported in this build")
+            }
+            replicas = Swift.max(1, worldSize / stages)
+        }
         let tokens = t.microBatchSize.multipliedReportingOverflow(by: data.maxSeqLen)
         // Each count within its own bound can still multiply into too much (each out of bound is reported alone).
         if (1...ProblemList.Limit.microBatchSize).contains(t.microBatchSize), (2...ProblemList.Limit.sequenceTokens).contains(data.maxSeqLen),
@@ -35,9 +48,10 @@ extension TrainingConfiguration {
             p.add("training.micro_batch_size", "micro_batch_size \(t.microBatchSize) × data.max_seq_len \(data.maxSeqLen) tokens per micro-batch exceeds \(ProblemList.Limit.microBatchTokens)")
         }
         let perStep = t.microBatchSize.multipliedReportingOverflow(by: t.gradientAccumulationSteps).partialValue
-            .multipliedReportingOverflow(by: worldSize).partialValue
+            .multipliedReportingOverflow(by: replicas).partialValue
         if let tbs = t.trainBatchSize, tbs >= 1, t.microBatchSize >= 1, t.gradientAccumulationSteps >= 1, tbs != perStep {
-            p.add("training.train_batch_size", "train_batch_size \(tbs) ≠ micro_batch_size \(t.microBatchSize) × gradient_accumulation_steps \(t.gradientAccumulationSteps) × \(worldSize) rank(s) = \(perStep)")
+            let ranks = pipelined ? "\(replicas) data-parallel replica(s) (\(worldSize) ranks / \(stages) stages)" : "\(worldSize) rank(s)"
+            p.add("training.train_batch_size", "train_batch_size \(tbs) ≠ micro_batch_size \(t.microBatchSize) × gradient_accumulation_steps \(t.gradientAccumulationSteps) × \(ranks) = \(perStep)")
         }
         p.require(lora == nil || model.path != nil, "lora", "needs a pretrained base model (model.path): an adapter over randomly initialised weights could not be loaded again")
         if data.eval == nil {

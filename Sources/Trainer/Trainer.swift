@@ -48,8 +48,12 @@ public final class Trainer {
     public private(set) var data: DataSplits
     public private(set) var loader: DataLoader
     public private(set) var globalStep = 0
-    /// The data-parallel group this process trains in (one rank when not launched by mpirun).
+    /// The job this process trains in (one rank when not launched by mpirun).
     public let communicator: Communicator
+    /// Pipeline stages and the data-parallel group (the whole job without a pipeline).
+    private let pipeline: PipelineTraining
+    /// The ranks that hold different data: the job, or a pipeline stage's replicas.
+    private var dataParallel: Communicator { pipeline.dataParallel }
     private var callbacks: [TrainerCallback] = []
     private let modelDirectory: String?
     private let tokenizerDirectory: String
@@ -106,9 +110,10 @@ public final class Trainer {
         let template = try tokenizer.chatTemplateSource.map { try ChatTemplate(source: $0) }
         data = try DataPipeline.load(c.data, tokenizer: tokenizer, seed: c.seed, chatTemplate: template)
         let t = c.training
+        pipeline = try PipelineTraining(options: c.engine, model: model, world: communicator)
         loader = try DataLoader(dataset: data.train, options: DataLoaderOptions(
             microBatchSize: t.microBatchSize, gradientAccumulationSteps: t.gradientAccumulationSteps,
-            worldSize: communicator.worldSize, rank: communicator.rank,
+            worldSize: pipeline.dataParallel.worldSize, rank: pipeline.dataParallel.rank,
             packing: c.data.packing, shuffle: c.data.shuffle, seed: c.seed))
         totalSteps = t.maxSteps ?? loader.totalSteps(epochs: t.epochs)
         guard totalSteps > 0 else { throw TrainerError.configuration("training: no optimizer step to take (empty data or max_steps 0)") }
@@ -117,13 +122,15 @@ public final class Trainer {
         let settings: OptimizerSettings = o.type == .adamw
             ? .adamw(beta1: o.betas[0], beta2: o.betas[1], eps: o.eps, weightDecay: o.weightDecay)
             : .sgd(momentum: o.momentum, dampening: 0, weightDecay: o.weightDecay, nesterov: o.nesterov)
-        let timing = c.logging.wallClockBreakdown || c.logging.flopsProfiler.enabled ? StepTiming(communicator: TimedCommunicator(communicator)) : nil
+        let timing = c.logging.wallClockBreakdown || c.logging.flopsProfiler.enabled ? StepTiming(communicator: TimedCommunicator(pipeline.dataParallel)) : nil
         stepTiming = timing
         let loaded: TransformerModel = model
         engine = try TrainingEngine(model: loaded, options: c.engine, optimizer: settings,
                                     frozenBaseDType: c.lora.map { AdapterTraining.baseDType($0, model: loaded) } ?? .f32,
                                     frozenBaseFill: deferredFill,
-                                    maxTokens: t.microBatchSize * c.data.maxSeqLen, communicator: timing?.communicator ?? communicator)
+                                    maxTokens: t.microBatchSize * c.data.maxSeqLen,
+                                    communicator: timing?.communicator ?? pipeline.dataParallel,
+                                    pipeline: pipeline.placement)
         engine.dropoutSeed = UInt64(bitPattern: Int64(c.seed))
         engine.scheduleTimer = timing
         sgemmPeak = c.logging.flopsProfiler.enabled ? SgemmPeak.measure() : nil
@@ -131,6 +138,7 @@ public final class Trainer {
         self.log(String(format: "model state on each rank: %.1f MB (%@ parameters, ZeRO-%d, %d rank%@)",
                         Double(engine.modelStateBytes) / 1e6, groupedDigits(model.parameterCount), c.engine.zeroStage,
                         communicator.worldSize, communicator.worldSize == 1 ? "" : "s"))
+        if let note = pipeline.description { self.log(note) }
         if model.adapter != nil {
             // PEFT's print_trainable_parameters, plus where the frozen base lives.
             let trainable = engine.trainableLayout.totalCount
@@ -227,15 +235,19 @@ public final class Trainer {
         stepTiming?.startStep()
         engine.zeroGradients()
         var lossSum = 0.0
+        if pipeline.placement != nil {
+            lossSum = try PipelineTraining.microSteps(engine: engine, model: model, microBatches: microBatches, normalizer: Float(labelCount))
+        }
         // Every micro-batch goes to the engine, empty ones too: under ZeRO-2/3 each one is a round of
         // collectives every rank must join.
-        for mb in microBatches {
+        for mb in microBatches where pipeline.placement == nil {
             let spans = mb.segments.map { AttentionSpan(qStart: $0.start, qLen: $0.length) }
             lossSum += try engine.microStep(tokens: mb.tokens, positions: mb.positions, spans: spans, targets: mb.targets,
                                             normalizer: Float(labelCount)).lossSum
         }
-        // The step's loss over every rank's tokens (the normalizer already is global).
-        let loss = try communicator.allReduce(lossSum, op: .sum) / Double(labelCount)
+        // The step's loss over every rank's tokens (the normalizer already is global); every stage of a
+        // pipeline already has its replica's.
+        let loss = try dataParallel.allReduce(lossSum, op: .sum) / Double(labelCount)
         // Under a loss scaler a non-finite step is an overflow the engine skips, as DeepSpeed does.
         guard loss.isFinite || engine.lossScaler != nil else { throw EngineError.nonFiniteLoss(step: globalStep + 1, loss: loss) }
         // A skipped step does not advance the scheduler: the LR follows the optimizer steps taken.
@@ -266,6 +278,8 @@ public final class Trainer {
     public func evaluate() throws -> EvalMetrics? {
         guard let (batches, labels) = evalBatches else { return nil }
         guard labels > 0 else { return nil }
+        // Every rank evaluates its own batches with the whole model: a pipeline stage gathers it first.
+        if pipeline.placement != nil { try engine.gatherFullParameters() }
         var sum = 0.0
         for b in batches {
             sum += try engine.evaluate(tokens: b.tokens, positions: b.positions,
@@ -312,7 +326,7 @@ public final class Trainer {
             let dataStep = loader.nextStep()
             let lossScale = engine.lossScaler?.scale
             let (loss, lr, result) = try optimizerStep(microBatches: dataStep.microBatches, labelCount: dataStep.labelCount)
-            let tokens = Int(try communicator.allReduce(Double(dataStep.microBatches.reduce(0) { $0 + $1.tokens.count }), op: .sum))
+            let tokens = Int(try dataParallel.allReduce(Double(dataStep.microBatches.reduce(0) { $0 + $1.tokens.count }), op: .sum))
             let elapsed = Date().timeIntervalSince(start)
             var m = StepMetrics(step: globalStep, epoch: Double(globalStep) / Double(max(stepsPerEpoch, 1)),
                                 loss: loss, learningRate: lr, gradNorm: result.gradNorm, tokens: tokens,

@@ -25,6 +25,24 @@ enum EstimateMemoryCommand {
             let mark = stage == c.engine.zeroStage ? "  <- this recipe" : ""
             print("  ZeRO-\(stage): " + byteText(bytes).leftPadded(to: 10) + mark)
         }
+        try printPipelineSplits(config: config, recipe: c, nproc: nproc, dtype: dtype)
+    }
+
+    /// Every pipeline split of the ranks (P > 1 dividing N, at most one stage per block): each stage's
+    /// per-rank model state at the recipe's ZeRO stage 0 or 1 (ZeRO-2/3 do not compose with a pipeline).
+    static func printPipelineSplits(config: TransformerConfig, recipe c: TrainingConfiguration, nproc: Int, dtype: DType) throws {
+        let layout = ModelRegistry.layout(for: config)
+        let splits = (2...Swift.max(2, nproc)).filter { nproc % $0 == 0 && $0 <= config.numLayers }
+        guard !splits.isEmpty else { return }
+        let zero = Swift.min(c.engine.zeroStage, 1)
+        print("with pipeline parallelism (engine.pipeline.stages P; \(nproc) ranks = P stages × D replicas), ZeRO-\(zero) (a stage always shards its optimizer state over D, as ZeRO-1), partition by \(c.engine.pipeline.partition):")
+        for P in splits {
+            let perStage = try MemoryEstimate.pipelineModelStateBytes(layout: layout, blocks: config.numLayers, stages: P, ranks: nproc,
+                                                                      zeroStage: zero, computeDType: dtype, partition: c.engine.pipeline.partition)
+            let mark = P == c.engine.pipeline.stages ? "  <- this recipe" : ""
+            print("  P=\(P) × D=\(nproc / P): largest stage " + byteText(perStage.max()!).leftPadded(to: 10)
+                  + " (stages: \(perStage.map(byteText).joined(separator: ", ")))" + mark)
+        }
     }
 }
 

@@ -25,7 +25,7 @@ final class ValidateCommandTests: XCTestCase {
         data:
           train: {path: \(dir), format: chat}
         training: {micro_batch_size: 2, train_batch_size: 4, learning_rate: .inf}
-        engine: {pipeline: {stages: 2}}
+        engine: {pipeline: {stages: 2}, zero_stage: 3}
         lora: {r: 8}
         logging: {tensorboard_job_name: a/b}
         output: {dir: \(outFile)}
@@ -36,7 +36,7 @@ final class ValidateCommandTests: XCTestCase {
             "\(recipe):4:17: data.train.path: '\(dir)' is a folder, expected a file",
             "\(recipe):5:51: training.train_batch_size: train_batch_size 4 ≠ micro_batch_size 2 × gradient_accumulation_steps 1 × 1 rank(s) = 2",
             "\(recipe):5:69: training.learning_rate: must be a finite number, got inf",
-            "\(recipe):6:29: engine.pipeline.stages: pipeline parallelism is not available yet in this build; use stages: 1",
+            "\(recipe):6:29: engine.pipeline.stages: pipeline parallelism composes only with ZeRO stage 0 or 1 (as in DeepSpeed: ZeRO-2 and ZeRO-3 reduce gradients during backward, across the pipeline's interleaved micro-batches), zero_stage is 3",
             "\(recipe):7:7: lora: needs a pretrained base model (model.path): an adapter over randomly initialised weights could not be loaded again",
             "\(recipe):8:33: logging.tensorboard_job_name: must be a folder name (not empty, no '/'), got 'a/b'",
             "\(recipe):9:15: output.dir: '\(outFile)' is a file, expected a folder (or a path where one can be created)",

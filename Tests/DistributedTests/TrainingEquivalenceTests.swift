@@ -12,34 +12,52 @@ final class TrainingEquivalenceTests: XCTestCase {
     struct Result { let losses: [Double]; let weights: [String: [Float]] }
 
     func train(ranks: Int, stage: Int, work: String, lora: String? = nil) throws -> Result {
-        let out = work + "/np\(ranks)-z\(stage)"
-        let recipe = work + "/recipe.yaml"
-        let accumulation = 8 / (2 * ranks)
-        try Data("""
-        model: {path: \(Self.root)/Tests/Fixtures/models/smollm_chat}
-        data:
-          train: {path: \(Self.root)/Recipes/data/quickstart_chat.jsonl, format: chat}
-          max_seq_len: 64
-          packing: true
-        training: {max_steps: 4, micro_batch_size: 2, gradient_accumulation_steps: \(accumulation), learning_rate: 3.0e-3, max_grad_norm: 0.5}
-        optimizer: {type: adamw, weight_decay: 0.1}
-        scheduler: {type: linear, warmup_steps: 1}
-        engine: {zero_stage: \(stage)}
-        output: {dir: \(out), save_steps: 2}
-        logging: {progress: none}
-        seed: 3
-        \(lora.map { "lora: \($0)" } ?? "")
-        """.utf8).write(to: URL(fileURLWithPath: recipe))
+        try Self.train(ranks: ranks, stage: stage, work: work, lora: lora)
+    }
+
+    /// `stages` > 1 trains a pipeline of `stages` × ranks/stages; `model` is the recipe's model line,
+    /// `engine` extra engine keys; `name` names the output folder.
+    static func train(ranks: Int, stage: Int, work: String, lora: String? = nil, stages: Int = 1,
+                      model: String = "{path: \(root)/Tests/Fixtures/models/smollm_chat}", engine: String = "",
+                      name: String? = nil, extra: String = "") throws -> Result {
+        let (recipe, out) = try writeRecipe(ranks: ranks, stage: stage, work: work, lora: lora, stages: stages, model: model,
+                                            engine: engine, name: name, extra: extra)
         let bin = BoundedProcess.binary
         let args = ranks == 1 ? [bin, recipe] : ["mpirun", "-np", "\(ranks)", "--oversubscribe", bin, recipe]
         let run = try BoundedProcess.run(args, timeout: 120)
-        XCTAssertFalse(run.failed, "\(ranks) ranks, stage \(stage): \(run.stderr)")
+        XCTAssertFalse(run.failed, "\(ranks) ranks, stage \(stage), \(stages) pipeline stages: \(run.stderr)")
         let lines = try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
         let losses = try lines.map { try JSONValue.parse(String($0)) }.compactMap { $0["loss"]?.doubleValue }
         let file = try SafeTensorsFile(path: out + (lora == nil ? "/final/model.safetensors" : "/final/adapter_model.safetensors"))
         var weights: [String: [Float]] = [:]
         for name in file.names { weights[name] = try file.floats(name) }
         return Result(losses: losses, weights: weights)
+    }
+
+    /// The recipe `train` runs (4 steps of 8 rows, a checkpoint at step 2) and its output folder.
+    static func writeRecipe(ranks: Int, stage: Int, work: String, lora: String? = nil, stages: Int = 1,
+                            model: String = "{path: \(root)/Tests/Fixtures/models/smollm_chat}", engine: String = "",
+                            name: String? = nil, extra: String = "", steps: Int = 4) throws -> (recipe: String, out: String) {
+        let out = work + "/" + (name ?? "np\(ranks)-z\(stage)")
+        let recipe = work + "/recipe.yaml"
+        let accumulation = 8 / (2 * ranks / stages)
+        try Data("""
+        model: \(model)
+        data:
+          train: {path: \(Self.root)/Recipes/data/quickstart_chat.jsonl, format: chat}
+          max_seq_len: 64
+          packing: true
+        training: {max_steps: \(steps), micro_batch_size: 2, gradient_accumulation_steps: \(accumulation), learning_rate: 3.0e-3, max_grad_norm: 0.5}
+        optimizer: {type: adamw, weight_decay: 0.1}
+        scheduler: {type: linear, warmup_steps: 1}
+        engine: {zero_stage: \(stage), pipeline: {stages: \(stages)}\(engine)}
+        output: {dir: \(out), save_steps: 2}
+        logging: {progress: none}
+        seed: 3
+        \(lora.map { "lora: \($0)" } ?? "")
+        \(extra)
+        """.utf8).write(to: URL(fileURLWithPath: recipe))
+        return (recipe, out)
     }
 
     func testOneProcessDataParallelAndZeROStagesAgree() throws {

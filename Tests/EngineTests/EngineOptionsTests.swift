@@ -20,16 +20,16 @@ final class EngineOptionsTests: XCTestCase {
             XCTAssertEqual(e.problems, o.problems().under("engine"))
             XCTAssertEqual(e.problems.map(\.keyPath), ["engine.pipeline.stages", "engine.offload_param", "engine.loss_scaler.min_loss_scale"])
             XCTAssertEqual("\(e)", """
-            engine.pipeline.stages: pipeline parallelism is not available yet in this build; use stages: 1
+            engine.pipeline.stages: pipeline parallelism does not combine with offload in this build
             engine.offload_param: parameter offload needs zero_stage 3 (as in DeepSpeed), got zero_stage 1
             engine.loss_scaler.min_loss_scale: is nan, expected finite and > 0 when dynamic loss scaling is enabled (loss_scale=0)
             """)
         }
-        // Pipeline stages with ZeRO-2 and more is a rule of its own, not the missing feature.
+        // Pipeline stages with ZeRO-2 and more is DeepSpeed's rule, reported before the offload one.
         var z = EngineOptions()
         z.zeroStage = 2
         z.pipeline.stages = 4
-        XCTAssertEqual(z.problems().map(\.description), ["pipeline.stages: pipeline parallelism composes only with ZeRO stage 0 or 1 (as in DeepSpeed), zero_stage is 2"])
+        XCTAssertEqual(z.problems().map(\.description), ["pipeline.stages: pipeline parallelism composes only with ZeRO stage 0 or 1 (as in DeepSpeed: ZeRO-2 and ZeRO-3 reduce gradients during backward, across the pipeline's interleaved micro-batches), zero_stage is 2"])
         // The loss scaler is only looked at when fp16 uses it.
         var bf16 = o
         bf16.precision = .bf16

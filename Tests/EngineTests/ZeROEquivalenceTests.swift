@@ -50,7 +50,8 @@ final class ZeROEquivalenceTests: XCTestCase {
         }
     }
 
-    static func microStep(_ engine: TrainingEngine, _ seqs: ArraySlice<Sequence>, normalizer: Float) throws -> Double {
+    /// Sequences packed into one micro-batch: one attention span each, positions restarting at 0.
+    static func packed(_ seqs: ArraySlice<Sequence>) -> (tokens: [Int32], positions: [Int32], spans: [AttentionSpan], targets: [Int32]) {
         var tokens: [Int32] = [], targets: [Int32] = [], positions: [Int32] = [], spans: [AttentionSpan] = []
         for s in seqs {
             spans.append(AttentionSpan(qStart: tokens.count, qLen: s.tokens.count))
@@ -58,7 +59,12 @@ final class ZeROEquivalenceTests: XCTestCase {
             targets += s.targets
             positions += (0..<s.tokens.count).map(Int32.init)
         }
-        return try engine.microStep(tokens: tokens, positions: positions, spans: spans, targets: targets, normalizer: normalizer).lossSum
+        return (tokens, positions, spans, targets)
+    }
+
+    static func microStep(_ engine: TrainingEngine, _ seqs: ArraySlice<Sequence>, normalizer: Float) throws -> Double {
+        let b = packed(seqs)
+        return try engine.microStep(tokens: b.tokens, positions: b.positions, spans: b.spans, targets: b.targets, normalizer: normalizer).lossSum
     }
 
     /// `adapt` attaches an adapter to each rank's model (the run's weights are then the adapter's);
