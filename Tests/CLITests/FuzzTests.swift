@@ -1,0 +1,330 @@
+import Foundation
+import XCTest
+
+/// Generated malformed inputs (seeded, so every run tries the same cases) through the commands that read
+/// them. Each case has a rule saying whether the mutated input is still valid; an invalid one must end
+/// with exit 1 and a message (`CLI.Result.isCleanFailure`) — never a signal, a timeout or exit 0.
+/// Every run has a 10 s timeout; the runner reads both pipes to their end, so a crash handler (the Swift
+/// backtracer) that kept a pipe open past the process would show here as a timeout too.
+final class FuzzTests: XCTestCase {
+    let model = CLI.fixtures + "/models/smollm_chat"
+
+    /// A linear congruential generator (Knuth's MMIX constants): deterministic, no clock.
+    struct LCG {
+        var state: UInt64
+        mutating func next() -> UInt64 { state = state &* 6364136223846793005 &+ 1442695040888963407; return state >> 33 }
+        mutating func below(_ n: Int) -> Int { Int(next() % UInt64(max(n, 1))) }
+        mutating func pick<T>(_ a: [T]) -> T { a[below(a.count)] }
+    }
+
+    /// Tally of one generator's cases; failures carry the case name and what happened.
+    final class Tally {
+        var tried = 0, refused = 0, accepted = 0
+        var failures: [String] = []
+        func check(_ name: String, _ r: CLI.Result, valid: Bool) {
+            tried += 1
+            if r.timedOut { failures.append("\(name): timed out"); return }
+            if valid {
+                if r.status == 0 { accepted += 1 } else { failures.append("\(name): valid input refused (\(r.status)): \(r.stderr.prefix(300))") }
+            } else if r.isCleanFailure {
+                refused += 1
+            } else {
+                failures.append("\(name): exit \(r.status), stderr: \(r.stderr.prefix(300))")
+            }
+        }
+    }
+
+    func report(_ what: String, _ t: Tally, file: StaticString = #filePath, line: UInt = #line) {
+        print("fuzz \(what): \(t.tried) cases, \(t.refused) clean errors, \(t.accepted) valid and accepted, \(t.failures.count) failures")
+        XCTAssertTrue(t.failures.isEmpty, "\(what):\n" + t.failures.prefix(20).joined(separator: "\n"), file: file, line: line)
+    }
+
+    /// A scratch copy of the fixture model whose `file` is replaced by `bytes`.
+    func withModel(replacing file: String, by bytes: Data, _ body: (String) throws -> Void) throws {
+        let dir = try CLI.scratch("fuzz-model")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for f in try FileManager.default.contentsOfDirectory(atPath: model) where f != file {
+            try FileManager.default.copyItem(atPath: model + "/" + f, toPath: dir + "/" + f)
+        }
+        try bytes.write(to: URL(fileURLWithPath: dir + "/" + file))
+        try body(dir)
+    }
+
+    func generate(_ dir: String, chat: Bool = false) throws -> CLI.Result {
+        try CLI.run(["generate", "--model", dir, "--prompt", "Hi", "--max-new-tokens", "1"] + (chat ? ["--chat"] : []), timeout: 10)
+    }
+
+    // MARK: safetensors
+
+    /// The tensor entries of a safetensors header (without `__metadata__`), or nil when it is not a JSON
+    /// object: the oracle for whether a mutated header still describes the same tensors.
+    static func tensorEntries(_ header: Data) -> NSDictionary? {
+        guard let object = try? JSONSerialization.jsonObject(with: header) as? [String: Any] else { return nil }
+        return object.filter { $0.key != "__metadata__" } as NSDictionary
+    }
+
+    /// Rules: a cut file, a wrong header length, a dimension or offset changed is always invalid; a flipped
+    /// header byte is valid only when the header still parses to the same tensor entries (a change inside
+    /// `__metadata__` or to insignificant whitespace), judged by Foundation's JSON parser.
+    func testMalformedSafeTensors() throws {
+        let original = try Data(contentsOf: URL(fileURLWithPath: model + "/model.safetensors"))
+        let headerLength = Int(original.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+        let header = original.subdata(in: 8..<8 + headerLength)
+        let entries = try XCTUnwrap(Self.tensorEntries(header))
+        var rng = LCG(state: 15)
+        let t = Tally()
+        func run(_ name: String, _ bytes: Data, valid: Bool) throws {
+            guard bytes != original else { return }
+            try withModel(replacing: "model.safetensors", by: bytes) { t.check("safetensors \(name)", try generate($0), valid: valid) }
+        }
+        for i in 0..<40 {
+            let cut = i < 5 ? [0, 3, 8, 9, 8 + headerLength][i] : rng.below(original.count)
+            try run("cut at \(cut)", original.prefix(cut), valid: false)
+        }
+        for i in 0..<60 {
+            var bytes = original
+            let at = 8 + rng.below(headerLength), bit = UInt8(1) << UInt8(rng.below(8))
+            bytes[at] ^= bit
+            let same = Self.tensorEntries(bytes.subdata(in: 8..<8 + headerLength)).map { $0.isEqual(entries) } ?? false
+            try run("flip \(i) at \(at)", bytes, valid: same)
+        }
+        for length in [0, 1, 2, headerLength - 1, headerLength + 1, original.count, Int(Int32.max), Int(UInt32.max) + 7] {
+            var bytes = original
+            withUnsafeBytes(of: UInt64(length).littleEndian) { bytes.replaceSubrange(0..<8, with: $0) }
+            try run("header length \(length)", bytes, valid: false)
+        }
+        var bytes = original
+        bytes.replaceSubrange(0..<8, with: [UInt8](repeating: 0xff, count: 8))
+        try run("header length 2^64-1", bytes, valid: false)
+        let text = String(decoding: header, as: UTF8.self)
+        let replacements: [(String, String)] = [
+            ("[900,64]", "[900,6400000000000]"), ("[900,64]", "[4611686018427387904,4]"), ("[900,64]", "[-900,64]"),
+            ("[900,64]", "[900.5,64]"), ("[900,64]", "\"900\""), ("[0,230400]", "[0,230401]"), ("[0,230400]", "[0,99999999999]"),
+            ("[0,230400]", "[230400,0]"), ("[0,230400]", "[-4,230400]"), ("[0,230400]", "[0]"), ("[230400,230656]", "[0,256]"),
+            ("\"F32\"", "\"F99\""), ("\"F32\"", "\"F16\""), ("\"F32\"", "7"), ("\"dtype\"", "\"dtypo\""), ("\"shape\"", "\"shap\""),
+            ("{\"dtype\"", "[{\"dtype\""), ("\"data_offsets\"", "\"data_offsetz\""),
+        ]
+        for (from, to) in replacements {
+            guard let range = text.range(of: from) else { XCTFail("fixture header has no \(from)"); continue }
+            var h = Data(text.replacingCharacters(in: range, with: to).utf8)
+            // Keep the header the same length so only the named change differs (spaces are JSON padding).
+            if h.count < headerLength { h.append(contentsOf: [UInt8](repeating: 0x20, count: headerLength - h.count)) }
+            var b = Data()
+            withUnsafeBytes(of: UInt64(h.count).littleEndian) { b.append(contentsOf: $0) }
+            b.append(h)
+            b.append(original.suffix(from: 8 + headerLength))
+            try run("\(from) -> \(to)", b, valid: false)
+        }
+        report("safetensors", t)
+    }
+
+    // MARK: GGUF
+
+    /// Rules: every mutation here is invalid — a cut before the last tensor's data ends, a wrong magic or
+    /// version, huge counts or string lengths, and a tensor's dims, type or offset out of range.
+    func testMalformedGGUF() throws {
+        let path = CLI.fixtures + "/gguf/llama_bpe.gguf"
+        let original = try Data(contentsOf: URL(fileURLWithPath: path))
+        let scratch = try CLI.scratch("fuzz-gguf")
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        var rng = LCG(state: 6)
+        let t = Tally()
+        func run(_ name: String, _ bytes: Data) throws {
+            guard bytes != original else { return }
+            let file = scratch + "/in.gguf"
+            try bytes.write(to: URL(fileURLWithPath: file))
+            try? FileManager.default.removeItem(atPath: scratch + "/out")
+            t.check("gguf \(name)", try CLI.run(["convert", file, scratch + "/out"], timeout: 10), valid: false)
+        }
+        func put<T: FixedWidthInteger>(_ value: T, at offset: Int, in bytes: inout Data) {
+            withUnsafeBytes(of: value.littleEndian) { bytes.replaceSubrange(offset..<offset + MemoryLayout<T>.size, with: $0) }
+        }
+        for i in 0..<40 {
+            let cut = i < 4 ? [0, 4, 8, 24][i] : rng.below(original.count - 1)
+            try run("cut at \(cut)", original.prefix(cut))
+        }
+        var b = original; b[0] ^= 0x20; try run("magic", b)
+        for version in [UInt32(0), 1, 4, 0xffff_ffff] { b = original; put(version, at: 4, in: &b); try run("version \(version)", b) }
+        for count in [UInt64(21), 1 << 40, UInt64.max] { b = original; put(count, at: 8, in: &b); try run("tensor_count \(count)", b) }
+        for count in [UInt64(1000), 1 << 40, UInt64.max] { b = original; put(count, at: 16, in: &b); try run("kv_count \(count)", b) }
+        for length in [UInt64(0), 1 << 33, UInt64.max] { b = original; put(length, at: 24, in: &b); try run("first key length \(length)", b) }
+        // token_embd.weight's tensor info: name, u32 n_dims, n_dims u64 dims, u32 type, u64 offset.
+        let name = try XCTUnwrap(original.range(of: Data("token_embd.weight".utf8)))
+        let dims = name.upperBound + 4, type = dims + 16, offset = type + 4
+        for n in [UInt32(0), 3, 5, 1 << 20] { b = original; put(n, at: name.upperBound, in: &b); try run("n_dims \(n)", b) }
+        for d in [UInt64(0), 33, 1 << 40, 1 << 62, UInt64.max] { b = original; put(d, at: dims, in: &b); try run("dim \(d)", b) }
+        for ty in [UInt32(4), 5, 99, 0xffff_ffff] { b = original; put(ty, at: type, in: &b); try run("type \(ty)", b) }
+        for o in [UInt64(1), 32, 1 << 40, UInt64.max - 31] { b = original; put(o, at: offset, in: &b); try run("offset \(o)", b) }
+        b = original; put(UInt64(1 << 40), at: name.lowerBound - 8, in: &b); try run("tensor name length", b)
+        report("gguf", t)
+    }
+
+    // MARK: config.json, tokenizer.json, chat template
+
+    /// Rules: each dimension or number the model reads, set to a wrong type, zero, negative, fractional,
+    /// huge or a non-finite literal, is invalid; a whole-file cut is invalid JSON.
+    func testMalformedConfigs() throws {
+        let text = try String(contentsOfFile: model + "/config.json", encoding: .utf8)
+        let t = Tally()
+        let integers = ["hidden_size", "intermediate_size", "num_attention_heads", "num_hidden_layers", "num_key_value_heads",
+                        "vocab_size", "max_position_embeddings", "head_dim"]
+        let floats = ["rms_norm_eps", "rope_theta"]
+        var cases: [(String, String)] = []
+        for key in integers {
+            for v in ["\"64\"", "[64]", "{}", "true", "0", "-2", "1.5", "1e30", "9223372036854775807", "99999999999999999999", "NaN"] { cases.append((key, v)) }
+        }
+        for key in floats { for v in ["\"1\"", "[]", "0", "-1", "NaN", "Infinity", "1e400", "-1e400"] { cases.append((key, v)) } }
+        for (key, value) in cases {
+            let pattern = try NSRegularExpression(pattern: "\"\(key)\": [^,\\n]+")
+            let range = NSRange(text.startIndex..., in: text)
+            XCTAssertEqual(pattern.numberOfMatches(in: text, range: range), 1, key)
+            let mutated = pattern.stringByReplacingMatches(in: text, range: range, withTemplate: "\"\(key)\": \(value)")
+            try withModel(replacing: "config.json", by: Data(mutated.utf8)) { t.check("config \(key)=\(value)", try generate($0), valid: false) }
+        }
+        var rng = LCG(state: 7)
+        for _ in 0..<15 {
+            let cut = rng.below(text.utf8.count - 2)
+            try withModel(replacing: "config.json", by: Data(text.utf8.prefix(cut))) { t.check("config cut at \(cut)", try generate($0), valid: false) }
+        }
+        for wrong in ["[]", "null", "\"llama\"", "{\"model_type\": \"llama\"}", "{\"model_type\": \"nonesuch\"}"] {
+            try withModel(replacing: "config.json", by: Data(wrong.utf8)) { t.check("config \(wrong)", try generate($0), valid: false) }
+        }
+        report("config.json", t)
+    }
+
+    /// Rules: a cut file, the model's parts replaced by wrong types, vocabulary ids out of range or
+    /// negative, and merges naming unknown tokens are all invalid.
+    func testMalformedTokenizers() throws {
+        let text = try String(contentsOfFile: model + "/tokenizer.json", encoding: .utf8)
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        let t = Tally()
+        func run(_ name: String, _ bytes: Data) throws {
+            try withModel(replacing: "tokenizer.json", by: bytes) {
+                t.check("tokenizer \(name)", try CLI.run(["tokenize", "--model", $0, "--text", "Hello world"], timeout: 10), valid: false)
+            }
+        }
+        var rng = LCG(state: 8)
+        for _ in 0..<25 { let cut = rng.below(text.utf8.count - 2); try run("cut at \(cut)", Data(text.utf8.prefix(cut))) }
+        func mutated(_ edit: (inout [String: Any]) -> Void) throws -> Data {
+            var o = object; edit(&o); return try JSONSerialization.data(withJSONObject: o)
+        }
+        let wrong: [Any] = ["x", 3, [1, 2], NSNull()]
+        for (i, v) in wrong.enumerated() {
+            try run("model \(i)", try mutated { $0["model"] = v })
+            try run("added_tokens \(i)", try mutated { $0["added_tokens"] = v is NSNull ? "x" : v })
+            for key in ["vocab", "merges"] {
+                try run("model.\(key) \(i)", try mutated { o in var m = o["model"] as! [String: Any]; m[key] = v is NSNull ? ["a": "b"] : v; o["model"] = m })
+            }
+            try run("pre_tokenizer \(i)", try mutated { $0["pre_tokenizer"] = v is NSNull ? ["type": "Nonesuch"] : v })
+        }
+        for id in [-1, Int(Int32.max) + 1] {
+            try run("vocab id \(id)", try mutated { o in
+                var m = o["model"] as! [String: Any]; var vocab = m["vocab"] as! [String: Any]; vocab["Hello"] = id; m["vocab"] = vocab; o["model"] = m
+            })
+        }
+        try run("merge of unknown tokens", try mutated { o in
+            var m = o["model"] as! [String: Any]; m["merges"] = ["zzqx qqzx"]; o["model"] = m
+        })
+        report("tokenizer.json", t)
+    }
+
+    /// Rules: a template cut inside a tag, an unclosed or mismatched block, an unknown tag or filter,
+    /// and nesting past the parser's depth limit are invalid.
+    func testMalformedChatTemplates() throws {
+        let config = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: model + "/tokenizer_config.json"))) as? [String: Any])
+        let template = try XCTUnwrap(config["chat_template"] as? String)
+        var templates: [String] = []
+        // Cuts inside each tag: after its opening and before its closing delimiter.
+        var search = template.startIndex
+        while let open = template.range(of: "{", range: search..<template.endIndex) {
+            let next = template.index(after: open.lowerBound)
+            if next < template.endIndex, "{%".contains(template[next]) { templates.append(String(template[...next])) }
+            search = open.upperBound
+        }
+        templates += ["{% if true %}x", "{% for m in messages %}", "{% if x %}{% endfor %}", "{% endif %}", "{{ messages",
+                      "{% nonesuch %}", "{{ messages | nonesuch_filter }}", "{{ 'a' + }}", "{% for %}{% endfor %}", "{{ ) }}",
+                      "{% set %}", "{% macro %}", "{{ messages[ }}", "{% raw %}x",
+                      String(repeating: "{% if true %}", count: 5000) + String(repeating: "{% endif %}", count: 5000),
+                      "{{ " + String(repeating: "(", count: 100_000) + "1" + String(repeating: ")", count: 100_000) + " }}",
+                      "{{ " + String(repeating: "[", count: 100_000) + " }}"]
+        let t = Tally()
+        for (i, tpl) in templates.enumerated() {
+            var c = config; c["chat_template"] = tpl
+            try withModel(replacing: "tokenizer_config.json", by: try JSONSerialization.data(withJSONObject: c)) {
+                t.check("template \(i) \(tpl.prefix(40))", try generate($0, chat: true), valid: false)
+            }
+        }
+        report("chat templates", t)
+    }
+
+    // MARK: recipes and data
+
+    /// Rules: an unknown key, a value of the wrong type or out of range, broken YAML syntax, and nesting
+    /// past the parser's depth limit are invalid (the unmutated recipe is checked to pass first).
+    func testMalformedRecipes() throws {
+        let root = URL(fileURLWithPath: CLI.fixtures).deletingLastPathComponent().deletingLastPathComponent().path
+        let recipe = """
+        model: {path: \(model)}
+        data:
+          train: {path: \(root)/Recipes/data/quickstart_chat.jsonl, format: chat}
+          max_seq_len: 64
+        training: {max_steps: 4, micro_batch_size: 2, gradient_accumulation_steps: 2, learning_rate: 3.0e-3}
+        optimizer: {type: adamw, weight_decay: 0.1}
+        scheduler: {type: linear, warmup_steps: 1}
+        engine: {zero_stage: 2}
+        output: {dir: /nonexistent-fuzz-out, save_steps: 2}
+        seed: 3
+        """
+        let dir = try CLI.scratch("fuzz-yaml")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let t = Tally()
+        func run(_ name: String, _ text: String, valid: Bool = false) throws {
+            try Data(text.utf8).write(to: URL(fileURLWithPath: dir + "/r.yaml"))
+            t.check("recipe \(name)", try CLI.run(["validate", dir + "/r.yaml"], timeout: 10), valid: valid)
+        }
+        try run("unmutated", recipe, valid: true)
+        let values = ["max_steps: 4", "micro_batch_size: 2", "learning_rate: 3.0e-3", "zero_stage: 2", "max_seq_len: 64",
+                      "weight_decay: 0.1", "warmup_steps: 1", "save_steps: 2", "seed: 3", "type: adamw", "type: linear", "format: chat"]
+        let wrong = ["abc", "-1", "1e400", ".nan", "[1]", "{a: 1}", "99999999999999999999", "''", "---"]
+        for value in values {
+            let key = String(value.split(separator: ":")[0])
+            // A huge but finite float and a negative seed are valid values, so those two are not mutations.
+            for w in wrong where !(["learning_rate", "weight_decay"].contains(key) && w == "99999999999999999999") && !(key == "seed" && w == "-1") {
+                try run("\(key)=\(w)", recipe.replacingOccurrences(of: value, with: "\(key): \(w)"))
+            }
+            try run("\(key) misspelt", recipe.replacingOccurrences(of: value, with: value.replacingOccurrences(of: key, with: key + "x")))
+        }
+        var rng = LCG(state: 9)
+        let lines = recipe.split(separator: "\n", omittingEmptySubsequences: false)
+        for breakage in ["{", "[", "\"", "'", ": :", "&a", "*nope"] {
+            var l = lines; let i = rng.below(l.count); l[i] = l[i] + " " + breakage
+            try run("line \(i) + \(breakage)", l.joined(separator: "\n"))
+        }
+        try run("deep flow", "model: " + String(repeating: "[", count: 100_000))
+        try run("deep block", (0..<3000).map { String(repeating: " ", count: $0) + "k\($0):" }.joined(separator: "\n"))
+        try run("alias bomb", "a: &a [x,x,x,x,x,x,x,x,x]\n" + (1..<30).map { "a\($0): &a\($0) [" + Array(repeating: "*a\($0 == 1 ? "" : String($0 - 1))", count: 9).joined(separator: ",") + "]" }.joined(separator: "\n"))
+        report("recipes", t)
+    }
+
+    /// Rules: a data file with one line that is not JSON, not an object, or lacks a string "text" is invalid.
+    func testMalformedJSONLData() throws {
+        let dir = try CLI.scratch("fuzz-jsonl")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let good = #"{"text": "The quick brown fox."}"#
+        let bad = [#"{"text": "cut"#, #"{"txt": "x"}"#, #"{"text": 3}"#, #"{"text": null}"#, #"{"text": ["a"]}"#, "[]", "3", "\"text\"",
+                   "{}", #"{"text": "a"} trailing"#, #"{"text": "a",}"#, "{'text': 'a'}", "NaN",
+                   String(repeating: "[", count: 100_000), #"{"text": "\x"}"#, "\u{FEFF}{", "{\"text\": \"a\u{0}\"", "nul\u{0}"]
+        let t = Tally()
+        var rng = LCG(state: 10)
+        for (i, line) in bad.enumerated() {
+            for position in [0, 1 + rng.below(3)] {
+                var lines = [good, good, good, good]
+                lines.insert(line, at: position)
+                let file = dir + "/d.jsonl"
+                try Data(lines.joined(separator: "\n").utf8).write(to: URL(fileURLWithPath: file))
+                t.check("jsonl \(i) at line \(position + 1)", try CLI.run(["eval", "--model", model, "--data", file], timeout: 10), valid: false)
+            }
+        }
+        report("jsonl", t)
+    }
+}
