@@ -88,7 +88,7 @@ final class PipelineTrainingTests: XCTestCase {
     /// same figure for rank 0's stage (5%: the estimate ignores nothing but padding here), and the same
     /// eval loss as one process (printed to 4 decimals).
     func testPipelineMemoryEstimateAndQuickstart() throws {
-        let bin = BoundedProcess.binary, recipe = T.root + "/Recipes/quickstart.yaml"
+        let bin = BoundedProcess.binary, recipe = T.root + "/Recipes/quickstart_tiny.yaml"
         let estimate = try BoundedProcess.run([bin, "estimate-memory", recipe, "--nproc", "2"], timeout: 60)
         XCTAssertFalse(estimate.failed, estimate.stderr)
         let line = try XCTUnwrap(estimate.stdout.split(separator: "\n").first { $0.contains("P=2 × D=1") }, estimate.stdout)
