@@ -38,7 +38,13 @@ extension LoRAAdapter {
         let settings = LoRASettings(r: r, alpha: alpha, dropout: json["lora_dropout"]?.doubleValue ?? 0,
                                     rslora: json["use_rslora"]?.boolValue ?? false, targets: targets,
                                     modulesToSave: modulesToSave)
-        let adapter = try LoRAAdapter(model: model, settings: settings)
+        let adapter: LoRAAdapter
+        do {
+            adapter = try LoRAAdapter(model: model, settings: settings)
+        } catch let e as AdapterError {
+            // The folder's settings do not fit this model: say which file holds them.
+            throw e.inFile(configPath)
+        }
         let weightsPath = (directory as NSString).appendingPathComponent(weightsFile)
         let file = try SafeTensorsFile(path: weightsPath)
         var report = WeightLoadingError(source: weightsPath)

@@ -6,11 +6,19 @@ import Tensors
 
 /// LoRA (PEFT's `LoraConfig`): which projections get an adapter and how it scales.
 public struct LoRASettings: Sendable, Equatable {
-    public enum Targets: Sendable, Equatable {
+    public enum Targets: Sendable, Equatable, CustomStringConvertible {
         /// Module names matched as PEFT matches them: the last path component, or a dotted suffix.
         case names([String])
         /// PEFT's "all-linear": every projection of the blocks (the LM head excluded).
         case allLinear
+
+        /// As a recipe or adapter_config.json writes it.
+        public var description: String {
+            switch self {
+            case .allLinear: return "all-linear"
+            case .names(let n): return "[" + n.joined(separator: ", ") + "]"
+            }
+        }
     }
     public var r: Int
     public var alpha: Double
@@ -48,17 +56,32 @@ public enum AdapterError: Error, CustomStringConvertible {
     case tiedSavedModule(name: String)
     case config(file: String, key: String, message: String)
 
-    public var description: String {
+    /// The setting a settings error is about (PEFT's key) and what is wrong with it; nil for `.config`,
+    /// which already names its file. A recipe reports it under `lora.`, an adapter folder under its
+    /// adapter_config.json (`inFile`).
+    public var problem: (key: String, message: String)? {
         switch self {
         case .noTargets(let s, let modules):
-            return "lora.target_modules \(s) matches no projection of this model; its projections are named \(modules.joined(separator: ", "))"
-        case .badSettings(let m): return "lora: \(m)"
+            return ("target_modules", "\(s) matches no projection of this model; its projections are named \(modules.joined(separator: ", "))")
+        case .badSettings(let m): return ("", m)
         case .noSavedModule(let name, let modules):
-            return "lora.modules_to_save: '\(name)' matches no module of this model; its modules with weights include \(modules.joined(separator: ", "))"
+            return ("modules_to_save", "'\(name)' matches no module of this model; its modules with weights include \(modules.joined(separator: ", "))")
         case .tiedSavedModule(let name):
-            return "lora.modules_to_save: '\(name)' shares its weight with the tied LM head; PEFT would train a copy the head does not read. Untie the model or leave it out"
-        case .config(let file, let key, let message): return "\(file): \(key): \(message)"
+            return ("modules_to_save", "'\(name)' shares its weight with the tied LM head; PEFT would train a copy the head does not read. Untie the model or leave it out")
+        case .config: return nil
         }
+    }
+
+    /// The same problem seen from an adapter folder's config file.
+    func inFile(_ file: String) -> AdapterError {
+        guard let p = problem else { return self }
+        return .config(file: file, key: p.key.isEmpty ? "adapter" : p.key, message: p.message)
+    }
+
+    public var description: String {
+        if case .config(let file, let key, let message) = self { return "\(file): \(key): \(message)" }
+        let p = problem!
+        return p.key.isEmpty ? "lora: \(p.message)" : "lora.\(p.key): \(p.message)"
     }
 }
 
@@ -222,7 +245,7 @@ public final class LoRAAdapter {
         }
         let chosen = order.filter { settings.targets($0.module) }
         guard !chosen.isEmpty else {
-            throw AdapterError.noTargets(settings: "\(settings.targets)", modules: Array(Set(order.map { String($0.module.split(separator: ".").last!) })).sorted())
+            throw AdapterError.noTargets(settings: settings.targets.description, modules: Array(Set(order.map { String($0.module.split(separator: ".").last!) })).sorted())
         }
         let savedEntries = try Self.savedEntries(model: model, names: settings.modulesToSave)
         // Layer groups must be appended in order: each block's LoRA tensors and saved tensors together.
