@@ -97,13 +97,13 @@ enum LoRABenchmark {
         let python = ProcessInfo.processInfo.environment["PYTHON"] ?? "python3"
         if shape == .b17 && !FileManager.default.fileExists(atPath: folder17B + "/config.json") {
             guard try round(me, ["lora-setup", "1.7b"]) != nil || FileManager.default.fileExists(atPath: folder17B + "/config.json") else {
-                throw CLIError.failed("could not write \(folder17B)")
+                throw BenchmarkError.failed("could not write \(folder17B)")
             }
         }
         var ours: [JSONValue] = [], theirs: [JSONValue] = []
         var peerMissing = !peer
         for _ in 0..<rounds {
-            guard let o = try round(me, ["lora-once", shape.rawValue]) else { throw CLIError.failed("lora benchmark round failed") }
+            guard let o = try round(me, ["lora-once", shape.rawValue]) else { throw BenchmarkError.failed("lora benchmark round failed") }
             ours.append(o)
             if !peerMissing {
                 if let p = try round("/usr/bin/env", [python, peerScript, "--shape", shape.rawValue]) { theirs.append(p) } else { peerMissing = true }
@@ -130,4 +130,4 @@ enum LoRABenchmark {
     }
 }
 
-enum CLIError: Error { case failed(String) }
+enum BenchmarkError: Error { case failed(String) }

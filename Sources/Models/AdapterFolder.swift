@@ -31,7 +31,7 @@ extension LoRAAdapter {
         if let names = json["target_modules"]?.arrayValue {
             targets = .names(names.compactMap(\.stringValue))
         } else if let one = json["target_modules"]?.stringValue {
-            targets = one == "all-linear" ? .allLinear : .names([one])
+            targets = LoRASettings.Targets([one])
         } else {
             throw fail("target_modules", "expected a list of module names or \"all-linear\"")
         }

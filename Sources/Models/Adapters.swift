@@ -12,6 +12,9 @@ public struct LoRASettings: Sendable, Equatable {
         /// PEFT's "all-linear": every projection of the blocks (the LM head excluded).
         case allLinear
 
+        /// A recipe's or adapter_config.json's list: ["all-linear"] alone means all-linear.
+        public init(_ list: [String]) { self = list == ["all-linear"] ? .allLinear : .names(list) }
+
         /// As a recipe or adapter_config.json writes it.
         public var description: String {
             switch self {
@@ -225,6 +228,15 @@ public final class LoRAAdapter {
     let saved: [SavedTensor]
 
     public static let prefix = "base_model.model."
+
+    /// The module paths of `model` that `targets` selects (what an adapter with them would adapt).
+    public static func modules(of model: TransformerModel, matching targets: LoRASettings.Targets) -> Set<String> {
+        let probe = LoRASettings(r: 1, alpha: 1, targets: targets)
+        return Set(model.binding.projections.map(\.piece.module).filter { probe.targets($0) })
+    }
+
+    /// The module paths this adapter adapts.
+    public var adaptedModules: Set<String> { Set(modules.keys) }
 
     public init(model: TransformerModel, settings: LoRASettings) throws {
         guard settings.r > 0 else { throw AdapterError.badSettings("r must be positive, got \(settings.r)") }

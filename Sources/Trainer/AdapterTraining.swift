@@ -31,9 +31,7 @@ public enum AdapterTraining {
         agree(options.rslora, s.rslora, "rslora", "use_rslora \(s.rslora)")
         agree(options.modulesToSave, s.modulesToSave, "modules_to_save", "modules_to_save \(s.modulesToSave)")
         if let t = options.targetModules {
-            let given: LoRASettings.Targets = t == ["all-linear"] ? .allLinear : .names(t)
-            if Set(adapter.layout.entries.map(\.name)) != Set((try? LoRAAdapter(model: model, settings: LoRASettings(
-                r: s.r, alpha: s.alpha, targets: given, modulesToSave: s.modulesToSave)))?.layout.entries.map(\.name) ?? []) {
+            if LoRAAdapter.modules(of: model, matching: LoRASettings.Targets(t)) != adapter.adaptedModules {
                 p.add("target_modules", "\(t) selects other projections than init_adapter's target_modules")
             }
         }

@@ -257,7 +257,7 @@ public struct LoRAOptions: Decodable, Sendable, Equatable {
         guard let r else { return nil }
         let targets = targetModules ?? Self.defaultTargets
         return LoRASettings(r: r, alpha: alpha ?? Self.defaultAlpha, dropout: dropout, rslora: rslora ?? false,
-                            targets: targets == ["all-linear"] ? .allLinear : .names(targets), modulesToSave: modulesToSave ?? [])
+                            targets: LoRASettings.Targets(targets), modulesToSave: modulesToSave ?? [])
     }
 }
 

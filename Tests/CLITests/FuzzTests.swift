@@ -339,6 +339,7 @@ final class FuzzTests: XCTestCase {
         for (name, lora) in [("no projection", "{r: 4, target_modules: [nonesuch]}"), ("tied saved module", "{r: 4, modules_to_save: [embed_tokens]}"),
                              ("no saved module", "{r: 4, modules_to_save: [nonesuch]}"),
                              ("adapter disagreeing", "{init_adapter: \(CLI.fixtures)/lora/smollm_chat/adapter, r: 8}"),
+                             ("adapter disagreeing targets", "{init_adapter: \(CLI.fixtures)/lora/smollm_chat/adapter, target_modules: [q_proj]}"),
                              ("another base's adapter", "{init_adapter: \(CLI.fixtures)/lora/qwen3_gqa/adapter}")] {
             try run(name, lora, train: true)
         }
