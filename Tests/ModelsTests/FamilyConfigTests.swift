@@ -46,7 +46,7 @@ final class FamilyConfigTests: XCTestCase {
     func testLoRASettingsAndAdapterFoldersAreChecked() throws {
         let model = try TransformerModel.load(directory: fixture("qwen3_gqa"))
         XCTAssertThrowsError(try LoRAAdapter(model: model, settings: LoRASettings(r: 4, alpha: 8, targets: .names(["qkv"])))) {
-            XCTAssertTrue("\($0)".contains("lora.target_modules names([\"qkv\"]) matches no projection of this model; its projections are named down_proj, gate_proj, k_proj, o_proj, q_proj, up_proj, v_proj"), "\($0)")
+            XCTAssertTrue("\($0)".contains("lora.target_modules: [qkv] matches no projection of this model; its projections are named down_proj, gate_proj, k_proj, o_proj, q_proj, up_proj, v_proj"), "\($0)")
         }
         XCTAssertThrowsError(try LoRAAdapter(model: model, settings: LoRASettings(r: 0, alpha: 8, targets: .allLinear))) {
             XCTAssertTrue("\($0)".contains("lora: r must be positive, got 0"), "\($0)")
