@@ -52,6 +52,8 @@ struct DeepSpeedMerge {
     }
 
     mutating func apply(_ root: DSSection) {
+        // The pipeline's stage count decides how many data-parallel replicas the batch arithmetic counts.
+        if let p = root.section("pipeline") { pipeline(p) }
         batch(root)
         switch root.double("gradient_clipping") {
         case .value(let v): assign(root, "gradient_clipping", Optional(v), to: "training.max_grad_norm", \.training.maxGradNorm)
@@ -78,7 +80,46 @@ struct DeepSpeedMerge {
         root.unsupported(["wandb", "comet", "comms_logger", "amp", "elasticity", "compression_training", "data_efficiency",
                           "curriculum_learning", "autotuning", "sparse_attention", "progressive_layer_drop", "eigenvalue",
                           "quantize_training", "hybrid_engine", "nebula", "tensor_parallel", "weight_quantization",
-                          "sequence_parallel_size", "pipeline", "compile"], "this DeepSpeed feature")
+                          "sequence_parallel_size", "compile"], "this DeepSpeed feature")
+    }
+
+    /// The data-parallel replicas a batch is counted over: the world, or world / P under a pipeline
+    /// (DeepSpeed's `dp_world_size` of the PipeDataParallelTopology). A world that P does not divide is
+    /// left whole here; the recipe check reports it.
+    private var replicas: Int {
+        let stages = config.engine.pipeline.stages
+        return stages > 1 && worldSize % stages == 0 ? worldSize / stages : worldSize
+    }
+
+    /// DeepSpeed's `pipeline` section (get_pipeline_config: stages "auto", partition "best", seed_layers,
+    /// activation_checkpoint_interval, pipe_partitioned, grad_partitioned). "auto" and "best" are its
+    /// defaults and keep the recipe's engine.pipeline; PipelineModule's partition methods map by name.
+    private mutating func pipeline(_ s: DSSection) {
+        defer { s.finish() }
+        switch s.int("stages") {
+        case .value(let n): assign(s, "stages", n, to: "engine.pipeline.stages", \.engine.pipeline.stages)
+        case .auto, .absent: break
+        }
+        if case .value(let name) = s.string("partition") {
+            switch name.lowercased() {
+            case "best": break
+            case "parameters": assign(s, "partition", EngineOptions.Pipeline.Partition.parameters, to: "engine.pipeline.partition", \.engine.pipeline.partition)
+            case "uniform": assign(s, "partition", EngineOptions.Pipeline.Partition.uniform, to: "engine.pipeline.partition", \.engine.pipeline.partition)
+            case let n where n.hasPrefix("type:"):
+                s.problem("partition", "partitioning by layer type ('\(name)') is not available in this build; use parameters, uniform or the recipe's engine.pipeline.partition list")
+            default:
+                s.problem("partition", "must be 'parameters', 'uniform' or 'best', got '\(name)'" + Suggestion.phrase(for: name, in: ["parameters", "uniform", "best"]))
+            }
+        }
+        switch s.int("activation_checkpoint_interval") {
+        case .value(0), .auto, .absent: break
+        case .value(1): assign(s, "activation_checkpoint_interval", true, to: "engine.activation_checkpointing", \.engine.activationCheckpointing)
+        case .value(let n):
+            s.problem("activation_checkpoint_interval", "checkpoints every block (1) or none (0) in this build, got \(n)")
+        }
+        // Layer seeding only matters for random initialization; the partition flags shard activations
+        // over tensor-parallel ranks, which this build does not have.
+        s.noEffect(["seed_layers", "pipe_partitioned", "grad_partitioned"])
     }
 
     /// train_batch_size = micro × accumulation × ranks: any two give the third (DeepSpeed's
@@ -89,6 +130,7 @@ struct DeepSpeedMerge {
             switch v { case .value(let x): return x; case .auto: return recipe; case .absent: return nil }
         }
         let tv = s.int("train_batch_size"), mv = s.int("train_micro_batch_size_per_gpu"), gv = s.int("gradient_accumulation_steps")
+        let worldSize = replicas
         var tbs = given(tv, recipe: t.trainBatchSize ?? t.microBatchSize * t.gradientAccumulationSteps * worldSize)
         var micro = given(mv, recipe: t.microBatchSize), gas = given(gv, recipe: t.gradientAccumulationSteps)
         for (key, v) in [("train_batch_size", tbs), ("train_micro_batch_size_per_gpu", micro), ("gradient_accumulation_steps", gas)] {
@@ -105,7 +147,7 @@ struct DeepSpeedMerge {
         case (.some, .some, .some): break
         }
         guard let b = tbs, let m = micro, let g = gas, m >= 1, g >= 1, b == m * g * worldSize else {
-            s.problem("train_batch_size", "train_batch_size \(tbs ?? 0) ≠ train_micro_batch_size_per_gpu \(micro ?? 0) × gradient_accumulation_steps \(gas ?? 0) × \(worldSize) rank(s)")
+            s.problem("train_batch_size", "train_batch_size \(tbs ?? 0) ≠ train_micro_batch_size_per_gpu \(micro ?? 0) × gradient_accumulation_steps \(gas ?? 0) × \(worldSize) \(worldSize == self.worldSize ? "rank(s)" : "data-parallel replica(s) (\(self.worldSize) ranks / \(config.engine.pipeline.stages) pipeline stages)")")
             return
         }
         assign(s, "train_micro_batch_size_per_gpu", m, to: "training.micro_batch_size", \.training.microBatchSize)

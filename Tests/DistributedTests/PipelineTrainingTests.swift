@@ -83,6 +83,30 @@ final class PipelineTrainingTests: XCTestCase {
                     "P=2 → P=1 resume")
     }
 
+    /// ds_config.json's `pipeline` section (DeepSpeed's spelling: stages, partition) trains exactly the
+    /// pipeline the recipe's engine.pipeline keys do: the same losses and weights, bit for bit, with the
+    /// batch counted over D = 2 ranks / 2 stages = 1 replica (train_batch_size 8 = 2 × 4 × 1).
+    func testDeepSpeedConfigPipelineSectionTrainsAsTheRecipeKeys() throws {
+        let work = try workDirectory("dsconfig")
+        let fromRecipe = try T.train(ranks: 2, stage: 0, work: work, stages: 2, name: "recipe")
+        let ds = work + "/ds_config.json"
+        try Data(#"{"train_batch_size": 8, "train_micro_batch_size_per_gpu": "auto", "gradient_accumulation_steps": "auto", "pipeline": {"stages": 2, "partition": "parameters", "seed_layers": false}}"#.utf8)
+            .write(to: URL(fileURLWithPath: ds))
+        let (recipe, out) = try T.writeRecipe(ranks: 2, stage: 0, work: work, stages: 2, name: "ds", extra: "deepspeed: \(ds)")
+        let text = try String(contentsOfFile: recipe, encoding: .utf8)
+        XCTAssertTrue(text.contains("pipeline: {stages: 2}"))
+        try Data(text.replacingOccurrences(of: "pipeline: {stages: 2}", with: "pipeline: {}").utf8).write(to: URL(fileURLWithPath: recipe))
+        let run = try BoundedProcess.run(["mpirun", "-np", "2", "--oversubscribe", BoundedProcess.binary, recipe], timeout: 120)
+        XCTAssertFalse(run.failed, run.stderr)
+        XCTAssertTrue(run.stderr.contains("pipeline.seed_layers"), "listed as no effect: \(run.stderr)")
+        let lines = try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        let losses = try lines.map { try JSONValue.parse(String($0)) }.compactMap { $0["loss"]?.doubleValue }
+        XCTAssertEqual(losses, fromRecipe.losses, "tolerance 0: the same run")
+        print("ds_config pipeline: losses \(losses)")
+        let file = try SafeTensorsFile(path: out + "/final/model.safetensors")
+        for name in file.names { XCTAssertEqual(try file.floats(name), fromRecipe.weights[name], name) }
+    }
+
     /// `estimate-memory --nproc 2` prints the per-rank model state of a 2-stage split, and the quickstart
     /// recipe trained that way (with its eval set and samples, which gather the whole model) reports the
     /// same figure for rank 0's stage (5%: the estimate ignores nothing but padding here), and the same

@@ -154,6 +154,51 @@ final class DeepSpeedConfigTests: XCTestCase {
         XCTAssertEqual(problems.map(\.keyPath), ["deepspeed.train_batch_size"])
     }
 
+    /// DeepSpeed's `pipeline` section: stages and partition by name, "auto"/"best" keep the recipe's,
+    /// and the batch arithmetic counts D = world / P data-parallel replicas, as DeepSpeed's
+    /// PipeDataParallelTopology does (train_batch_size = micro × accumulation × D).
+    func testPipelineSectionMapsStagesPartitionAndCountsReplicas() throws {
+        var (c, p) = swiftConfiguration(ds: try dsConfig(#"""
+            {"train_batch_size": 16, "train_micro_batch_size_per_gpu": 2,
+             "pipeline": {"stages": 2, "partition": "uniform", "seed_layers": false, "pipe_partitioned": true,
+                          "grad_partitioned": true, "activation_checkpoint_interval": 1}}
+            """#)).mergingDeepSpeed(worldSize: 4)
+        XCTAssertEqual(p, [])
+        XCTAssertEqual(c.engine.pipeline.stages, 2)
+        XCTAssertEqual(c.engine.pipeline.partition, .uniform)
+        XCTAssertTrue(c.engine.activationCheckpointing)
+        XCTAssertEqual(c.training.microBatchSize, 2)
+        XCTAssertEqual(c.training.gradientAccumulationSteps, 4, "16 = 2 × 4 × (4 ranks / 2 stages)")
+        XCTAssertEqual(c.deepspeedImport?.noEffect, ["pipeline.seed_layers", "pipeline.pipe_partitioned", "pipeline.grad_partitioned"])
+        // The recipe check (the model and data paths here are placeholders) agrees on 4 ranks, not on 3.
+        let engineKeys = { (w: Int) in c.problems(worldSize: w).map(\.keyPath).filter { $0.hasPrefix("engine") || $0.hasPrefix("training") } }
+        XCTAssertEqual(engineKeys(4), [])
+        XCTAssertEqual(engineKeys(3), ["engine.pipeline.stages", "training.train_batch_size"])
+
+        // DeepSpeed's defaults ("auto", "best") keep what the recipe says.
+        var recipeSide = swiftConfiguration(ds: try dsConfig(#"{"pipeline": {"stages": "auto", "partition": "best"}, "gradient_accumulation_steps": 8}"#))
+        recipeSide.engine.pipeline.stages = 2
+        recipeSide.engine.pipeline.partition = .blocks([1, 1])
+        (c, p) = recipeSide.mergingDeepSpeed(worldSize: 2)
+        XCTAssertEqual(p, [])
+        XCTAssertEqual(c.engine.pipeline, recipeSide.engine.pipeline)
+        XCTAssertEqual(c.training.gradientAccumulationSteps, 8)
+
+        // Disagreement with the recipe, a layer-type partition, a misspelling, an interval, a mismatched batch.
+        var disagree = swiftConfiguration(ds: try dsConfig(#"""
+            {"train_batch_size": 12, "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 2,
+             "pipeline": {"stages": 4, "partition": "type:transformer", "activation_checkpoint_interval": 2, "stage": 2}}
+            """#))
+        disagree.engine.pipeline.stages = 2
+        (_, p) = disagree.mergingDeepSpeed(worldSize: 4)
+        XCTAssertEqual(p.map(\.keyPath), ["deepspeed.pipeline.stages", "deepspeed.pipeline.partition",
+                                          "deepspeed.pipeline.activation_checkpoint_interval", "deepspeed.pipeline.stage",
+                                          "deepspeed.train_batch_size"])
+        XCTAssertTrue(p[0].message.contains("the recipe's engine.pipeline.stages says 2"), p[0].message)
+        XCTAssertTrue(p[3].message.contains("did you mean 'stages'"), p[3].message)
+        XCTAssertTrue(p[4].message.contains("× 2 data-parallel replica(s) (4 ranks / 2 pipeline stages)"), p[4].message)
+    }
+
     func testOptimizerAndSchedulerSemantics() throws {
         // Adam with adam_w_mode false is L2 Adam: refused unless there is no weight decay to apply.
         var (c, p) = swiftConfiguration(ds: try dsConfig(#"{"optimizer": {"type": "Adam", "params": {"adam_w_mode": false, "weight_decay": 0.1}}}"#)).mergingDeepSpeed(worldSize: 1)
