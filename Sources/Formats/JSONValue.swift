@@ -115,7 +115,7 @@ extension JSONValue {
             throw JSONError.parse(source: source, message: "out of memory")
         }
         defer { json_tokener_free(tok) }
-        json_tokener_set_flags(tok, Int32(JSON_TOKENER_STRICT))
+        json_tokener_set_flags(tok, Int32(JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8))
         guard bytes.count < Int(Int32.max) else {
             throw JSONError.parse(source: source, message: "document larger than 2 GiB")
         }
@@ -142,7 +142,62 @@ extension JSONValue {
             }
         }
         defer { json_object_put(obj) }
+        // json-c turns an unpaired \uD800–\uDFFF escape into U+FFFD: the text would silently differ from
+        // the file. Rust's serde_json (which HF tokenizers uses) refuses such a file; so do we.
+        if let at = loneSurrogateEscape(in: bytes) {
+            let hex = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[at..<min(at + 6, bytes.count)]), as: UTF8.self)
+            throw JSONError.parse(source: source, message: "'\(hex)' is a lone UTF-16 surrogate escape, not a character (a high surrogate \\uD800–\\uDBFF must be followed by a low one \\uDC00–\\uDFFF) at \(position(of: at, in: bytes))")
+        }
         return convert(obj)
+    }
+
+    /// The offset of the first `\uXXXX` escape inside a string that is a surrogate without its pair, or nil.
+    /// Skipped in one pass when the document has no `\uD`/`\ud` at all (the common case).
+    static func loneSurrogateEscape(in bytes: UnsafeRawBufferPointer) -> Int? {
+        func hexValue(_ i: Int) -> Int? {
+            guard i + 6 <= bytes.count, bytes[i] == 0x5C, bytes[i + 1] == 0x75 else { return nil }
+            var v = 0
+            for k in 2..<6 {
+                let c = bytes[i + k]
+                switch c {
+                case 0x30...0x39: v = v * 16 + Int(c - 0x30)
+                case 0x41...0x46: v = v * 16 + Int(c - 0x37)
+                case 0x61...0x66: v = v * 16 + Int(c - 0x57)
+                default: return nil
+                }
+            }
+            return v
+        }
+        var mayHave = false
+        for i in 0..<max(0, bytes.count - 2) where bytes[i] == 0x5C && bytes[i + 1] == 0x75 && (bytes[i + 2] | 0x20) == 0x64 {
+            mayHave = true
+            break
+        }
+        guard mayHave else { return nil }
+        var inString = false, i = 0
+        while i < bytes.count {
+            let c = bytes[i]
+            if !inString {
+                if c == 0x22 { inString = true }
+                i += 1
+                continue
+            }
+            switch c {
+            case 0x22: inString = false; i += 1
+            case 0x5C:
+                guard let v = hexValue(i) else { i += 2; continue }
+                if (0xD800...0xDBFF).contains(v) {
+                    guard let low = hexValue(i + 6), (0xDC00...0xDFFF).contains(low) else { return i }
+                    i += 12
+                } else if (0xDC00...0xDFFF).contains(v) {
+                    return i
+                } else {
+                    i += 6
+                }
+            default: i += 1
+            }
+        }
+        return nil
     }
 
     /// "line L, column C (byte N)" of a byte offset, for messages a user can find in an editor.

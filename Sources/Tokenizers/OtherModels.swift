@@ -173,7 +173,8 @@ final class UnigramModel: TokenizerModel, @unchecked Sendable {
 
 func makeModel(_ r: ComponentReader, preloaded: PreloadedModelTables? = nil) throws -> TokenizerModel {
     // Files written by old tokenizers versions omit the model type; the fields then tell which it is.
-    let type = r.value["type"]?.stringValue ?? (r.value["merges"] != nil || preloaded?.merges != nil ? "BPE" : r.value["vocab"]?.arrayValue != nil ? "Unigram" : r.value["continuing_subword_prefix"] != nil ? "WordPiece" : "WordLevel")
+    let given = r.value["type"].flatMap { $0.isNull ? nil : $0 } != nil ? try r.type(stage: "model") : nil
+    let type = given ?? (r.value["merges"] != nil || preloaded?.merges != nil ? "BPE" : r.value["vocab"]?.arrayValue != nil ? "Unigram" : r.value["continuing_subword_prefix"] != nil ? "WordPiece" : "WordLevel")
     switch type {
     case "BPE": return try BPEModel(r, preloaded: preloaded)
     case "WordPiece": return try WordPieceModel(r, preloaded: preloaded)

@@ -14,6 +14,15 @@ enum TokenizeCommand {
         let jsonl = a.flag("jsonl")
         try a.finish(positionals: 0...0)
         let tokenizer = try Tokenizer.load(directory: dir)
+        // A model folder's ids must fit its embedding, as for train, eval and generate; a folder that holds
+        // only a tokenizer (or a config without vocab_size) has nothing to fit.
+        let configPath = (dir as NSString).appendingPathComponent("config.json")
+        if FileManager.default.fileExists(atPath: configPath) {
+            let config = try JSONValue.read(path: configPath)
+            if let vocabSize = (config["vocab_size"] ?? config["text_config"]?["vocab_size"])?.intValue {
+                try ChatPrompt.checkFits(tokenizer, vocabSize: vocabSize, tokenizerSource: (dir as NSString).appendingPathComponent("tokenizer.json"))
+            }
+        }
         func ids(_ s: String) -> String {
             JSONWriter.compact.string(.array(tokenizer.encode(s, addSpecialTokens: !noSpecial).map { .int(Int64($0)) }))
         }

@@ -192,8 +192,8 @@ final class FuzzTests: XCTestCase {
         report("config.json", t)
     }
 
-    /// Rules: a cut file, the model's parts replaced by wrong types, vocabulary ids out of range or
-    /// negative, and merges naming unknown tokens are all invalid.
+    /// Rules: a cut file, the model's parts (and its type) replaced by wrong types, vocabulary ids that are
+    /// negative or not below the model's vocab_size, and merges naming unknown tokens are all invalid.
     func testMalformedTokenizers() throws {
         let text = try String(contentsOfFile: model + "/tokenizer.json", encoding: .utf8)
         let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
@@ -217,7 +217,9 @@ final class FuzzTests: XCTestCase {
             }
             try run("pre_tokenizer \(i)", try mutated { $0["pre_tokenizer"] = v is NSNull ? ["type": "Nonesuch"] : v })
         }
-        for id in [-1, Int(Int32.max) + 1] {
+        try run("model.type not a string", try mutated { o in var m = o["model"] as! [String: Any]; m["type"] = 3; o["model"] = m })
+        // 900 is the fixture model's vocab_size: ids at or past it have no embedding row.
+        for id in [-1, Int(Int32.max) + 1, 900, 905] {
             try run("vocab id \(id)", try mutated { o in
                 var m = o["model"] as! [String: Any]; var vocab = m["vocab"] as! [String: Any]; vocab["Hello"] = id; m["vocab"] = vocab; o["model"] = m
             })
@@ -386,14 +388,16 @@ final class FuzzTests: XCTestCase {
         report("LoRA sections and adapter folders", t)
     }
 
-    /// Rules: a data file with one line that is not JSON, not an object, or lacks a string "text" is invalid.
+    /// Rules: a data file with one line that is not JSON, not an object, lacks a string "text", or escapes
+    /// a lone UTF-16 surrogate (not a character; serde_json refuses it too) is invalid.
     func testMalformedJSONLData() throws {
         let dir = try CLI.scratch("fuzz-jsonl")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let good = #"{"text": "The quick brown fox."}"#
         let bad = [#"{"text": "cut"#, #"{"txt": "x"}"#, #"{"text": 3}"#, #"{"text": null}"#, #"{"text": ["a"]}"#, "[]", "3", "\"text\"",
                    "{}", #"{"text": "a"} trailing"#, #"{"text": "a",}"#, "{'text': 'a'}", "NaN",
-                   String(repeating: "[", count: 100_000), #"{"text": "\x"}"#, "\u{FEFF}{", "{\"text\": \"a\u{0}\"", "nul\u{0}"]
+                   String(repeating: "[", count: 100_000), #"{"text": "\x"}"#, "\u{FEFF}{", "{\"text\": \"a\u{0}\"", "nul\u{0}",
+                   #"{"text": "lone \ud800 high"}"#, #"{"text": "lone \udc00 low"}"#, #"{"text": "reversed \udc00\ud800"}"#]
         let t = Tally()
         var rng = LCG(state: 10)
         for (i, line) in bad.enumerated() {

@@ -32,6 +32,19 @@ final class JSONTests: XCTestCase {
         }
     }
 
+    /// Surrogate escapes: a pair is one character (as Python's json and serde_json read it); an unpaired
+    /// one is an error naming where (serde_json's "lone leading surrogate"), not a silent U+FFFD.
+    func testLoneSurrogateEscapesAreErrors() throws {
+        XCTAssertEqual(try JSONValue.parse(#""a\ud83d\ude00b""#), .string("a😀b"))
+        XCTAssertEqual(try JSONValue.parse(#""x\\ud800""#), .string(#"x\ud800"#), "an escaped backslash, then plain text")
+        XCTAssertEqual(try JSONValue.parse(#"{"\u00e9": "\uD7FF\uE000"}"#)["é"], .string("\u{D7FF}\u{E000}"))
+        for (bad, column) in [(#""\ud800""#, 2), (#"["ok", "a\uDC00"]"#, 10), (#""\ud800\u0041""#, 2), (#""\udc00\ud800""#, 2)] {
+            XCTAssertThrowsError(try JSONValue.parse(bad, source: "t.json"), bad) {
+                XCTAssertTrue("\($0)".contains("is a lone UTF-16 surrogate escape") && "\($0)".contains("column \(column)"), "\($0)")
+            }
+        }
+    }
+
     func testWriterMatchesPythonJsonDumps() throws {
         // python3 -c 'import json; print(json.dumps({"b": [1, 2.0, 1e-05, 1e16, None], "a": "é\n", "c": {}, "d": []}, indent=2, sort_keys=True))'
         let v = JSONValue.object(JSONObject([
