@@ -19,12 +19,12 @@ final class TrainingEquivalenceTests: XCTestCase {
     /// `engine` extra engine keys; `name` names the output folder.
     static func train(ranks: Int, stage: Int, work: String, lora: String? = nil, stages: Int = 1,
                       model: String = "{path: \(root)/Tests/Fixtures/models/smollm_chat}", engine: String = "",
-                      name: String? = nil, extra: String = "") throws -> Result {
+                      name: String? = nil, extra: String = "", environment: [String: String] = [:]) throws -> Result {
         let (recipe, out) = try writeRecipe(ranks: ranks, stage: stage, work: work, lora: lora, stages: stages, model: model,
                                             engine: engine, name: name, extra: extra)
         let bin = BoundedProcess.binary
         let args = ranks == 1 ? [bin, recipe] : ["mpirun", "-np", "\(ranks)", "--oversubscribe", bin, recipe]
-        let run = try BoundedProcess.run(args, timeout: 120)
+        let run = try BoundedProcess.run(args, environment: environment, timeout: 120)
         XCTAssertFalse(run.failed, "\(ranks) ranks, stage \(stage), \(stages) pipeline stages: \(run.stderr)")
         let lines = try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
         let losses = try lines.map { try JSONValue.parse(String($0)) }.compactMap { $0["loss"]?.doubleValue }
