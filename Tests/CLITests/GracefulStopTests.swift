@@ -52,4 +52,44 @@ final class GracefulStopTests: XCTestCase {
             XCTAssertEqual(finalLoss(resumed.stdout), finalLoss(whole.stdout), "\(resumed.stdout) vs \(whole.stdout)")
         }
     }
+
+    /// A second signal exits at once (128 + signal), without waiting for the step and checkpoint the first
+    /// one asked for; what is on disk stays consistent: `latest`, if any, names a complete checkpoint.
+    func testASecondSignalExitsAtOnce() throws {
+        let root = URL(fileURLWithPath: CLI.fixtures).deletingLastPathComponent().deletingLastPathComponent().path
+        let out = NSTemporaryDirectory() + "sf-graceful-twice-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: CLI.binary)
+        p.arguments = ["Recipes/quickstart_tiny.yaml", "output.dir=\(out)", "output.save_steps=2", "training.max_steps=100000",
+                       "training.eval_steps=null", "logging.sample_prompts=[]", "logging.progress=none", "logging.steps=1", "data.eval=null", "training.early_stopping=null"]
+        p.currentDirectoryURL = URL(fileURLWithPath: root)
+        let err = Pipe()
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = err
+        try p.run()
+        let deadline = Date().addingTimeInterval(120)
+        func stepsLogged() -> Int {
+            ((try? String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8)) ?? "").split(separator: "\n").count
+        }
+        while stepsLogged() < 3 && p.isRunning && Date() < deadline { usleep(10_000) }
+        guard p.isRunning else { return XCTFail("the run ended before the signal") }
+        let sent = Date()
+        // Two signals sent at once can merge into one pending signal: keep sending every 20 ms (a step and
+        // a save take longer) until the process is gone.
+        let pid = p.processIdentifier
+        let sender = Thread { while kill(pid, SIGTERM) == 0 && Date().timeIntervalSince(sent) < 10 { usleep(20_000) } }
+        sender.start()
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        let seconds = Date().timeIntervalSince(sent)
+        XCTAssertEqual(p.terminationReason, .exit, stderr)
+        XCTAssertEqual(p.terminationStatus, 143, stderr)
+        XCTAssertLessThan(seconds, 5, "at once, not after a step and a save")
+        XCTAssertFalse(stderr.contains("stopped after step"), stderr)
+        if let latest = try? String(contentsOfFile: out + "/latest", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines) {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/\(latest)/engine_state.json"), "latest names a complete checkpoint: \(latest)")
+        }
+        print("two SIGTERMs: exit 143 after \(String(format: "%.3f", seconds)) s")
+    }
 }

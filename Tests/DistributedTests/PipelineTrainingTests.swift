@@ -181,14 +181,17 @@ final class PipelineTrainingTests: XCTestCase {
 }
 
 /// Finds the rank process of one test run (by an environment tag) once training has started, and
-/// kills it.
+/// sends it `signal` (SIGKILL unless told).
 final class StageKiller: @unchecked Sendable {
-    let tag: String, worldRank: Int, startedWhen: String
+    let tag: String, worldRank: Int, startedWhen: String, signal: Int32, afterLines: Int
     /// Seconds from the start to the kill (nil: the rank was never found).
     private(set) var secondsBeforeKill: Double?
     private let started = Date()
 
-    init(tag: String, worldRank: Int, startedWhen: String) {
+    /// `afterLines`: wait until `startedWhen` has that many lines (metrics.jsonl: steps logged).
+    init(tag: String, worldRank: Int, startedWhen: String, signal: Int32 = SIGKILL, afterLines: Int = 0) {
+        self.signal = signal
+        self.afterLines = afterLines
         self.tag = tag
         self.worldRank = worldRank
         self.startedWhen = startedWhen
@@ -197,9 +200,10 @@ final class StageKiller: @unchecked Sendable {
     func run() {
         while Date().timeIntervalSince(started) < 60 {
             usleep(100_000)
-            guard FileManager.default.fileExists(atPath: startedWhen), let pid = findRank() else { continue }
+            guard let text = try? String(contentsOfFile: startedWhen, encoding: .utf8),
+                  text.split(separator: "\n").count >= afterLines, let pid = findRank() else { continue }
             secondsBeforeKill = Date().timeIntervalSince(started)
-            kill(pid, SIGKILL)
+            kill(pid, signal)
             return
         }
     }
