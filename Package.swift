@@ -24,6 +24,8 @@ let package = Package(
         .systemLibrary(name: "CJSONC", pkgConfig: "json-c", providers: [.apt(["libjson-c-dev"])]),
         .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
         .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
+        // Oniguruma, the regex engine HF tokenizers uses, with a retry budget per search.
+        .systemLibrary(name: "COniguruma", pkgConfig: "oniguruma", providers: [.apt(["libonig-dev"])]),
         .systemLibrary(name: "COpenMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
         // OpenMPI's predefined handles (MPI_COMM_WORLD, MPI_FLOAT, ...) are macros over extern structs,
         // which Swift cannot import; this C target hands them out as functions.
@@ -33,7 +35,7 @@ let package = Package(
         .target(name: "Kernels", dependencies: ["Tensors", "COpenBLAS"], swiftSettings: numeric),
         .target(name: "Formats", dependencies: ["CJSONC", "CYAML", "CArchive"], swiftSettings: checked),
         .target(name: "SafeTensors", dependencies: ["Tensors", "Formats"], swiftSettings: checked),
-        .target(name: "Tokenizers", dependencies: ["Formats"], swiftSettings: checked),
+        .target(name: "Tokenizers", dependencies: ["Formats", "COniguruma"], swiftSettings: checked),
         // GGUF (llama.cpp) files: reader, dequantizer, writer, and conversion to and from Hugging Face folders.
         .target(name: "GGUF", dependencies: ["Tensors", "Formats", "SafeTensors", "Tokenizers", "Models"], swiftSettings: checked),
         .target(name: "Models", dependencies: ["Tensors", "Kernels", "SafeTensors", "Formats"], swiftSettings: numeric),

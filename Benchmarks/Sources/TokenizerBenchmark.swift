@@ -52,7 +52,7 @@ public func runTokenizerBenchmark(corpusPath: String? = nil, tokenizerDir: Strin
         let start = ContinuousClock.now
         var all: [[Int]] = []
         all.reserveCapacity(lines.count)
-        for line in lines { all.append(tok.encode(line, addSpecialTokens: false)) }
+        for line in lines { all.append(try tok.encode(line, addSpecialTokens: false)) }
         runs.append(seconds(ContinuousClock.now - start))
         if pass == 0 {
             for ids in all {

@@ -3,7 +3,7 @@ import Formats
 
 /// Rewrites a piece of input text before pre-tokenization (HF `normalizer`).
 protocol Normalizer: Sendable {
-    func normalize(_ text: [UInt32]) -> [UInt32]
+    func normalize(_ text: [UInt32]) throws -> [UInt32]
 }
 
 @inline(__always) func scalars(_ s: String) -> [UInt32] { s.unicodeScalars.map(\.value) }
@@ -71,10 +71,10 @@ struct ReplaceNormalizer: Normalizer {
     let matcher: ScalarMatcher
     let content: [UInt32]
 
-    func normalize(_ text: [UInt32]) -> [UInt32] { Self.replace(text, matcher, content) }
+    func normalize(_ text: [UInt32]) throws -> [UInt32] { try Self.replace(text, matcher, content) }
 
-    static func replace(_ text: [UInt32], _ matcher: ScalarMatcher, _ content: [UInt32]) -> [UInt32] {
-        let ms = matcher.matches(in: text)
+    static func replace(_ text: [UInt32], _ matcher: ScalarMatcher, _ content: [UInt32]) throws -> [UInt32] {
+        let ms = try matcher.matches(in: text)
         if ms.isEmpty { return text }
         var out: [UInt32] = []
         out.reserveCapacity(text.count)
@@ -125,7 +125,7 @@ struct BertNormalizer: Normalizer {
 
 struct SequenceNormalizer: Normalizer {
     let steps: [Normalizer]
-    func normalize(_ text: [UInt32]) -> [UInt32] { steps.reduce(text) { $1.normalize($0) } }
+    func normalize(_ text: [UInt32]) throws -> [UInt32] { try steps.reduce(text) { try $1.normalize($0) } }
 }
 
 func makeNormalizer(_ r: ComponentReader) throws -> Normalizer {

@@ -9,14 +9,14 @@ struct PreToken {
 
 /// Splits (and may rewrite) pieces of normalized text into words for the model.
 protocol PreTokenizer: Sendable {
-    func preTokenize(_ piece: PreToken) -> [PreToken]
+    func preTokenize(_ piece: PreToken) throws -> [PreToken]
 }
 
 extension PreTokenizer {
-    func preTokenize(_ pieces: [PreToken]) -> [PreToken] {
+    func preTokenize(_ pieces: [PreToken]) throws -> [PreToken] {
         var out: [PreToken] = []
         out.reserveCapacity(pieces.count)
-        for p in pieces { out.append(contentsOf: preTokenize(p)) }
+        for p in pieces { out.append(contentsOf: try preTokenize(p)) }
         return out
     }
 }
@@ -33,8 +33,8 @@ struct PatternSplit: PreTokenizer {
     let behavior: SplitBehavior
     let invert: Bool
 
-    func preTokenize(_ piece: PreToken) -> [PreToken] {
-        let ranges = behavior.split(count: piece.text.count, matches: matcher.matches(in: piece.text), invert: invert)
+    func preTokenize(_ piece: PreToken) throws -> [PreToken] {
+        let ranges = behavior.split(count: piece.text.count, matches: try matcher.matches(in: piece.text), invert: invert)
         if ranges.count == 1 && ranges[0].count == piece.text.count { return [piece] }
         return cut(piece, ranges)
     }
@@ -86,8 +86,8 @@ struct BertPreTokenizer: PreTokenizer {
     static let whitespace = PatternSplit(matcher: PredicateMatcher(predicate: CharacterClasses.isWhitespace), behavior: .removed, invert: false)
     static let punctuation = PatternSplit(matcher: PredicateMatcher(predicate: CharacterClasses.isPunctuation), behavior: .isolated, invert: false)
 
-    func preTokenize(_ piece: PreToken) -> [PreToken] {
-        Self.punctuation.preTokenize(Self.whitespace.preTokenize(piece))
+    func preTokenize(_ piece: PreToken) throws -> [PreToken] {
+        try Self.punctuation.preTokenize(try Self.whitespace.preTokenize(piece))
     }
 }
 
@@ -115,9 +115,9 @@ struct WordOrSymbolRunMatcher: ScalarMatcher {
 struct SequencePreTokenizer: PreTokenizer {
     let steps: [PreTokenizer]
 
-    func preTokenize(_ piece: PreToken) -> [PreToken] {
+    func preTokenize(_ piece: PreToken) throws -> [PreToken] {
         var pieces = [piece]
-        for s in steps { pieces = s.preTokenize(pieces) }
+        for s in steps { pieces = try s.preTokenize(pieces) }
         return pieces
     }
 }

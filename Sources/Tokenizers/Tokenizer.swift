@@ -86,30 +86,32 @@ public final class Tokenizer: @unchecked Sendable {
     // MARK: - Encoding
 
     /// Token ids for `text`; `addSpecialTokens` applies the post-processor's template (BOS/CLS/...).
-    public func encode(_ text: String, addSpecialTokens: Bool = true) -> [Int] {
-        let ids = encodeSequence(text)
+    /// Throws only for a tokenizer with a user regex (a Split or Replace pattern no built-in scanner
+    /// covers) that exhausts its backtracking budget on this text.
+    public func encode(_ text: String, addSpecialTokens: Bool = true) throws -> [Int] {
+        let ids = try encodeSequence(text)
         return postProcessor?.process(ids, nil, addSpecialTokens: addSpecialTokens) ?? ids
     }
 
     /// Token ids for a pair of sequences (the post-processor's `pair` template).
-    public func encode(_ text: String, pair: String, addSpecialTokens: Bool = true) -> [Int] {
-        let a = encodeSequence(text), b = encodeSequence(pair)
+    public func encode(_ text: String, pair: String, addSpecialTokens: Bool = true) throws -> [Int] {
+        let a = try encodeSequence(text), b = try encodeSequence(pair)
         return postProcessor?.process(a, b, addSpecialTokens: addSpecialTokens) ?? a + b
     }
 
-    private func encodeSequence(_ text: String) -> [Int] {
+    private func encodeSequence(_ text: String) throws -> [Int] {
         let input = scalars(text)
         var out: [Int] = []
         out.reserveCapacity(input.count / 3 + 4)
         for (range, id) in rawTokenMatcher.split(input) {
             if let id { out.append(id); continue }
             var segment = Array(input[range])
-            if let normalizer { segment = normalizer.normalize(segment) }
+            if let normalizer { segment = try normalizer.normalize(segment) }
             for (inner, innerId) in normalizedTokenMatcher.split(segment) {
                 if let innerId { out.append(innerId); continue }
                 let piece = PreToken(text: Array(segment[inner]), isFirst: range.lowerBound == 0 && inner.lowerBound == 0)
                 if let preTokenizer {
-                    for word in preTokenizer.preTokenize(piece) { out += model.tokenize(word.text) }
+                    for word in try preTokenizer.preTokenize(piece) { out += model.tokenize(word.text) }
                 } else {
                     out += model.tokenize(piece.text)
                 }
@@ -121,7 +123,8 @@ public final class Tokenizer: @unchecked Sendable {
     // MARK: - Decoding
 
     /// Text for `ids`, equal to transformers' `tokenizer.decode(ids, skip_special_tokens:)`.
-    public func decode(_ ids: [Int], skipSpecialTokens: Bool = false) -> String {
+    /// Throws only where `encode` can: a decoder's user regex that exhausts its backtracking budget.
+    public func decode(_ ids: [Int], skipSpecialTokens: Bool = false) throws -> String {
         var tokens: [String] = []
         tokens.reserveCapacity(ids.count)
         for id in ids {
@@ -129,7 +132,7 @@ public final class Tokenizer: @unchecked Sendable {
             if skipSpecialTokens && specialContents.contains(t) { continue }
             tokens.append(t)
         }
-        var text = decoder.map { $0.decode(tokens).joined() } ?? tokens.joined(separator: " ")
+        var text = try decoder.map { try $0.decode(tokens).joined() } ?? tokens.joined(separator: " ")
         // transformers 5 skips the cleanup for BPE models because it corrupts their spacing.
         if config?.cleanUpTokenizationSpaces == true && model.typeName != "BPE" {
             text = wordPieceCleanup(text, doNot: false)

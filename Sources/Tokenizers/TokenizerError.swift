@@ -7,8 +7,11 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
     case unknownComponent(file: String, path: String, stage: String, type: String)
     /// A required field is missing or has the wrong JSON kind.
     case invalidField(file: String, path: String, expected: String, found: String)
-    /// A regex pattern uses syntax that cannot be translated.
+    /// A regex pattern Oniguruma does not compile.
     case unsupportedPattern(file: String, pattern: String, reason: String)
+    /// A regex needed more backtracking steps on one text than its budget allows (catastrophic
+    /// backtracking), where HF tokenizers' Oniguruma would panic.
+    case patternBudgetExceeded(file: String, pattern: String, steps: Int, textLength: Int)
     /// A known component whose semantics are not implemented (e.g. Precompiled charsmaps).
     case unsupported(file: String, what: String)
     /// The file is not valid JSON or cannot be read.
@@ -24,6 +27,9 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
             return "\(file): \(path): expected \(expected), found \(found)"
         case .unsupportedPattern(let file, let pattern, let reason):
             return "\(file): unsupported regex pattern \(pattern.debugDescription): \(reason)"
+        case .patternBudgetExceeded(let file, let pattern, let steps, let length):
+            return "\(file): regex pattern \(pattern.debugDescription) needed more than \(steps) backtracking steps on a text of \(length) characters "
+                + "(catastrophic backtracking, usually a repetition inside a repetition such as (a+)+); rewrite the pattern"
         case .unsupported(let file, let what):
             return "\(file): unsupported: \(what)"
         case .malformed(let file, let message):

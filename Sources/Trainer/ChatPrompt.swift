@@ -10,12 +10,12 @@ public enum ChatPrompt {
     /// template already wrote them), as `apply_chat_template(tokenize=True)`; or plain text with the
     /// tokenizer's default special tokens. Throws when `chat` is asked of a tokenizer without a template.
     public static func ids(_ prompt: String, chat: Bool, tokenizer: Tokenizer, source: String) throws -> [Int] {
-        guard chat else { return tokenizer.encode(prompt) }
+        guard chat else { return try tokenizer.encode(prompt) }
         guard let template = tokenizer.chatTemplateSource else { throw ChatPromptError.noTemplate(source: source) }
         let text = try ChatTemplate(source: template).render(
             messages: [["role": .string("user"), "content": .string(prompt)]], addGenerationPrompt: true,
             bosToken: tokenizer.bosToken, eosToken: tokenizer.eosToken)
-        return tokenizer.encode(text, addSpecialTokens: false)
+        return try tokenizer.encode(text, addSpecialTokens: false)
     }
 
     /// End-of-sequence ids from config.json, the tokenizer and (when `directory` has one)

@@ -60,7 +60,7 @@ public struct ExampleTokenizer: Sendable {
             throw DataError.tokenizer(source: tokenizer.source, message: "the tokenizer has no eos_token; training data needs one to end examples")
         }
         eosId = Int32(eos)
-        leadingSpecialIds = Self.leadingSpecials(tokenizer).map(Int32.init)
+        leadingSpecialIds = try Self.leadingSpecials(tokenizer).map(Int32.init)
         if let chatTemplate {
             self.chatTemplate = chatTemplate
             chatTemplateProblem = nil
@@ -79,10 +79,10 @@ public struct ExampleTokenizer: Sendable {
     }
 
     /// Found by encoding a probe with and without special tokens: what comes before the probe's ids.
-    static func leadingSpecials(_ tokenizer: Tokenizer) -> [Int] {
+    static func leadingSpecials(_ tokenizer: Tokenizer) throws -> [Int] {
         let probe = "a"
-        let plain = tokenizer.encode(probe, addSpecialTokens: false)
-        let full = tokenizer.encode(probe, addSpecialTokens: true)
+        let plain = try tokenizer.encode(probe, addSpecialTokens: false)
+        let full = try tokenizer.encode(probe, addSpecialTokens: true)
         guard !plain.isEmpty, full.count >= plain.count else { return [] }
         for start in 0...(full.count - plain.count) where Array(full[start..<start + plain.count]) == plain {
             return Array(full[..<start])
@@ -93,11 +93,11 @@ public struct ExampleTokenizer: Sendable {
     public func tokenize(_ record: DataRecord, at location: DataLocation) throws -> TokenizedExample {
         switch record {
         case .text(let text):
-            let ids = leadingSpecialIds + encode(text) + [eosId]
+            let ids = try leadingSpecialIds + encode(text) + [eosId]
             return TokenizedExample(inputIds: ids, labels: ids, location: location)
         case .promptCompletion(let prompt, let completion):
-            let promptIds = leadingSpecialIds + encode(prompt)
-            let completionIds = encode(completion) + [eosId]
+            let promptIds = try leadingSpecialIds + encode(prompt)
+            let completionIds = try encode(completion) + [eosId]
             let promptLabels = trainOnPrompt ? promptIds : [Int32](repeating: ignoreLabel, count: promptIds.count)
             return TokenizedExample(inputIds: promptIds + completionIds, labels: promptLabels + completionIds, location: location)
         case .chat(let messages):
@@ -105,8 +105,8 @@ public struct ExampleTokenizer: Sendable {
         }
     }
 
-    private func encode(_ text: String) -> [Int32] {
-        tokenizer.encode(text, addSpecialTokens: false).map(Int32.init)
+    private func encode(_ text: String) throws -> [Int32] {
+        try tokenizer.encode(text, addSpecialTokens: false).map(Int32.init)
     }
 
     /// The rendered conversation, as `apply_chat_template(tokenize=False)` gives it.
@@ -133,7 +133,8 @@ public struct ExampleTokenizer: Sendable {
         guard !leadingSpecialIds.isEmpty, chatTemplate != nil else { return nil }
         let probe = [ChatMessage(role: "user", content: "Hi"), ChatMessage(role: "assistant", content: "Hello")]
         guard let text = try? render(probe, addGenerationPrompt: false, at: DataLocation(source: "probe", line: 0)) else { return nil }
-        let ids = encode(text)
+        // A probe that cannot be encoded says nothing here; the data's own encoding reports the error.
+        guard let ids = try? encode(text) else { return nil }
         if ids.starts(with: leadingSpecialIds) { return nil }
         let tokens = leadingSpecialIds.map { tokenizer.idToToken(Int($0)) ?? "\($0)" }.joined(separator: " ")
         return "the chat template does not write \(tokens), which the tokenizer adds to plain text; "
@@ -141,7 +142,7 @@ public struct ExampleTokenizer: Sendable {
     }
 
     private func tokenizeChat(_ messages: [ChatMessage], at location: DataLocation) throws -> TokenizedExample {
-        let ids = encode(try render(messages, addGenerationPrompt: false, at: location))
+        let ids = try encode(try render(messages, addGenerationPrompt: false, at: location))
         if trainOnPrompt { return TokenizedExample(inputIds: ids, labels: ids, location: location) }
         var labels = [Int32](repeating: ignoreLabel, count: ids.count)
         for (i, message) in messages.enumerated() where message.role == "assistant" {
@@ -161,7 +162,7 @@ public struct ExampleTokenizer: Sendable {
     /// The token count of a rendered prefix of the conversation, checked to be a prefix of `ids`.
     private func prefixLength(_ prefix: [ChatMessage], generationPrompt: Bool, of ids: [Int32], index: Int,
                               at location: DataLocation) throws -> Int {
-        let prefixIds = encode(try render(prefix, addGenerationPrompt: generationPrompt, at: location))
+        let prefixIds = try encode(try render(prefix, addGenerationPrompt: generationPrompt, at: location))
         let what = generationPrompt ? "messages[..<\(index)] with the generation prompt" : "messages[...\(index)]"
         guard prefixIds.count <= ids.count else {
             throw DataError.prefixMismatch(source: location.source, line: location.line, messageIndex: index,

@@ -406,7 +406,7 @@ public final class Trainer {
             let ids = try ChatPrompt.ids(prompt, chat: tokenizer.chatTemplateSource != nil, tokenizer: tokenizer, source: tokenizerDirectory)
             let room = max(1, min(l.sampleMaxNewTokens, model.config.maxPositions - ids.count))
             let out = model.generate(prompt: ids.map(Int32.init), maxNewTokens: room, stopTokens: stop)
-            let answer = tokenizer.decode(out.map(Int.init), skipSpecialTokens: true)
+            let answer = try tokenizer.decode(out.map(Int.init), skipSpecialTokens: true)
             return (prompt, "\"" + answer.replacingOccurrences(of: "\n", with: "\\n") + "\"")
         }
     }

@@ -27,7 +27,7 @@ enum EvalCommand {
             guard let text = json["text"]?.stringValue else {
                 throw CLIError.failed("\(data):\(line.number): expected an object with a string \"text\"")
             }
-            let ids = tokenizer.encode(text).map(Int32.init)
+            let ids = try tokenizer.encode(text).map(Int32.init)
             var start = 0
             while start + 1 < ids.count {
                 let piece = Array(ids[start..<min(start + window, ids.count)])

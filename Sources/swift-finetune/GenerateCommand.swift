@@ -52,14 +52,14 @@ enum GenerateCommand {
                            sampling: SamplingOptions(temperature: Float(temperature), topP: Float(topP), seed: UInt64(seed)),
                            stopTokens: stop) { token in
             generated.append(Int(token))
-            guard stream else { return }
-            let text = tokenizer.decode(generated, skipSpecialTokens: true)
+            // Streaming shows what decodes; a decoder error surfaces in the final decode below.
+            guard stream, let text = try? tokenizer.decode(generated, skipSpecialTokens: true) else { return }
             if text.hasPrefix(printed), !text.hasSuffix("\u{FFFD}") {
                 out.write(Data(text.dropFirst(printed.count).utf8))
                 printed = text
             }
         }
-        let final = tokenizer.decode(generated, skipSpecialTokens: true)
+        let final = try tokenizer.decode(generated, skipSpecialTokens: true)
         if final.hasPrefix(printed) { out.write(Data(final.dropFirst(printed.count).utf8)) }
         out.write(Data("\n".utf8))
     }

@@ -23,8 +23,8 @@ enum TokenizeCommand {
                 try ChatPrompt.checkFits(tokenizer, vocabSize: vocabSize, tokenizerSource: (dir as NSString).appendingPathComponent("tokenizer.json"))
             }
         }
-        func ids(_ s: String) -> String {
-            JSONWriter.compact.string(.array(tokenizer.encode(s, addSpecialTokens: !noSpecial).map { .int(Int64($0)) }))
+        func ids(_ s: String) throws -> String {
+            JSONWriter.compact.string(.array(try tokenizer.encode(s, addSpecialTokens: !noSpecial).map { .int(Int64($0)) }))
         }
         if jsonl {
             guard text == nil else { throw CLIError.usage("tokenize", "--jsonl reads standard input; drop --text") }
@@ -33,11 +33,11 @@ enum TokenizeCommand {
                 guard let s = try JSONValue.parse(line.text, source: "<stdin>:\(line.number)").stringValue else {
                     throw CLIError.failed("<stdin>:\(line.number): expected a JSON string per line")
                 }
-                print(ids(s))
+                print(try ids(s))
             }
             return
         }
-        print(ids(try text ?? readStandardInput()))
+        print(try ids(try text ?? readStandardInput()))
     }
 
     /// Standard input is read up to this many bytes (a text, or one --jsonl line): an endless stream

@@ -42,6 +42,25 @@ final class HostileInputTests: XCTestCase {
         }
     }
 
+    /// A Split regex that backtracks catastrophically on the text (the issue's hang): tokenize and eval end
+    /// in exit 1 naming the pattern, within the runs' timeouts, instead of running for hours.
+    func testCatastrophicBacktrackingInAUserRegexEndsWithAnError() throws {
+        let dir = try modelCopy("regex") { dir in
+            var t = try XCTUnwrap(JSONValue.read(path: dir + "/tokenizer.json").objectValue)
+            let split = JSONValue.object(JSONObject([("type", .string("Split")), ("behavior", .string("Isolated")), ("invert", .bool(false)),
+                                                     ("pattern", .object(JSONObject([("Regex", .string("(a|aa)+$"))])))]))
+            t["pre_tokenizer"] = .object(JSONObject([("type", .string("Sequence")), ("pretokenizers", .array([split, t["pre_tokenizer"] ?? .null]))]))
+            try JSONValue.object(t).write(to: dir + "/tokenizer.json")
+            try Data((#"{"text": "\#(String(repeating: "a", count: 60))!"}"# + "\n").utf8).write(to: URL(fileURLWithPath: dir + "/hostile.jsonl"))
+        }
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let message = "tokenizer.json: regex pattern \"(a|aa)+$\" needed more than 10000000 backtracking steps on a text of 61 characters"
+        assertRefused(try CLI.run(["tokenize", "--model", dir, "--text", String(repeating: "a", count: 60) + "!"], timeout: 60), message)
+        assertRefused(try CLI.run(["eval", "--model", dir, "--data", dir + "/hostile.jsonl"], timeout: 60), message)
+        let fine = try CLI.run(["tokenize", "--model", dir, "--text", "Hello aa world"], timeout: 60)
+        XCTAssertEqual(fine.status, 0, fine.stderr)
+    }
+
     func testHugeGenerationLengthsAreRefused() throws {
         for n in ["9223372036854775000", "100000000000"] {
             assertRefused(try CLI.run(["generate", "--model", model, "--prompt", "Hi", "--max-new-tokens", n], timeout: 120),

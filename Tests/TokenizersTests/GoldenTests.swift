@@ -14,20 +14,20 @@ final class GoldenTests: XCTestCase {
     static func ints(_ v: JSONValue?) -> [Int] { v?.arrayValue?.compactMap(\.intValue) ?? [] }
 
     /// Compares every case and reports all mismatches at once (so a failing run shows the whole picture).
-    func checkCases(_ tokenizer: Tokenizer, _ cases: [JSONValue], name: String, decodeSkip: Bool) -> Int {
+    func checkCases(_ tokenizer: Tokenizer, _ cases: [JSONValue], name: String, decodeSkip: Bool) throws -> Int {
         var failures: [String] = []
         for c in cases {
             let text = c["text"]!.stringValue!
             let ids = Self.ints(c["ids"])
-            let got = tokenizer.encode(text)
+            let got = try tokenizer.encode(text)
             if got != ids { failures.append("\(name) encode \(text.debugDescription):\n  want \(ids)\n  got  \(got)") }
             let plain = Self.ints(c["ids_no_special"])
-            let gotPlain = tokenizer.encode(text, addSpecialTokens: false)
+            let gotPlain = try tokenizer.encode(text, addSpecialTokens: false)
             if gotPlain != plain { failures.append("\(name) encode(no special) \(text.debugDescription):\n  want \(plain)\n  got  \(gotPlain)") }
-            let decoded = tokenizer.decode(ids)
+            let decoded = try tokenizer.decode(ids)
             if decoded != c["decoded"]!.stringValue! { failures.append("\(name) decode \(text.debugDescription): want \(c["decoded"]!.stringValue!.debugDescription) got \(decoded.debugDescription)") }
             if decodeSkip {
-                let skipped = tokenizer.decode(ids, skipSpecialTokens: true)
+                let skipped = try tokenizer.decode(ids, skipSpecialTokens: true)
                 let want = c["decoded_skip_special"]!.stringValue!
                 if skipped != want { failures.append("\(name) decode(skip) \(text.debugDescription): want \(want.debugDescription) got \(skipped.debugDescription)") }
             }
@@ -44,11 +44,11 @@ final class GoldenTests: XCTestCase {
             let tokenizer = try Tokenizer.load(directory: Self.shipped.appendingPathComponent(family).path)
             let cases = golden["cases"]!.arrayValue!
             XCTAssertEqual(cases.count, 63)
-            _ = checkCases(tokenizer, cases, name: family, decodeSkip: true)
+            _ = try checkCases(tokenizer, cases, name: family, decodeSkip: true)
             total += cases.count
             for p in golden["pairs"]!.arrayValue! {
                 let a = p["a"]!.stringValue!, b = p["b"]!.stringValue!
-                XCTAssertEqual(tokenizer.encode(a, pair: b), Self.ints(p["ids"]), "\(family) pair \(a.debugDescription) + \(b.debugDescription)")
+                XCTAssertEqual(try tokenizer.encode(a, pair: b), Self.ints(p["ids"]), "\(family) pair \(a.debugDescription) + \(b.debugDescription)")
             }
             XCTAssertEqual(tokenizer.bosTokenId, golden["bos_token_id"]?.intValue, family)
             XCTAssertEqual(tokenizer.eosTokenId, golden["eos_token_id"]?.intValue, family)
@@ -82,9 +82,9 @@ final class GoldenTests: XCTestCase {
             for (c, auto) in zip(golden["cases"]!.arrayValue!, golden["auto_cases"]!.arrayValue!) {
                 let text = c["text"]!.stringValue!
                 let ids = auto["ids"] != nil ? Self.ints(auto["ids"]) : Self.ints(c["ids"])
-                if t.encode(text) != ids { failures += 1; if failures < 5 { XCTFail("\(family) auto \(text.debugDescription): want \(ids) got \(t.encode(text))") } }
-                let decoded = auto["decoded"]?.stringValue ?? plain.decode(ids)
-                if t.decode(ids) != decoded { failures += 1; if failures < 5 { XCTFail("\(family) auto decode \(text.debugDescription)") } }
+                if try t.encode(text) != ids { failures += 1; if failures < 5 { XCTFail("\(family) auto \(text.debugDescription): want \(ids) got \(try t.encode(text))") } }
+                let decoded = try auto["decoded"]?.stringValue ?? plain.decode(ids)
+                if try t.decode(ids) != decoded { failures += 1; if failures < 5 { XCTFail("\(family) auto decode \(text.debugDescription)") } }
             }
             XCTAssertEqual(failures, 0, family)
             if golden["auto_tokenizer_class"]?.stringValue == "LlamaTokenizer" { rebuilt += 1 }
@@ -101,7 +101,7 @@ final class GoldenTests: XCTestCase {
             let path = dir.appendingPathComponent(name).path
             let tokenizer = try Tokenizer(json: try JSONValue.read(path: path), config: nil, source: path)
             let golden = try JSONValue.read(path: dir.appendingPathComponent("\(stem).goldens.json").path)
-            _ = checkCases(tokenizer, golden["cases"]!.arrayValue!, name: stem, decodeSkip: false)
+            _ = try checkCases(tokenizer, golden["cases"]!.arrayValue!, name: stem, decodeSkip: false)
         }
     }
 }

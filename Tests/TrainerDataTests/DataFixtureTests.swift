@@ -94,7 +94,7 @@ final class DataFixtureTests: XCTestCase {
             guard case .chat(let messages) = record else { return XCTFail("not chat") }
             let trained = example.labels.filter { $0 != ignoreLabel }.map(Int.init)
             let expected = messages.filter { $0.role == "assistant" }.map { $0.content + "<|im_end|>\n" }.joined()
-            XCTAssertEqual(tokenizer.decode(trained), expected)
+            XCTAssertEqual(try tokenizer.decode(trained), expected)
         }
     }
 
