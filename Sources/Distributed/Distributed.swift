@@ -1,7 +1,7 @@
 import Foundation
 
-/// How this process finds its job: the communicator (MPI when mpirun or srun started it, else one process), and
-/// how many threads each rank may use.
+/// How this process finds its job: the communicator (MPI when mpirun or srun started it, else one
+/// process), and how many threads each rank may use.
 public enum Distributed {
     nonisolated(unsafe) private static var cached: Communicator?
     private static let lock = NSLock()
