@@ -1,6 +1,6 @@
 # swift-finetune: `make test` and `make run` work on a fresh Debian machine with only the Swift toolchain.
 SHELL := /bin/bash
-APT_PACKAGES := libopenblas-dev libopenmpi-dev openmpi-bin libjson-c-dev libarchive-dev libyaml-dev libonig-dev pkg-config zstd
+APT_PACKAGES := libopenblas-dev libopenmpi-dev openmpi-bin iproute2 libjson-c-dev libarchive-dev libyaml-dev libonig-dev pkg-config zstd
 SWIFT ?= swift
 PYTHON ?= python3
 RELEASE_BIN := .build/release

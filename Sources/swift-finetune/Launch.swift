@@ -26,8 +26,9 @@ enum Launch {
         }
         guard let n = Int(count), n >= 1 else { throw CLIError.usage("--nproc", "--nproc expects a positive integer, got '\(count)'") }
         guard !rest.isEmpty else { throw CLIError.usage("--nproc", "--nproc N needs a command to run, e.g. --nproc \(n) RECIPE.yaml") }
-        if Distributed.launchedByMPI() {
-            throw CLIError.usage("--nproc", "this process was already started by mpirun; run it without --nproc")
+        let launch = LaunchEnvironment()
+        if launch.usesMPI {
+            throw CLIError.usage("--nproc", "this process was already started by \(launch.launcherName); run it without --nproc")
         }
         guard let mpirun = findExecutable("mpirun") else {
             throw CLIError.failed("--nproc \(n): mpirun was not found on PATH; install Open MPI (Debian: apt-get install openmpi-bin libopenmpi-dev) or start the job with your own launcher")
