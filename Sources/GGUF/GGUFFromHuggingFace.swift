@@ -6,7 +6,8 @@ import SafeTensors
 /// A Hugging Face model (config.json, weights, tokenizer files) as the GGUF file llama.cpp's
 /// convert_hf_to_gguf.py writes: llama.cpp's architecture name, `{arch}.*` keys and tensor names (all from
 /// `GGUFArchitectureMapping`, the table import reads, run backwards), Q/K rows permuted into llama.cpp's
-/// interleaved rotary layout for llama-layout families, the tokenizer and chat template in metadata
+/// interleaved rotary layout for llama-layout families, Gemma's norm weights + 1 (llama.cpp's norm_shift),
+/// keys transformers ignores but llama.cpp writes (`exportOnlyKeys`), the tokenizer and chat template in metadata
 /// (`GGUFTokenizerExport`), and the tensors as F32/F16/BF16/Q8_0 with llama.cpp's rule for which stay F32
 /// (norms and other 1-D tensors) and its F16 fallback for rows that are not whole Q8_0 blocks.
 /// `GGUFToHuggingFace` of the result gives back the config and (for F32) the identical weights.

@@ -3,7 +3,8 @@ import Formats
 /// How one model family is spelled in GGUF (llama.cpp's architecture name, metadata keys and tensor
 /// names) and in a Hugging Face folder (model_type, config.json keys and defaults, state-dict names), as
 /// transformers 5.23's GGUF loading maps one to the other. The values live in the architecture files
-/// (`LlamaArchitecture.ggufFamilies`) and are found through `ModelRegistry.ggufFamilies`; the GGUF reader
+/// (`LlamaArchitecture.ggufFamilies`, `Qwen3Architecture.ggufFamilies`, …) and are found through
+/// `ModelRegistry.ggufFamilies`; the GGUF reader
 /// and writer read them in both directions.
 public struct GGUFArchitectureMapping: Sendable {
     /// `general.architecture` in the file.

@@ -423,7 +423,7 @@ extension Gemma3Architecture {
             } catch { return "\(error)" }
             let why = "a gemma3 GGUF file cannot say so, and transformers reads it back"
             if a.slidingLayers != defaultSlidingLayers(a.slidingLayers.count) {
-                return "layer_types \(a.slidingLayers.map { $0 ? "sliding" : "full" }): \(why) with every \(ggufPattern)th layer global"
+                return "layer_types [\(a.slidingLayers.map { $0 ? "sliding" : "full" }.joined(separator: ", "))]: \(why) with every \(ggufPattern)th layer global"
             }
             if a.localRopeTheta != ggufLocalRopeTheta { return "the sliding layers' rope_theta \(a.localRopeTheta): \(why) as \(ggufLocalRopeTheta)" }
             if a.queryPreAttentionScalar != ggufQueryPreAttentionScalar {
