@@ -169,15 +169,18 @@ def add_bpe_vocab(w, tj, pre):
     return tokens
 
 
-def add_spm_vocab(w, tj):
+def add_spm_vocab(w, tj, respell=None):
     """What llama.cpp writes for a SentencePiece model (`_set_vocab_sentencepiece`): scores (here -rank for
-    pieces, 0 for specials and bytes, as a trained SentencePiece BPE model has them), token types, no merges."""
+    pieces, 0 for specials and bytes, as a trained SentencePiece BPE model has them), token types, no merges.
+    `respell` {id: token} renames tokens first (gen_gguf_families.py's Gemma-style vocabulary)."""
     tokens = token_list(tj)
+    for i, t in (respell or {}).items():
+        tokens[i] = t
     types, scores = [], []
     for i, t in enumerate(tokens):
         if t == "<unk>":
             types.append(2); scores.append(0.0)
-        elif t in ("<s>", "</s>"):
+        elif t in ("<s>", "</s>", "<bos>", "<eos>", "<pad>", "<mask>"):
             types.append(3); scores.append(0.0)
         elif re.fullmatch(r"<0x[0-9A-F]{2}>", t):
             types.append(6); scores.append(0.0)
@@ -328,7 +331,8 @@ def expected_outputs(case, path, load_weights=True):
     cd = json.loads(config.to_json_string(use_diff=True))
     cd.pop("quantization_config", None)
     cd.setdefault("dtype", "float32")  # the converted weights are f32 (only AutoConfig ran for mistral_spm)
-    cd["architectures"] = [{"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM"}[config.model_type]]
+    cd["architectures"] = [{"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM",
+                           "qwen3": "Qwen3ForCausalLM", "gemma3_text": "Gemma3ForCausalLM", "phi3": "Phi3ForCausalLM"}[config.model_type]]
     with open(os.path.join(folder, "config.json"), "w") as f:
         f.write(json.dumps(cd, indent=2, sort_keys=True) + "\n")
     print(case, config.model_type, "tokenizer", type(tok).__name__, "vocab", len(tok))

@@ -7,7 +7,7 @@ checked here:
   - gguf.GGUFReader: llama.cpp's tensor names and shapes (dims innermost first), 1-D tensors F32, the rest
     the requested type; general.architecture and the {arch}.* keys equal the source config; the tokenizer
     arrays have one entry per embedding row; for F32 files every tensor equals the source's (Q/K rows in
-    llama.cpp's permuted order) exactly;
+    llama.cpp's permuted order for llama, Gemma's norms + 1 in f32) exactly;
   - transformers' from_pretrained(dir, gguf_file=...): the state dict against the source (0 for F32; the
     F16/BF16/Q8_0 rounding otherwise), and its logits on fixed ids, written to expected.safetensors as
     `logits.<case>` for the Swift test to hold our own logits of the same file to (1e-4 relative);
@@ -36,6 +36,7 @@ from safetensors.torch import save_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from gen_gguf import gguf_name, permute
+from gen_gguf_families import BLOCK_NAMES, family_gguf_name
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 FIXTURES = os.path.join(ROOT, "Tests", "Fixtures")
@@ -49,6 +50,11 @@ CASES = [
     ("smollm_q8_0", "models/smollm_chat", "q8_0"),
     ("qwen2_bf16", "gguf/qwen2_bpe.gguf", "bf16"),
     ("llama_spm_f32", "gguf/llama_spm.gguf", "f32"),
+    # The families of gen_gguf_families.py, from their converted fixtures (whose configs are what a GGUF file
+    # can carry: transformers' defaults for everything else).
+    ("qwen3_f32", "gguf/qwen3_bpe.gguf", "f32"),
+    ("gemma3_f32", "gguf/gemma3_spm.gguf", "f32"),
+    ("phi3_f32", "gguf/phi3_spm.gguf", "f32"),
 ]
 INPUT_IDS = torch.tensor([[1, 17, 230, 45, 812, 3, 99, 600, 7, 2], [5, 5, 120, 640, 33, 871, 0, 48, 250, 11]])
 TYPES = {"f32": "F32", "f16": "F16", "bf16": "BF16", "q8_0": "Q8_0"}
@@ -78,12 +84,13 @@ def check_case(case, folder, dtype, verdict, tensors_out):
     reader = GGUFReader(path)
     arch = reader.fields["general.architecture"].contents()
     by_name = {t.name: t for t in reader.tensors}
-    expected_names = sorted(gguf_name(k) for k in state)
+    name_of = (lambda k: family_gguf_name(arch, k)) if arch in BLOCK_NAMES else gguf_name
+    expected_names = sorted(name_of(k) for k in state)
     names_ok = sorted(by_name) == expected_names
     shapes_ok = types_ok = True
     exact_max = 0.0
     for k, v in state.items():
-        t = by_name[gguf_name(k)]
+        t = by_name[name_of(k)]
         shapes_ok &= [int(d) for d in reversed(t.shape)] == list(v.shape)
         want = "F32" if v.dim() == 1 else TYPES[dtype] if v.shape[-1] % (32 if dtype == "q8_0" else 1) == 0 else "F16"
         types_ok &= t.tensor_type.name == want
@@ -92,13 +99,25 @@ def check_case(case, folder, dtype, verdict, tensors_out):
             if arch == "llama" and (".q_proj." in k or ".k_proj." in k):
                 heads = cfg.num_attention_heads
                 w = permute(w, heads, cfg.num_key_value_heads if ".k_proj." in k else heads)
+            if arch == "gemma3" and name_of(k).endswith("norm.weight"):
+                w = (v + 1.0).numpy()  # llama.cpp's norm_shift, in f32
             got = gguf.quants.dequantize(t.data, t.tensor_type).reshape(w.shape)
             exact_max = max(exact_max, float(np.abs(got - w).max()))
     keys = {"block_count": cfg.num_hidden_layers, "embedding_length": cfg.hidden_size,
             "feed_forward_length": cfg.intermediate_size, "attention.head_count": cfg.num_attention_heads,
             "attention.head_count_kv": cfg.num_key_value_heads, "context_length": cfg.max_position_embeddings}
     metadata_ok = all(reader.fields[f"{arch}.{k}"].contents() == v for k, v in keys.items())
-    metadata_ok &= abs(reader.fields[f"{arch}.rope.freq_base"].contents() - cfg.rope_parameters["rope_theta"]) <= 1e-3 * cfg.rope_parameters["rope_theta"]
+    theta = cfg.rope_parameters.get("full_attention", cfg.rope_parameters)["rope_theta"]
+    metadata_ok &= abs(reader.fields[f"{arch}.rope.freq_base"].contents() - theta) <= 1e-3 * theta
+    if arch in ("qwen3", "gemma3"):  # llama.cpp writes the head size whenever config.json has head_dim
+        metadata_ok &= reader.fields[f"{arch}.attention.key_length"].contents() == cfg.head_dim
+        metadata_ok &= reader.fields[f"{arch}.attention.value_length"].contents() == cfg.head_dim
+    if arch == "gemma3":
+        metadata_ok &= reader.fields["gemma3.attention.sliding_window"].contents() == cfg.sliding_window
+    if arch == "phi3":
+        metadata_ok &= reader.fields["phi3.rope.dimension_count"].contents() == cfg.hidden_size // cfg.num_attention_heads
+        metadata_ok &= reader.fields["phi3.rope.scaling.original_context_length"].contents() == cfg.original_max_position_embeddings
+        metadata_ok &= reader.fields["phi3.attention.sliding_window"].contents() == (cfg.sliding_window or 0)
     metadata_ok &= abs(reader.fields[f"{arch}.attention.layer_norm_rms_epsilon"].contents() - cfg.rms_norm_eps) < 1e-9
     vocab = cfg.vocab_size
     tokenizer_ok = len(reader.fields["tokenizer.ggml.tokens"].contents()) == vocab == len(reader.fields["tokenizer.ggml.token_type"].contents())
@@ -129,7 +148,8 @@ def check_case(case, folder, dtype, verdict, tensors_out):
     }
     print(case, json.dumps(verdict[case]))
     assert names_ok and shapes_ok and types_ok and metadata_ok and tokenizer_ok, case
-    assert dtype != "f32" or (exact_max == 0 and state_max == 0), case
+    # Gemma's norms come back as (w + 1) - 1 in f32: within half an f32 ulp of 2 of the source.
+    assert dtype != "f32" or (exact_max == 0 and state_max <= (2.0 ** -23 if arch == "gemma3" else 0)), case
 
 
 def main():

@@ -6,7 +6,8 @@ import SafeTensors
 /// A Hugging Face model (config.json, weights, tokenizer files) as the GGUF file llama.cpp's
 /// convert_hf_to_gguf.py writes: llama.cpp's architecture name, `{arch}.*` keys and tensor names (all from
 /// `GGUFArchitectureMapping`, the table import reads, run backwards), Q/K rows permuted into llama.cpp's
-/// interleaved rotary layout for llama-layout families, the tokenizer and chat template in metadata
+/// interleaved rotary layout for llama-layout families, Gemma's norm weights + 1 (llama.cpp's norm_shift),
+/// keys transformers ignores but llama.cpp writes (`exportOnlyKeys`), the tokenizer and chat template in metadata
 /// (`GGUFTokenizerExport`), and the tensors as F32/F16/BF16/Q8_0 with llama.cpp's rule for which stay F32
 /// (norms and other 1-D tensors) and its F16 fallback for rows that are not whole Q8_0 blocks.
 /// `GGUFToHuggingFace` of the result gives back the config and (for F32) the identical weights.
@@ -50,17 +51,25 @@ public struct GGUFFromHuggingFace {
         for key in ["mlp_bias"] + (mapping.qkvBias ? [] : ["attention_bias"]) where config[key]?.boolValue == true {
             throw fail("\(key) is true: llama.cpp's \(mapping.ggufArchitecture) has no such biases")
         }
-        if !mapping.configKeys.contains(where: { $0.hf == "head_dim" }) && headDim != hidden / heads {
-            throw fail("head_dim \(headDim) differs from hidden_size / num_attention_heads, which \(mapping.ggufArchitecture) GGUF files cannot say")
+        // The head size transformers will build from the file: the file's where it reads one, else its
+        // config class's default, else hidden / heads.
+        if !mapping.configKeys.contains(where: { $0.hf == "head_dim" }) {
+            let readBack = mapping.configDefaults.first { $0.0 == "head_dim" }?.1.intValue ?? hidden / heads
+            if headDim != readBack {
+                throw fail("head_dim \(headDim): transformers reads \(mapping.ggufArchitecture) GGUF files with head_dim \(readBack) (hidden_size / num_attention_heads or its config default), so the weights would not fit")
+            }
         }
-        // rope_theta: transformers 4 keeps it at the top, 5 inside rope_parameters (or rope_scaling).
-        let rope = config["rope_parameters"] ?? config["rope_scaling"]
+        if let refusal = mapping.exportRefusal?(config) { throw fail(refusal) }
+        // rope_theta: transformers 4 keeps it at the top, 5 inside rope_parameters (or rope_scaling); Gemma's
+        // global layers' (llama.cpp's `rope_parameters.get("full_attention", rope_parameters)`).
+        let rope = config["rope_parameters"]?["full_attention"] ?? config["rope_parameters"] ?? config["rope_scaling"]
         if let ropeType = rope?["rope_type"]?.stringValue ?? rope?["type"]?.stringValue, ropeType != "default" {
             throw fail("rope_type '\(ropeType)' (scaled rotary embeddings) is not written to GGUF; only the default rotary embedding is")
         }
         let ropeTheta = config["rope_theta"]?.doubleValue ?? rope?["rope_theta"]?.doubleValue ?? 10000
 
         var resolved = config
+        for (k, v) in mapping.exportDefaults where resolved[k] == nil || resolved[k]!.isNull { resolved[k] = v }
         resolved["rope_theta"] = .double(ropeTheta)
         resolved["num_key_value_heads"] = .int(Int64(kvHeads))
         resolved["head_dim"] = .int(Int64(headDim))
@@ -69,7 +78,7 @@ public struct GGUFFromHuggingFace {
         // A family told apart by general.name (transformers' Mistral rule) must be written with that name.
         let modelName = mapping.generalName ?? name ?? config["_model_name_or_path"]?.stringValue
         if let modelName, !modelName.isEmpty { meta.append(("general.name", .string(modelName))) }
-        for (g, h) in mapping.configKeys {
+        for (g, h) in mapping.configKeys + mapping.exportOnlyKeys {
             guard let v = resolved[h], !v.isNull else { continue }
             if Self.floatKeys.contains(g) {
                 guard let d = v.doubleValue else { throw fail("config.json \(h) must be a number, found \(v)") }
@@ -87,7 +96,7 @@ public struct GGUFFromHuggingFace {
         let tied = config["tie_word_embeddings"]?.boolValue ?? (available[GGUFArchitectureMapping.head.hf] == nil)
         let (q, kv) = (heads * headDim, kvHeads * headDim)
         func shape(_ hf: String) -> [Int] {
-            GGUFArchitectureMapping.shape(of: hf, vocab: vocab, hidden: hidden, q: q, kv: kv, intermediate: intermediate)
+            GGUFArchitectureMapping.shape(of: hf, vocab: vocab, hidden: hidden, q: q, kv: kv, intermediate: intermediate, headDim: headDim)
         }
         var plan: [(gguf: String, hf: String, shape: [Int])] = []
         for (g, h) in mapping.tensorNames(layers: layers, tied: tied) {
@@ -138,10 +147,12 @@ public struct GGUFFromHuggingFace {
             let permuteHeads: Int? = !mapping.permutesQK ? nil
                 : t.gguf.contains(".attn_q.") ? heads : t.gguf.contains(".attn_k.") ? kvHeads : nil
             let (hf, shape) = (t.hf, t.shape)
+            let shift = t.gguf.contains("norm.weight") ? mapping.normShift : 0
             try writer.addTensor(t.gguf, type: tensorType, shape: shape) { out in
                 let count = shape.reduce(1, *)
                 var values = [Float](repeating: 0, count: count)
                 try values.withUnsafeMutableBufferPointer { try read(hf, $0) }
+                if shift != 0 { for i in values.indices { values[i] += shift } }  // llama.cpp's norm_shift, in f32
                 if let n = permuteHeads {
                     var permuted = [Float](repeating: 0, count: count)
                     values.withUnsafeBufferPointer { src in

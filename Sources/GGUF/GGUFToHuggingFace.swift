@@ -71,17 +71,29 @@ public struct GGUFToHuggingFace {
         let kvHeads = try positive("num_key_value_heads")
         let intermediate = try positive("intermediate_size")
         let vocab = try positive("vocab_size", 1 << 26)
-        // A block needs at least 9 tensors: a block count the file cannot hold is corrupt, not a model.
-        guard layers * 9 <= file.tensors.count else {
-            throw GGUFError.invalidModel(path: path, problem: "\(arch).block_count \(layers) needs at least \(layers * 9) tensors, the file has \(file.tensors.count)")
+        // Each block has the family's tensors: a block count the file cannot hold is corrupt, not a model.
+        let perBlock = mapping.blockTensors.count
+        guard layers * perBlock <= file.tensors.count else {
+            throw GGUFError.invalidModel(path: path, problem: "\(arch).block_count \(layers) needs at least \(layers * perBlock) tensors, the file has \(file.tensors.count)")
         }
         guard heads % kvHeads == 0 else {
             throw GGUFError.invalidModel(path: path, problem: "\(kvHeads) key/value heads do not divide \(heads) attention heads")
         }
+        // head_dim: from the file where transformers reads it, else its config class's default (Qwen3's 128,
+        // Gemma's 256), else hidden / heads.
         var headDim = hidden / heads
-        if mapping.configKeys.contains(where: { $0.hf == "head_dim" }) {
+        if c["head_dim"] != nil || mapping.configKeys.contains(where: { $0.hf == "head_dim" }) {
             if c["head_dim"] == nil { c["head_dim"] = .int(Int64(headDim)) }
             headDim = try positive("head_dim")
+        }
+        if !mapping.configKeys.contains(where: { $0.gguf == "attention.key_length" }),
+           let keyLength = try file.optionalInt("\(arch).attention.key_length"), keyLength != headDim {
+            throw GGUFError.invalidValue(path: path, key: "\(arch).attention.key_length",
+                                         problem: "\(keyLength), but transformers \(Self.transformersVersion) does not read it for \(arch) and builds heads of \(headDim): the weights would not fit")
+        }
+        // A padding id past the vocabulary (Phi3Config's default 32000 when the file names none) cannot index the embedding.
+        if let pad = c["pad_token_id"]?.intValue, pad >= vocab {
+            throw GGUFError.invalidModel(path: path, problem: "pad_token_id \(pad) (\(file["tokenizer.ggml.padding_token_id"] == nil ? "transformers' default: the file has no tokenizer.ggml.padding_token_id" : "tokenizer.ggml.padding_token_id")) is outside the vocabulary of \(vocab)")
         }
         guard headDim % 2 == 0 else { throw GGUFError.invalidModel(path: path, problem: "head size \(headDim) must be even for rotary embeddings") }
         self.heads = heads
@@ -90,7 +102,9 @@ public struct GGUFToHuggingFace {
         let rope = c["rope_theta"] ?? .double(10000)
         c["rope_theta"] = nil
         c["rope_parameters"] = .object(JSONObject([("rope_theta", rope), ("rope_type", .string("default"))]))
-        if mapping.listsLayerTypes {
+        if let ropeKeys = mapping.ropeKeys {
+            for (k, v) in ropeKeys(rope, layers) { c[k] = v }
+        } else if mapping.listsLayerTypes {
             c["layer_types"] = .array(Array(repeating: .string("full_attention"), count: layers))
         }
         let tied = file.info(GGUFArchitectureMapping.head.gguf) == nil
@@ -104,7 +118,7 @@ public struct GGUFToHuggingFace {
         // Every tensor the model needs, with the shape the config implies; nothing else may be in the file.
         let (q, kv) = (heads * headDim, kvHeads * headDim)
         func shape(_ hf: String) -> [Int] {
-            GGUFArchitectureMapping.shape(of: hf, vocab: vocab, hidden: hidden, q: q, kv: kv, intermediate: intermediate)
+            GGUFArchitectureMapping.shape(of: hf, vocab: vocab, hidden: hidden, q: q, kv: kv, intermediate: intermediate, headDim: headDim)
         }
         var plan: [(gguf: String, hf: String, shape: [Int])] = []
         for (g, h) in mapping.tensorNames(layers: layers, tied: tied) {
@@ -122,12 +136,19 @@ public struct GGUFToHuggingFace {
         tensors = plan
     }
 
-    /// The tensor as Hugging Face holds it, f32: dequantized, and for Q and K of a llama-layout file with
-    /// the rotary permutation undone.
+    /// The tensor as Hugging Face holds it, f32: dequantized, for Q and K of a llama-layout file with
+    /// the rotary permutation undone, and for Gemma's norms with llama.cpp's +1 taken off (in f32, as
+    /// transformers does: (w + 1) − 1 need not be w).
     public func readTensor(_ t: (gguf: String, hf: String, shape: [Int]), into out: UnsafeMutableBufferPointer<Float>) throws {
         let permuteHeads: Int? = !mapping.permutesQK ? nil
             : t.gguf.contains(".attn_q.") ? heads : t.gguf.contains(".attn_k.") ? kvHeads : nil
-        guard let n = permuteHeads else { return try file.readFloats(t.gguf, into: out) }
+        guard let n = permuteHeads else {
+            try file.readFloats(t.gguf, into: out)
+            if mapping.normShift != 0 && t.gguf.contains("norm.weight") {
+                for i in out.indices { out[i] -= mapping.normShift }
+            }
+            return
+        }
         var raw = [Float](repeating: 0, count: out.count)
         try raw.withUnsafeMutableBufferPointer { try file.readFloats(t.gguf, into: $0) }
         QKPermutation.reverse(raw, heads: n, rows: t.shape[0], into: out)

@@ -1,5 +1,6 @@
 import Foundation
 import Formats
+import Models
 
 /// A Hugging Face tokenizer (tokenizer.json, tokenizer_config.json, chat_template.jinja) as the
 /// `tokenizer.*` metadata llama.cpp's convert_hf_to_gguf.py writes for it, chosen so that
@@ -35,9 +36,15 @@ public struct GGUFTokenizerExport {
         let byteFallback = model["byte_fallback"]?.boolValue ?? false
         let pre = tj["pre_tokenizer"]
         let preName: String?
+        var spacePrefix = false
         if byteFallback {
-            guard pre?["type"]?.stringValue == "Metaspace" else {
-                throw GGUFError.exportUnsupported(source: tokenizerPath, problem: "a byte-fallback BPE needs a Metaspace pre-tokenizer to be a SentencePiece (llama) vocabulary, found \(pre?["type"]?.stringValue ?? "none")")
+            // The three ways transformers spells a SentencePiece vocabulary (GGUFTokenizerImport's styles).
+            switch Self.sentencePieceStyle(normalizer: tj["normalizer"], pre: pre) {
+            case .metaspace?: spacePrefix = ["first", "always"].contains(pre?["prepend_scheme"]?.stringValue ?? "always")
+            case .prependNormalizer?: spacePrefix = true
+            case .gemma?: spacePrefix = false
+            case nil:
+                throw GGUFError.exportUnsupported(source: tokenizerPath, problem: "a byte-fallback BPE needs a Metaspace pre-tokenizer, a Prepend(▁)+Replace normalizer or Gemma's Replace normalizer with a space split to be a SentencePiece (llama) vocabulary, found pre-tokenizer \(pre?["type"]?.stringValue ?? "none") and normalizer \(tj["normalizer"]?["type"]?.stringValue ?? "none")")
             }
             preName = nil
         } else {
@@ -127,7 +134,7 @@ public struct GGUFTokenizerExport {
         m.append(("tokenizer.ggml.add_bos_token", .bool(addBOS)))
         m.append(("tokenizer.ggml.add_eos_token", .bool(addEOS)))
         if byteFallback {
-            m.append(("tokenizer.ggml.add_space_prefix", .bool(["first", "always"].contains(pre?["prepend_scheme"]?.stringValue ?? "always"))))
+            m.append(("tokenizer.ggml.add_space_prefix", .bool(spacePrefix)))
         } else {
             m.append(("tokenizer.ggml.add_space_prefix", .bool(Self.byteLevel(in: pre)?["add_prefix_space"]?.boolValue ?? false)))
         }
@@ -149,6 +156,21 @@ public struct GGUFTokenizerExport {
             return name
         }
         throw GGUFError.exportUnsupported(source: path, problem: "pre-tokenizer \(kinds.joined(separator: " → ")) has no llama.cpp pre-tokenizer type (known: ByteLevel, Digits → ByteLevel, and the llama3/qwen2/gpt-4o/tekken splits)")
+    }
+
+    /// Which SentencePiece layout a byte-fallback tokenizer.json has, if any.
+    static func sentencePieceStyle(normalizer: JSONValue?, pre: JSONValue?) -> GGUFArchitectureMapping.SentencePieceStyle? {
+        func isReplaceSpace(_ v: JSONValue?) -> Bool {
+            v?["type"]?.stringValue == "Replace" && v?["pattern"]?["String"]?.stringValue == " " && v?["content"]?.stringValue == "\u{2581}"
+        }
+        if pre?["type"]?.stringValue == "Metaspace" { return .metaspace }
+        let parts = normalizer?["type"]?.stringValue == "Sequence" ? normalizer?["normalizers"]?.arrayValue ?? [] : []
+        if pre == nil || pre!.isNull, parts.count == 2, parts[0]["type"]?.stringValue == "Prepend",
+           parts[0]["prepend"]?.stringValue == "\u{2581}", isReplaceSpace(parts[1]) {
+            return .prependNormalizer
+        }
+        if pre?["type"]?.stringValue == "Split", pre?["pattern"]?["String"]?.stringValue == " ", isReplaceSpace(normalizer) { return .gemma }
+        return nil
     }
 
     static func byteLevel(in pre: JSONValue?) -> JSONValue? {

@@ -48,9 +48,12 @@ public struct GGUFTokenizerImport {
         guard let kind = Kind(rawValue: model) else {
             throw GGUFError.unsupportedTokenizer(path: path, model: model, supported: Self.supportedModels)
         }
-        guard let tokens = try file.optionalArray("tokenizer.ggml.tokens", of: "strings", \.string) else {
+        guard var tokens = try file.optionalArray("tokenizer.ggml.tokens", of: "strings", \.string) else {
             throw GGUFError.missingKey(path: path, key: "tokenizer.ggml.tokens", expected: "the vocabulary")
         }
+        let style: GGUFArchitectureMapping.SentencePieceStyle? = kind == .sentencePiece ? mapping.sentencePieceStyle : nil
+        // Gemma files spell all-space tokens with real spaces; GemmaTokenizer looks them up as ▁s.
+        if style == .gemma { tokens = tokens.map(Self.gemmaSpelling) }
         let types = try file.optionalArray("tokenizer.ggml.token_type", of: "integers", \.int) ?? []
         let merges = try file.optionalArray("tokenizer.ggml.merges", of: "strings", \.string)
         func tokenId(_ key: String) throws -> Int? {
@@ -82,6 +85,9 @@ public struct GGUFTokenizerImport {
                 }
                 return (String(String.UnicodeScalarView(parts[0])), String(String.UnicodeScalarView(parts[1])))
             }
+        } else if style == .gemma {
+            // Gemma's scores do not follow its merge order; transformers ranks by file position instead.
+            mergePairs = MergeRecovery.merges(tokens: spelled, vocab: vocab, scores: spelled.indices.map { -Double($0) })
         } else {
             guard let scores = try file.optionalArray("tokenizer.ggml.scores", of: "floats", \.double) else {
                 throw GGUFError.missingKey(path: path, key: "tokenizer.ggml.merges", expected: "the BPE merges, or tokenizer.ggml.scores to recover them from")
@@ -110,6 +116,15 @@ public struct GGUFTokenizerImport {
             }
             added[v] = true
         }
+        // GemmaTokenizer adds its own special tokens by name; one the vocabulary lacks would get an id past it.
+        if style == .gemma {
+            for name in Self.gemmaSpecials {
+                guard let id = vocab[name] else {
+                    throw GGUFError.invalidTokenizer(path: path, problem: "'\(name)' is not in the vocabulary: transformers' GemmaTokenizer would add it past the model's embedding rows")
+                }
+                added[id] = true
+            }
+        }
 
         var o = JSONObject()
         o["version"] = .string("1.0")
@@ -120,7 +135,15 @@ public struct GGUFTokenizerImport {
                                 ("lstrip", .bool(false)), ("rstrip", .bool(false)), ("normalized", .bool(false)),
                                 ("special", .bool(added[id]!))]))
         })
-        o["normalizer"] = .null
+        let space = JSONValue.object(JSONObject([("String", .string(" "))]))
+        let replaceSpace = JSONValue.object(JSONObject([("type", .string("Replace")), ("pattern", space), ("content", .string("\u{2581}"))]))
+        switch style {
+        case .prependNormalizer?:
+            o["normalizer"] = .object(JSONObject([("type", .string("Sequence")), ("normalizers", .array([
+                .object(JSONObject([("type", .string("Prepend")), ("prepend", .string("\u{2581}"))])), replaceSpace]))]))
+        case .gemma?: o["normalizer"] = replaceSpace
+        default: o["normalizer"] = .null
+        }
         let pre = try file.optionalString("tokenizer.ggml.pre")
         if let pre, let split = Self.preSplits[pre] {
             o["pre_tokenizer"] = .object(JSONObject([("type", .string("Sequence")), ("pretokenizers", .array([
@@ -130,6 +153,11 @@ public struct GGUFTokenizerImport {
             ]))]))
         } else if byteLevel {
             o["pre_tokenizer"] = Self.byteLevel(addPrefixSpace: false, useRegex: true)
+        } else if style == .prependNormalizer {
+            o["pre_tokenizer"] = .null
+        } else if style == .gemma {
+            o["pre_tokenizer"] = .object(JSONObject([("type", .string("Split")), ("pattern", space),
+                                                     ("behavior", .string("MergedWithPrevious")), ("invert", .bool(false))]))
         } else {
             o["pre_tokenizer"] = .object(JSONObject([("type", .string("Metaspace")), ("replacement", .string("\u{2581}")),
                                                      ("prepend_scheme", .string("first")), ("split", .bool(false))]))
@@ -144,13 +172,14 @@ public struct GGUFTokenizerImport {
                 .object(JSONObject([("type", .string("Replace")), ("pattern", .object(JSONObject([("String", .string("\u{2581}"))]))), ("content", .string(" "))])),
                 .object(JSONObject([("type", .string("ByteFallback"))])),
                 .object(JSONObject([("type", .string("Fuse"))])),
+            ] + (style == .gemma ? [] : [
                 .object(JSONObject([("type", .string("Strip")), ("content", .string(" ")), ("start", .int(1)), ("stop", .int(0))])),
-            ]))]))
+            ])))]))
         }
         var m = JSONObject()
         m["type"] = .string("BPE")
         m["dropout"] = .null
-        m["unk_token"] = .null
+        m["unk_token"] = style == .gemma ? .string("<unk>") : .null
         m["continuing_subword_prefix"] = byteLevel ? .string("") : .null
         m["end_of_word_suffix"] = byteLevel ? .string("") : .null
         m["fuse_unk"] = .bool(!byteLevel)
@@ -170,6 +199,22 @@ public struct GGUFTokenizerImport {
         for (k, value) in mapping.tokenizerConfigExtras { c[k] = value }
         if let template = try file.optionalString("tokenizer.chat_template") { c["chat_template"] = .string(template) }
         tokenizerConfig = .object(c)
+    }
+
+    /// GemmaTokenizer's own special tokens (its unk, bos, eos, pad and mask defaults).
+    static let gemmaSpecials = ["<unk>", "<bos>", "<eos>", "<pad>", "<mask>"]
+
+    /// transformers' Gemma respelling: a token of spaces and other whitespace, holding at least one space,
+    /// becomes as many ▁ as it has characters (`"\u2581" * len(t) if " " in t and not t.strip()`).
+    static func gemmaSpelling(_ token: String) -> String {
+        let scalars = token.unicodeScalars
+        guard scalars.contains(" "), scalars.allSatisfy(isPythonWhitespace) else { return token }
+        return String(repeating: "\u{2581}", count: scalars.count)
+    }
+
+    /// Python's str.isspace for one code point: Unicode White_Space plus the four ASCII separators 0x1C-0x1F.
+    static func isPythonWhitespace(_ s: Unicode.Scalar) -> Bool {
+        s.properties.isWhitespace || (0x1C...0x1F).contains(s.value)
     }
 
     static func byteLevel(addPrefixSpace: Bool, useRegex: Bool) -> JSONValue {

@@ -117,7 +117,8 @@ public enum ModelRegistry {
     }
 
     /// The families llama.cpp's GGUF files can hold, from their architecture files.
-    public static let ggufFamilies: [GGUFArchitectureMapping] = LlamaArchitecture.ggufFamilies
+    public static let ggufFamilies: [GGUFArchitectureMapping] =
+        LlamaArchitecture.ggufFamilies + Qwen3Architecture.ggufFamilies + Phi3Architecture.ggufFamilies + Gemma3Architecture.ggufFamilies
 
     /// The family of a GGUF file: its `general.architecture`, and among families sharing that name the
     /// one whose `general.name` rule matches (transformers' Mistral rule), else the name's owner.

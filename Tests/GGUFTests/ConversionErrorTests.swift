@@ -4,17 +4,27 @@ import XCTest
 
 /// Files that parse but are not a model we can build: each gets an error naming the key or tensor.
 final class ConversionErrorTests: XCTestCase {
+    /// One block of `arch` with hidden 32, 4 heads of 8, intermediate 64, vocabulary 8 (dims innermost first).
+    static func tensors(_ arch: String) -> [(String, [UInt64])] {
+        let h: UInt64 = 32
+        var t: [(String, [UInt64])] = [("token_embd.weight", [h, 8]), ("output_norm.weight", [h])]
+        if arch == "phi3" {
+            t += [("blk.0.attn_qkv.weight", [h, 3 * h]), ("blk.0.attn_output.weight", [h, h]), ("blk.0.ffn_up.weight", [h, 128]),
+                  ("blk.0.ffn_down.weight", [64, h]), ("blk.0.attn_norm.weight", [h]), ("blk.0.ffn_norm.weight", [h])]
+            return t
+        }
+        for p in ["attn_q", "attn_k", "attn_v", "attn_output"] { t.append(("blk.0.\(p).weight", [h, h])) }
+        t += [("blk.0.ffn_gate.weight", [h, 64]), ("blk.0.ffn_up.weight", [h, 64]), ("blk.0.ffn_down.weight", [64, h]),
+              ("blk.0.attn_norm.weight", [h]), ("blk.0.ffn_norm.weight", [h])]
+        if arch == "qwen3" || arch == "gemma3" { t += [("blk.0.attn_q_norm.weight", [8]), ("blk.0.attn_k_norm.weight", [8])] }
+        if arch == "gemma3" { t += [("blk.0.post_attention_norm.weight", [h]), ("blk.0.post_ffw_norm.weight", [h])] }
+        return t
+    }
+
     private func model(_ dir: String, _ name: String, arch: String = "llama", blocks: UInt32 = 1,
                        edit: (inout [(String, [UInt64])]) -> Void = { _ in }, extraKV: (inout RawGGUF) -> Int = { _ in 0 }) throws -> String {
         let h: UInt64 = 32
-        var standard: [(String, [UInt64])] = [("token_embd.weight", [h, 8]), ("output_norm.weight", [h])]
-        for p in ["attn_q", "attn_k", "attn_v", "attn_output"] { standard.append(("blk.0.\(p).weight", [h, h])) }
-        standard.append(("blk.0.ffn_gate.weight", [h, 64]))
-        standard.append(("blk.0.ffn_up.weight", [h, 64]))
-        standard.append(("blk.0.ffn_down.weight", [64, h]))
-        standard.append(("blk.0.attn_norm.weight", [h]))
-        standard.append(("blk.0.ffn_norm.weight", [h]))
-        var list = standard
+        var list = Self.tensors(arch)
         edit(&list)
         var g = RawGGUF()
         var kv = RawGGUF()
@@ -49,7 +59,7 @@ final class ConversionErrorTests: XCTestCase {
     func testModelFaults() throws {
         let dir = try makeTemporaryDirectory(self)
         XCTAssertNoThrow(try GGUFToHuggingFace(file: GGUFFile(path: model(dir, "ok.gguf"))))
-        expect(try model(dir, "gpt2.gguf", arch: "gpt2"), "general.architecture 'gpt2'", "llama, qwen2")
+        expect(try model(dir, "gpt2.gguf", arch: "gpt2"), "general.architecture 'gpt2'", "gemma3, llama, phi3, qwen2, qwen3")
         expect(try model(dir, "huge.gguf", blocks: 1_000_000_000), "num_hidden_layers = 1000000000", "out of range")
         expect(try model(dir, "blocks.gguf", blocks: 5), "block_count 5 needs at least 45 tensors", "the file has 11")
         expect(try model(dir, "zero.gguf", blocks: 0), "num_hidden_layers = 0")
@@ -61,6 +71,41 @@ final class ConversionErrorTests: XCTestCase {
         XCTAssertNoThrow(try GGUFToHuggingFace(file: GGUFFile(path: model(dir, "ctx.gguf", extraKV: { g in g.kvU32("llama.context_length", 64); return 1 }))))
         let heads = try model(dir, "kv.gguf", extraKV: { g in g.kvU32("llama.attention.head_count_kv", 3); return 1 })
         expect(heads, "3 key/value heads do not divide 4")
+    }
+
+    /// Qwen3, Gemma 3 and Phi-3 files: each fault named by its key or tensor.
+    func testFamilyFaults() throws {
+        let dir = try makeTemporaryDirectory(self)
+        func kv(_ pairs: [(String, UInt32)]) -> (inout RawGGUF) -> Int {
+            { g in for (k, v) in pairs { g.kvU32(k, v) }; return pairs.count }
+        }
+        // Gemma's head size is its key_length (here 8, the tensors' size); without it transformers assumes 256.
+        let gemmaKeys = kv([("gemma3.attention.key_length", 8)])
+        XCTAssertNoThrow(try GGUFToHuggingFace(file: GGUFFile(path: model(dir, "gemma.gguf", arch: "gemma3", extraKV: gemmaKeys))))
+        expect(try model(dir, "gemma-256.gguf", arch: "gemma3"), "'blk.0.attn_q.weight'", "[1024, 32]", "[32, 32]")
+        expect(try model(dir, "gemma-norm.gguf", arch: "gemma3", edit: { $0.removeAll { $0.0 == "blk.0.post_ffw_norm.weight" } }, extraKV: gemmaKeys),
+               "'blk.0.post_ffw_norm.weight'", "not in the file")
+        // Qwen3: transformers builds 128-wide heads whatever the file says, so a file of 8-wide heads cannot load.
+        expect(try model(dir, "qwen3-kl.gguf", arch: "qwen3", extraKV: kv([("qwen3.attention.key_length", 8)])),
+               "'qwen3.attention.key_length'", "builds heads of 128")
+        expect(try model(dir, "qwen3.gguf", arch: "qwen3"), "'blk.0.attn_q.weight'", "[512, 32]")
+        // Phi-3: fused tensors of the wrong height; Phi3Config's padding id 32000 when the file names none.
+        let pad = kv([("tokenizer.ggml.padding_token_id", 2)])
+        XCTAssertNoThrow(try GGUFToHuggingFace(file: GGUFFile(path: model(dir, "phi.gguf", arch: "phi3", extraKV: pad))))
+        expect(try model(dir, "phi-pad.gguf", arch: "phi3"), "pad_token_id 32000", "no tokenizer.ggml.padding_token_id", "vocabulary of 8")
+        expect(try model(dir, "phi-qkv.gguf", arch: "phi3", edit: { $0[2].1 = [32, 64] }, extraKV: pad),
+               "'blk.0.attn_qkv.weight'", "[96, 32]", "[64, 32]")
+        expect(try model(dir, "phi-up.gguf", arch: "phi3", edit: { $0[4].1 = [32, 64] }, extraKV: pad),
+               "'blk.0.ffn_up.weight'", "[128, 32]", "[64, 32]")
+        expect(try model(dir, "phi-split.gguf", arch: "phi3", edit: { $0.append(("blk.0.ffn_gate.weight", [32, 64])) }, extraKV: pad),
+               "'blk.0.ffn_gate.weight'", "no Hugging Face counterpart in a phi3 model")
+        expect(try model(dir, "phi-blocks.gguf", arch: "phi3", blocks: 2, extraKV: pad), "block_count 2 needs at least 12 tensors")
+        // A required key, named with the file's architecture.
+        var g = RawGGUF()
+        g.header(tensors: 0, kvs: 2)
+        g.kvString("general.architecture", "gemma3")
+        g.kvU32("gemma3.block_count", 1)
+        expect(try g.write(dir, "gemma-bare.gguf"), "missing metadata 'gemma3.embedding_length'")
     }
 
     func testMissingKeyAndTokenizer() throws {

@@ -9,7 +9,7 @@ import Tokenizers
 /// same files: config.json, generation_config.json, tokenizer.json and tokenizer_config.json byte for byte,
 /// every weight bit for bit (tolerance: none), and the token ids of ids.json through our Tokenizers module.
 final class ConversionTests: XCTestCase {
-    static let cases = ["llama_bpe", "qwen2_bpe", "llama_spm", "mistral_spm"]
+    static let cases = ["llama_bpe", "qwen2_bpe", "llama_spm", "mistral_spm", "qwen3_bpe", "gemma3_spm", "phi3_spm"]
 
     private func convert(_ name: String) throws -> String {
         let out = (try makeTemporaryDirectory(self) as NSString).appendingPathComponent(name)
@@ -31,7 +31,7 @@ final class ConversionTests: XCTestCase {
     }
 
     func testWeightsAreTransformersOwnBitForBit() throws {
-        for name in ["llama_bpe", "qwen2_bpe", "llama_spm"] {
+        for name in ["llama_bpe", "qwen2_bpe", "llama_spm", "qwen3_bpe", "gemma3_spm", "phi3_spm"] {
             let ours = try SafeTensorsFile(path: try convert(name) + "/model.safetensors")
             let theirs = try SafeTensorsFile(path: Fixtures.path(name) + "/expected.safetensors")
             XCTAssertEqual(Set(ours.names), Set(theirs.names), name)
@@ -68,7 +68,26 @@ final class ConversionTests: XCTestCase {
         XCTAssertEqual(try GGUFFile(path: Fixtures.path("llama_spm.gguf")).version, 2)
         XCTAssertEqual(try GGUFFile(path: Fixtures.path("llama_bpe.gguf")).version, 3)
         let types = try Self.cases.map { try GGUFToHuggingFace(file: GGUFFile(path: Fixtures.path("\($0).gguf"))).mapping.modelType }
-        XCTAssertEqual(types, ["llama", "qwen2", "llama", "mistral"])
+        XCTAssertEqual(types, ["llama", "qwen2", "llama", "mistral", "qwen3", "gemma3_text", "phi3"])
+    }
+
+    /// The family-specific layouts, beyond "equal to transformers": Gemma's norms come back as (w + 1) − 1
+    /// in f32 (not the file's values), Phi-3's fused tensors are one tensor each, and Qwen3/Gemma/Phi-3
+    /// Q/K rows are the file's own (llama.cpp permutes llama only).
+    func testFamilyLayouts() throws {
+        let gemma = try GGUFFile(path: Fixtures.path("gemma3_spm.gguf"))
+        let gemmaOut = try SafeTensorsFile(path: try convert("gemma3_spm") + "/model.safetensors")
+        let stored = try gemma.floats("blk.0.attn_q_norm.weight")
+        XCTAssertEqual(try gemmaOut.floats("model.layers.0.self_attn.q_norm.weight"), stored.map { $0 - 1 })
+        XCTAssertEqual(try gemmaOut.floats("model.layers.0.self_attn.q_proj.weight"), try gemma.floats("blk.0.attn_q.weight"))
+        let phi = try SafeTensorsFile(path: try convert("phi3_spm") + "/model.safetensors")
+        XCTAssertEqual(phi.info("model.layers.1.self_attn.qkv_proj.weight")?.shape, [64, 32])  // q 32 + k 16 + v 16 rows
+        XCTAssertEqual(phi.info("model.layers.1.mlp.gate_up_proj.weight")?.shape, [96, 32])   // gate 48 + up 48 rows
+        XCTAssertNil(phi.info("model.layers.1.mlp.gate_proj.weight"))
+        let qwen = try GGUFFile(path: Fixtures.path("qwen3_bpe.gguf"))
+        let qwenOut = try SafeTensorsFile(path: try convert("qwen3_bpe") + "/model.safetensors")
+        XCTAssertEqual(try qwenOut.floats("model.layers.0.self_attn.k_proj.weight"), try qwen.floats("blk.0.attn_k.weight"))
+        XCTAssertEqual(qwenOut.info("model.layers.0.self_attn.k_norm.weight")?.shape, [128])
     }
 
     func testPermutationRoundTrips() {

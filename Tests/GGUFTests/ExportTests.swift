@@ -49,7 +49,7 @@ final class ExportTests: XCTestCase {
     /// convert(X) → export → convert again gives the same folder.
     func testRoundTripThroughExportGivesTheSameFolder() throws {
         let tmp = try makeTemporaryDirectory(self)
-        for name in ["llama_bpe", "qwen2_bpe", "llama_spm", "mistral_spm"] {
+        for name in ["llama_bpe", "qwen2_bpe", "llama_spm", "mistral_spm", "qwen3_bpe", "gemma3_spm", "phi3_spm"] {
             let first = tmp + "/\(name)-first", exported = tmp + "/\(name).gguf", second = tmp + "/\(name)-second"
             try GGUFToHuggingFace(file: try GGUFFile(path: Fixtures.path("\(name).gguf"))).write(to: first)
             let plan = try GGUFFromHuggingFace(folder: first)

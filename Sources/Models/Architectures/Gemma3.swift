@@ -363,3 +363,78 @@ final class Gemma3Binding: BoundArchitecture {
         finalNorm.backward(ctx, dinp: dinp, dout: dout, inp: inp, mean: nil, rstd: stats.rstd)
     }
 }
+
+// MARK: GGUF names
+
+/// Gemma 3 text as llama.cpp writes it (`gemma3`; transformers calls the model gemma3_text): every norm
+/// weight stored as w + 1 (Gemma3Model.norm_shift; transformers subtracts 1 on load), the four block norms
+/// as attn_norm / post_attention_norm / ffn_norm / post_ffw_norm, head size as key_length, Q/K unpermuted.
+/// The file carries no layer pattern, local rotary base, query scalar or logit soft-cap: transformers 5.23
+/// rebuilds them from Gemma3TextConfig's defaults (every 6th layer global, 10000, 256, none), so export
+/// refuses a model whose values differ rather than write a file that loads as another model.
+extension Gemma3Architecture {
+    public static let ggufFamilies = [ggufGemma3]
+
+    static let ggufPattern = 6
+    static let ggufLocalRopeTheta: Float = 10000
+    static let ggufQueryPreAttentionScalar: Double = 256
+
+    static let ggufGemma3: GGUFArchitectureMapping = {
+        var m = GGUFArchitectureMapping(
+            ggufArchitecture: "gemma3", modelType: "gemma3_text", hfClass: "Gemma3ForCausalLM", tokenizerClass: "GemmaTokenizer",
+            tokenizerConfigExtras: [("mask_token", .string("<mask>"))],
+            configKeys: GGUFArchitectureMapping.llamaKeys + [("attention.key_length", "head_dim"), ("attention.sliding_window", "sliding_window")],
+            requiredKeys: GGUFArchitectureMapping.requiredKeys,
+            configDefaults: [
+                ("_sliding_window_pattern", .int(Int64(ggufPattern))), ("attention_bias", .bool(false)), ("attention_dropout", .double(0)),
+                ("attn_logit_softcapping", .null), ("bos_token_id", .int(2)), ("eos_token_id", .int(1)),
+                ("final_logit_softcapping", .null), ("head_dim", .int(256)), ("hidden_activation", .string("gelu_pytorch_tanh")),
+                ("initializer_range", .double(0.02)), ("max_position_embeddings", .int(131_072)), ("pad_token_id", .int(0)),
+                ("query_pre_attn_scalar", .int(Int64(ggufQueryPreAttentionScalar))), ("rms_norm_eps", .double(1e-6)),
+                ("rope_theta", .double(1_000_000)), ("sliding_window", .int(4096)), ("use_bidirectional_attention", .bool(false)),
+                ("use_cache", .bool(true)),
+            ],
+            permutesQK: false, qkvBias: false, defaultPreTokenizer: "default",
+            blockTensors: [
+                .init(gguf: "attn_q.weight", hf: "self_attn.q_proj.weight"), .init(gguf: "attn_k.weight", hf: "self_attn.k_proj.weight"),
+                .init(gguf: "attn_v.weight", hf: "self_attn.v_proj.weight"), .init(gguf: "attn_output.weight", hf: "self_attn.o_proj.weight"),
+                .init(gguf: "attn_q_norm.weight", hf: "self_attn.q_norm.weight"), .init(gguf: "attn_k_norm.weight", hf: "self_attn.k_norm.weight"),
+                .init(gguf: "ffn_gate.weight", hf: "mlp.gate_proj.weight"), .init(gguf: "ffn_up.weight", hf: "mlp.up_proj.weight"),
+                .init(gguf: "ffn_down.weight", hf: "mlp.down_proj.weight"), .init(gguf: "attn_norm.weight", hf: "input_layernorm.weight"),
+                .init(gguf: "post_attention_norm.weight", hf: "post_attention_layernorm.weight"),
+                .init(gguf: "ffn_norm.weight", hf: "pre_feedforward_layernorm.weight"),
+                .init(gguf: "post_ffw_norm.weight", hf: "post_feedforward_layernorm.weight"),
+            ])
+        m.normShift = 1
+        m.sentencePieceStyle = .gemma
+        m.ropeKeys = { theta, layers in
+            let rope = { (t: JSONValue) in JSONValue.object(JSONObject([("rope_theta", t), ("rope_type", .string("default"))])) }
+            return [
+                ("rope_parameters", .object(JSONObject([("full_attention", rope(theta)), ("sliding_attention", rope(.double(Double(ggufLocalRopeTheta))))]))),
+                ("layer_types", .array(defaultSlidingLayers(layers).map { .string($0 ? "sliding_attention" : "full_attention") })),
+            ]
+        }
+        m.exportOnlyKeys = [("attention.value_length", "head_dim")]
+        m.exportRefusal = { config in
+            let a: Gemma3Architecture
+            do {
+                let c = try decode(.object(config), source: "config.json")
+                a = c.architecture as! Gemma3Architecture
+            } catch { return "\(error)" }
+            let why = "a gemma3 GGUF file cannot say so, and transformers reads it back"
+            if a.slidingLayers != defaultSlidingLayers(a.slidingLayers.count) {
+                return "layer_types [\(a.slidingLayers.map { $0 ? "sliding" : "full" }.joined(separator: ", "))]: \(why) with every \(ggufPattern)th layer global"
+            }
+            if a.localRopeTheta != ggufLocalRopeTheta { return "the sliding layers' rope_theta \(a.localRopeTheta): \(why) as \(ggufLocalRopeTheta)" }
+            if a.queryPreAttentionScalar != ggufQueryPreAttentionScalar {
+                return "query_pre_attn_scalar \(a.queryPreAttentionScalar): \(why) as \(Int(ggufQueryPreAttentionScalar))"
+            }
+            if let cap = a.finalLogitSoftcap { return "final_logit_softcapping \(cap): \(why) as none" }
+            return nil
+        }
+        return m
+    }()
+
+    /// Gemma3TextConfig's layer_types without the key: every `ggufPattern`-th layer global.
+    static func defaultSlidingLayers(_ layers: Int) -> [Bool] { (0..<layers).map { ($0 + 1) % ggufPattern != 0 } }
+}

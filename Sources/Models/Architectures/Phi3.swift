@@ -79,3 +79,45 @@ public struct Phi3Architecture: Architecture {
         return LlamaBinding(c, blocks: blocks, layout: layout, window: slidingWindow)
     }
 }
+
+// MARK: GGUF names
+
+/// Phi-3 as llama.cpp writes it (`phi3`): the fused projections stay fused (attn_qkv; ffn_up holds gate
+/// then up, 2·intermediate rows, as gate_up_proj does), Q/K unpermuted, no biases. transformers 5.23 reads
+/// neither the sliding window nor the original context length back (Phi3Config's defaults: none, 4096),
+/// and builds SentencePiece vocabularies with a prefix-space normalizer.
+extension Phi3Architecture {
+    public static let ggufFamilies = [ggufPhi3]
+
+    static let ggufPhi3: GGUFArchitectureMapping = {
+        var m = GGUFArchitectureMapping(
+            ggufArchitecture: "phi3", modelType: "phi3", hfClass: "Phi3ForCausalLM", tokenizerClass: "TokenizersBackend",
+            tokenizerConfigExtras: [], configKeys: GGUFArchitectureMapping.llamaKeys, requiredKeys: GGUFArchitectureMapping.requiredKeys,
+            configDefaults: [
+                ("attention_dropout", .double(0)), ("bos_token_id", .int(1)), ("embd_pdrop", .double(0)),
+                ("eos_token_id", .int(32000)), ("hidden_act", .string("silu")), ("initializer_range", .double(0.02)),
+                ("max_position_embeddings", .int(4096)), ("original_max_position_embeddings", .int(4096)),
+                ("pad_token_id", .int(32000)), ("resid_pdrop", .double(0)), ("rms_norm_eps", .double(1e-5)),
+                ("rope_theta", .double(10000)), ("sliding_window", .null), ("use_cache", .bool(true)),
+            ],
+            permutesQK: false, qkvBias: false, defaultPreTokenizer: "default",
+            blockTensors: [
+                .init(gguf: "attn_qkv.weight", hf: "self_attn.qkv_proj.weight"),
+                .init(gguf: "attn_output.weight", hf: "self_attn.o_proj.weight"),
+                .init(gguf: "ffn_up.weight", hf: "mlp.gate_up_proj.weight"),
+                .init(gguf: "ffn_down.weight", hf: "mlp.down_proj.weight"),
+                .init(gguf: "attn_norm.weight", hf: "input_layernorm.weight"),
+                .init(gguf: "ffn_norm.weight", hf: "post_attention_layernorm.weight"),
+            ])
+        m.sentencePieceStyle = .prependNormalizer
+        m.ropeKeys = { theta, _ in
+            [("rope_parameters", .object(JSONObject([("partial_rotary_factor", .double(1)), ("rope_theta", theta),
+                                                     ("rope_type", .string("default"))])))]
+        }
+        // Phi3MiniModel.set_gguf_parameters: rotary dims, the pre-scaling context, and a sliding window of 0 for none.
+        m.exportOnlyKeys = [("rope.dimension_count", "head_dim"), ("rope.scaling.original_context_length", "original_max_position_embeddings"),
+                            ("attention.sliding_window", "sliding_window")]
+        m.exportDefaults = [("sliding_window", .int(0)), ("original_max_position_embeddings", .int(4096))]
+        return m
+    }()
+}

@@ -69,3 +69,38 @@ final class QKNormBinding: LlamaBinding {
         b.v.backward(ctx, dinp: s.dln, dout: s.dv, inp: a[Slot.ln1], accumulate: true)
     }
 }
+
+// MARK: GGUF names
+
+/// Qwen3 as llama.cpp writes it (`qwen3`): Qwen2's keys and unpermuted Q/K, no q/k/v biases, the per-head
+/// norms as attn_q_norm/attn_k_norm. transformers 5.23 reads no head size for qwen3 (its GGUF key table has
+/// no attention.key_length), so the config keeps Qwen3Config's head_dim 128: a file whose heads are
+/// another size cannot be loaded by it, and import refuses it naming the key; export refuses such a model.
+extension Qwen3Architecture {
+    public static let ggufFamilies = [ggufQwen3]
+
+    /// transformers' fixed head size for qwen3 GGUF files.
+    static let ggufHeadDim = 128
+
+    static let ggufQwen3: GGUFArchitectureMapping = {
+        var m = GGUFArchitectureMapping(
+            ggufArchitecture: "qwen3", modelType: "qwen3", hfClass: "Qwen3ForCausalLM", tokenizerClass: "Qwen2Tokenizer",
+            tokenizerConfigExtras: [("add_prefix_space", .null)], configKeys: GGUFArchitectureMapping.llamaKeys,
+            requiredKeys: GGUFArchitectureMapping.requiredKeys,
+            configDefaults: [
+                ("attention_bias", .bool(false)), ("attention_dropout", .double(0)), ("bos_token_id", .null),
+                ("eos_token_id", .null), ("head_dim", .int(Int64(ggufHeadDim))), ("hidden_act", .string("silu")),
+                ("initializer_range", .double(0.02)), ("max_position_embeddings", .int(32768)), ("max_window_layers", .int(28)),
+                ("pad_token_id", .null), ("rms_norm_eps", .double(1e-6)), ("rope_theta", .double(10000)),
+                ("sliding_window", .null), ("use_cache", .bool(true)), ("use_sliding_window", .bool(false)),
+            ],
+            permutesQK: false, qkvBias: false, defaultPreTokenizer: "qwen2", listsLayerTypes: true,
+            blockTensors: GGUFArchitectureMapping.llamaBlock(qkvBias: false, extras: [
+                .init(gguf: "attn_q_norm.weight", hf: "self_attn.q_norm.weight"),
+                .init(gguf: "attn_k_norm.weight", hf: "self_attn.k_norm.weight"),
+            ]))
+        // llama.cpp's TextModel writes the head size as key and value length whenever config.json has head_dim.
+        m.exportOnlyKeys = [("attention.key_length", "head_dim"), ("attention.value_length", "head_dim")]
+        return m
+    }()
+}
