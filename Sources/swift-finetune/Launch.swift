@@ -36,7 +36,11 @@ enum Launch {
         let me = try executablePath()
         var args = [mpirun, "-np", String(n)]
         // mpirun refuses more ranks than cores unless told; they then share cores (threads are divided).
-        if n > ProcessInfo.processInfo.activeProcessorCount { args.append("--oversubscribe") }
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        if n > cores { args.append("--oversubscribe") }
+        // Open MPI binds each rank to one core when it starts 1 or 2 ranks; a rank that runs cores ÷ ranks
+        // threads would then run them all on that one core. Unbound, they spread over the host.
+        if cores / n > 1 { args += ["--bind-to", "none"] }
         // Open MPI refuses to start as root unless told; containers usually run as root.
         let env = ProcessInfo.processInfo.environment
         if geteuid() == 0, !(env["OMPI_ALLOW_RUN_AS_ROOT"] == "1" && env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] == "1") {
@@ -140,6 +144,11 @@ enum CollectiveSelftest {
         }
         try comm.barrier()
         print("halves ok rank \(comm.rank) world \(comm.worldSize) elements \(halfChecks)")
+        // Where the launcher let this rank run (Linux's Cpus_allowed_list), beside the threads it starts.
+        let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+        let allowed = status.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") }?
+            .split(separator: "\t").last.map(String.init) ?? "?"
+        print("affinity rank \(comm.rank) cpus \(allowed) threads \(Parallel.threads)")
         print("ok rank \(comm.rank) world \(comm.worldSize) steps \(steps) pipeline stages \(stages)")
     }
 

@@ -109,6 +109,24 @@ final class MPILaunchTests: XCTestCase {
         XCTAssertEqual(okLines(run), (0..<4).map { "ok rank \($0) world 4 steps 2 pipeline stages 2" })
     }
 
+    /// Open MPI binds a rank to one core when it starts 1 or 2 ranks; `--nproc` unbinds ranks that run
+    /// more than one thread, so `--nproc 1` keeps every core of this host (this test's own affinity) for
+    /// its threads, while `--nproc 2` on 2 cores (one thread each) keeps mpirun's one core per rank.
+    func testNprocLetsMultiThreadedRanksUseTheirCores() throws {
+        let own = try String(contentsOfFile: "/proc/self/status", encoding: .utf8).split(separator: "\n")
+            .first { $0.hasPrefix("Cpus_allowed_list:") }!.split(separator: "\t").last.map(String.init)!
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let one = try BoundedProcess.run([bin, "--nproc", "1", "_collective-selftest", "--steps", "1"], timeout: deadline)
+        XCTAssertEqual(one.exitCode, 0, one.stderr)
+        XCTAssertTrue(one.stdout.contains("affinity rank 0 cpus \(own) threads \(cores)"), one.stdout)
+        guard cores == 2 else { return }
+        let two = try BoundedProcess.run([bin, "--nproc", "2", "_collective-selftest", "--steps", "1"], timeout: deadline)
+        XCTAssertEqual(two.exitCode, 0, two.stderr)
+        let lines = two.stdout.split(separator: "\n").filter { $0.hasPrefix("affinity") }.sorted()
+        XCTAssertEqual(lines.count, 2, two.stdout)
+        XCTAssertTrue(lines.allSatisfy { $0.hasSuffix("threads 1") && !$0.contains("-") }, "\(lines)")
+    }
+
     /// As root without Open MPI's two variables (every root container), `--nproc` passes mpirun's flag itself.
     func testNprocWorksAsRootWithoutOpenMPIVariables() throws {
         guard geteuid() == 0 else { throw XCTSkip("not running as root: mpirun's root check does not apply") }
