@@ -55,7 +55,9 @@ extension LoRAAdapter {
             guard let entry = adapter.layout[canonical] else { report.unexpected.append(name); continue }
             let shape = file.info(name)?.shape ?? []
             guard shape == entry.shape else { report.misshaped.append((name, entry.shape, shape)); found.insert(canonical); continue }
-            try file.readFloats(name, into: adapter.params.floats(entry.range))
+            let values = adapter.params.floats(entry.range)
+            try file.readFloats(name, into: values)
+            try WeightLoader.checkFinite(values, source: weightsPath, tensor: name)
             found.insert(canonical)
         }
         report.missing = adapter.layout.entries.map(\.name).filter { !found.contains($0) }

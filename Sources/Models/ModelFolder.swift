@@ -55,7 +55,9 @@ extension TransformerModel {
         let plan = try WeightLoader.validate(layout: model.layout, config: config, from: reader)
         let fill = { (range: Range<Int>) throws in
             for (file, entry) in plan where range.contains(entry.offset) {
-                try reader.readFloats(file, into: model.params.floats(entry.range))
+                let values = model.params.floats(entry.range)
+                try reader.readFloats(file, into: values)
+                try WeightLoader.checkFinite(values, source: directory, tensor: file)
             }
         }
         return (model, fill)

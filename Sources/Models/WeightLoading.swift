@@ -51,10 +51,14 @@ public enum WeightLoader {
         for (file, entry) in try validate(layout: layout, config: config, from: source) {
             let values = params.floats(entry.range)
             try source.readTensor(file, into: values)
-            // A NaN or infinity in any weight makes every loss and logit NaN; refuse it here, named.
-            if let i = values.firstIndex(where: { !$0.isFinite }) {
-                throw NonFiniteWeightError(source: source.sourceName, tensor: file, index: i, value: values[i])
-            }
+            try checkFinite(values, source: source.sourceName, tensor: file)
+        }
+    }
+
+    /// A NaN or infinity in any weight makes every loss and logit NaN; every load path refuses it, named.
+    public static func checkFinite(_ values: UnsafeMutableBufferPointer<Float>, source: String, tensor: String) throws {
+        if let i = values.firstIndex(where: { !$0.isFinite }) {
+            throw NonFiniteWeightError(source: source, tensor: tensor, index: i, value: values[i])
         }
     }
 

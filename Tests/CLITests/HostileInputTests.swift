@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import Formats
+import SafeTensors
 
 /// Inputs a hostile or careless user gives the release commands: each must end with exit 1 and a message
 /// naming the file, key or token and what was expected — never a signal, a hang or a wrong result.
@@ -59,6 +60,42 @@ final class HostileInputTests: XCTestCase {
         assertRefused(try CLI.run(["eval", "--model", dir, "--data", dir + "/hostile.jsonl"], timeout: 60), message)
         let fine = try CLI.run(["tokenize", "--model", dir, "--text", "Hello aa world"], timeout: 60)
         XCTAssertEqual(fine.status, 0, fine.stderr)
+    }
+
+    /// A NaN or infinity in the weights (a corrupt file, a diverged run) is refused by every command that
+    /// loads the folder, naming the tensor, before any loss or token is computed from it; so is one in a
+    /// LoRA adapter.
+    func testNonFiniteWeightsAreRefusedByEveryCommandNamingTheTensor() throws {
+        let tensor = "model.layers.0.mlp.gate_proj.weight"
+        func poisoned(_ file: String, _ name: String, _ value: Float, into dir: String) throws {
+            let st = try SafeTensorsFile(path: file)
+            var w = SafeTensorsWriter()
+            for n in st.names {
+                var v = try st.floats(n)
+                if n == name { v[3] = value }
+                try w.add(n, dtype: .f32, shape: st.info(n)!.shape, source: .floats(v))
+            }
+            try w.write(to: dir)
+        }
+        for bad in [Float.nan, .infinity] {
+            let dir = try modelCopy("nonfinite")
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            try poisoned(model + "/model.safetensors", tensor, bad, into: dir + "/model.safetensors")
+            let message = "tensor '\(tensor)' holds \(bad) at element 3; weights must be finite numbers"
+            assertRefused(try CLI.run(["eval", "--model", dir, "--data", dir + "/eval.jsonl"], timeout: 120), message)
+            assertRefused(try CLI.run(["generate", "--model", dir, "--prompt", "Hi", "--max-new-tokens", "2"], timeout: 120), message)
+            assertRefused(try CLI.run(["export", dir, dir + "-out"], timeout: 120), message)
+        }
+        let adapter = try CLI.scratch("nonfinite-adapter")
+        defer { try? FileManager.default.removeItem(atPath: adapter) }
+        let source = CLI.fixtures + "/lora/smollm_chat/adapter"
+        for f in try FileManager.default.contentsOfDirectory(atPath: source) where f != "adapter_model.safetensors" {
+            try FileManager.default.copyItem(atPath: source + "/" + f, toPath: adapter + "/" + f)
+        }
+        let name = try XCTUnwrap(SafeTensorsFile(path: source + "/adapter_model.safetensors").names.sorted().first)
+        try poisoned(source + "/adapter_model.safetensors", name, .nan, into: adapter + "/adapter_model.safetensors")
+        assertRefused(try CLI.run(["eval", "--model", model, "--adapter", adapter, "--data", model + "/eval.jsonl"], timeout: 120),
+                      "tensor '\(name)' holds nan at element 3")
     }
 
     func testHugeGenerationLengthsAreRefused() throws {
