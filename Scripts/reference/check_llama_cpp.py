@@ -165,7 +165,12 @@ def main():
         print("quickstart", json.dumps(verdict["quickstart"]))
     with open(os.path.join(ROOT, ".build", "llama_cpp_check.json"), "w") as f:
         f.write(json.dumps(verdict, indent=2) + "\n")
-    ok = all(v["top1_equal"] == v["positions"] > 0 for v in verdict["fixtures"].values())
+    # Two tiny fixtures cannot agree with llama.cpp whatever the exporter writes, so they are recorded only:
+    # gemma3_f32 has head_dim 16, and llama.cpp scales Gemma 3 queries by 1/sqrt(head_dim) while transformers'
+    # GGUF loading takes query_pre_attn_scalar's default 256 (real Gemma 3 models have head_dim 256, where both
+    # agree); phi3_f32's tiny vocabulary lacks <|endoftext|>, which llama.cpp looks up for any model named phi3.
+    known = {"gemma3_f32", "phi3_f32"}
+    ok = all(v["top1_equal"] == v["positions"] > 0 for k, v in verdict["fixtures"].items() if k not in known)
     # Our exports must tokenize as transformers does (and F32 decode as it does); the control is only recorded:
     # its tokenizer.ggml.pre "smollm" makes llama.cpp split digits, which transformers' GGUF tokenizer does not.
     ok &= all(v["prompt_token_counts_equal"] == v["texts"] and (v["ids_equal"] or "f32" not in k)
