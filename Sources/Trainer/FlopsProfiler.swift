@@ -28,13 +28,18 @@ public struct ModuleProfile: Sendable, Equatable {
 /// - the LM head (tied or not) is 2·N·H·V forward, 4·N·H·V backward;
 /// - with activation checkpointing each block's forward runs again in backward;
 /// - a frozen base (LoRA) gets no weight gradients: its linear layers' backward is once forward (the
-///   input gradient only); the adapters' own small products are not counted.
+///   input gradient only); each adapter's two products (x·Aᵀ [N, r] and u·Bᵀ, 2·N·r·(in + out)) are counted
+///   in its module, backward twice forward (A's and B's gradients and the input's), and again under
+///   activation checkpointing.
 /// Elementwise work (norms, activations, softmax, RoPE, the embedding lookup, the optimizer update) is
 /// not counted: it is O(N·H), against O(N·H²) for the products.
 public enum FlopsCount {
     /// The module rows of depths 1-3 for the given micro-batches' spans (this rank's tokens).
+    /// `adapter` is a LoRA adapter's layout (its lora_A [r, in] and lora_B [out, r] in the layer group of
+    /// the block they adapt); with one, the base is frozen.
     public static func modules(config: TransformerConfig, layout: ParameterLayout, spans: [[AttentionSpan]],
-                               recompute: Bool, frozenBase: Bool = false) -> [ModuleProfile] {
+                               recompute: Bool, frozenBase: Bool = false, adapter: ParameterLayout? = nil) -> [ModuleProfile] {
+        let frozenBase = frozenBase || adapter != nil
         let N = spans.reduce(0) { $0 + $1.reduce(0) { $0 + $1.qLen } }
         let pairs = spans.reduce(0) { $0 + $1.reduce(0) { $0 + $1.qLen * ($1.qLen + 1) / 2 } }
         let L = config.numLayers, H = config.hiddenSize, V = config.vocabSize
@@ -49,6 +54,8 @@ public enum FlopsCount {
             let es = layout.entries.filter { $0.group == l + 1 }
             let attention = es.filter { $0.name.contains("attn") && !$0.name.contains("norm") && !$0.name.contains(".ln_") }
             let mlp = es.filter { $0.name.contains("mlp") && !$0.name.contains("norm") }
+            let lora = adapter?.entries.filter { $0.group == l + 1 && $0.name.contains(".lora_") } ?? []
+            let loraAttention = lora.filter { $0.name.contains("attn") }, loraMLP = lora.filter { $0.name.contains("mlp") }
             let grouped = Set(attention.map(\.name)).union(mlp.map(\.name))
             let norms = es.filter { !grouped.contains($0.name) }
             let core = 4 * pairs * config.headDim * config.numHeads
@@ -57,14 +64,18 @@ public enum FlopsCount {
             let again = recompute ? 1 : 0, weights = frozenBase ? 1 : 2
             // Backward: the products' input (and, when trained, weight) gradients, plus a recompute.
             func backward(_ linearFLOPs: Int, core: Int = 0) -> Int { weights * linearFLOPs + 2 * core + again * (linearFLOPs + core) }
+            // The adapters' products are trained: input and weight gradients, plus the recompute.
+            func adapted(_ es: [ParameterLayout.Entry]) -> (forward: Int, backward: Int) { (linear(es), (2 + again) * linear(es)) }
+            let (la, lm) = (adapted(loraAttention), adapted(loraMLP))
             let parts = [
-                ModuleProfile(name: "block \(l) attention", depth: 3, parameters: params(attention), forwardFLOPs: attnFwd,
-                              backwardFLOPs: backward(linear(attention), core: core)),
-                ModuleProfile(name: "block \(l) mlp", depth: 3, parameters: params(mlp), forwardFLOPs: mlpFwd, backwardFLOPs: backward(mlpFwd)),
+                ModuleProfile(name: "block \(l) attention", depth: 3, parameters: params(attention) + params(loraAttention),
+                              forwardFLOPs: attnFwd + la.forward, backwardFLOPs: backward(linear(attention), core: core) + la.backward),
+                ModuleProfile(name: "block \(l) mlp", depth: 3, parameters: params(mlp) + params(loraMLP), forwardFLOPs: mlpFwd + lm.forward,
+                              backwardFLOPs: backward(mlpFwd) + lm.backward),
                 ModuleProfile(name: "block \(l) norms and other", depth: 3, parameters: params(norms), forwardFLOPs: linear(norms),
                               backwardFLOPs: backward(linear(norms))),
             ]
-            rows.append(ModuleProfile(name: "block \(l)", depth: 2, parameters: params(es),
+            rows.append(ModuleProfile(name: "block \(l)", depth: 2, parameters: params(es) + params(lora),
                                       forwardFLOPs: parts.reduce(0) { $0 + $1.forwardFLOPs }, backwardFLOPs: parts.reduce(0) { $0 + $1.backwardFLOPs }))
             rows += parts
         }
@@ -110,13 +121,13 @@ public struct FlopsProfile: Sendable {
     /// Rows of every depth, latencies from the step's measured pieces; the depth-1 rows' latencies add
     /// up to the step.
     public init(step: Int, worldSize: Int, config: TransformerConfig, layout: ParameterLayout, spans: [[AttentionSpan]],
-                recompute: Bool, frozenBase: Bool = false, times: StepTimes, sgemmPeak: Double) {
+                recompute: Bool, frozenBase: Bool = false, adapter: ParameterLayout? = nil, times: StepTimes, sgemmPeak: Double) {
         self.step = step
         self.worldSize = worldSize
         self.times = times
         self.sgemmPeak = sgemmPeak
-        parameters = layout.totalCount
-        var rows = FlopsCount.modules(config: config, layout: layout, spans: spans, recompute: recompute, frozenBase: frozenBase)
+        parameters = layout.totalCount + (adapter?.totalCount ?? 0)
+        var rows = FlopsCount.modules(config: config, layout: layout, spans: spans, recompute: recompute, frozenBase: frozenBase, adapter: adapter)
         for i in rows.indices {
             switch rows[i].name {
             case "embedding": rows[i].latency = times.pieces[.embedding] ?? 0

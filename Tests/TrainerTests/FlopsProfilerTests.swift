@@ -53,6 +53,21 @@ final class FlopsProfilerTests: XCTestCase {
         XCTAssertEqual(frozen["block 0 mlp"]?.backwardFLOPs, mlp)
         XCTAssertEqual(frozen["block 0 attention"]?.backwardFLOPs, attnLinear + 2 * attnCore)
         XCTAssertEqual(frozen["head and loss"]?.backwardFLOPs, 2 * N * 192 * 900)
+        // LoRA r = 4 on q_proj (192 → 192) and down_proj (512 → 192): each adapter adds x·Aᵀ and u·Bᵀ,
+        // 2·N·r·(in + out) forward, twice that backward (A's, B's and the input's gradients).
+        let model = TransformerModel(config: config)
+        let adapter = try LoRAAdapter(model: model, settings: LoRASettings(r: 4, alpha: 8, targets: .names(["q_proj", "down_proj"])))
+        let lora = Dictionary(uniqueKeysWithValues: FlopsCount.modules(config: config, layout: model.layout, spans: spans, recompute: false,
+                                                                       adapter: adapter.layout).map { ($0.name, $0) })
+        let q = 2 * N * 4 * (192 + 192), down = 2 * N * 4 * (512 + 192)
+        XCTAssertEqual(lora["block 0 attention"]?.forwardFLOPs, attnLinear + attnCore + q)
+        XCTAssertEqual(lora["block 0 attention"]?.backwardFLOPs, attnLinear + 2 * attnCore + 2 * q, "the base frozen, the adapter trained")
+        XCTAssertEqual(lora["block 3 mlp"]?.forwardFLOPs, mlp + down)
+        XCTAssertEqual(lora["block 3 mlp"]?.backwardFLOPs, mlp + 2 * down)
+        XCTAssertEqual(lora["block 3 mlp"]?.parameters, 3 * 512 * 192 + 4 * (512 + 192))
+        XCTAssertEqual(lora["head and loss"]?.backwardFLOPs, 2 * N * 192 * 900)
+        let loraCkpt = FlopsCount.modules(config: config, layout: model.layout, spans: spans, recompute: true, adapter: adapter.layout)
+        XCTAssertEqual(loraCkpt.first { $0.name == "block 2 mlp" }?.backwardFLOPs, mlp + mlp + 3 * down, "frozen input grad, recompute, adapter")
     }
 
     func testGPT2CountsAreTheHandFormulas() throws {
