@@ -134,6 +134,7 @@ enum PathCheck {
     static func folder(_ path: String, holding names: [String], purpose: String? = nil) -> String? {
         let k = kind(path)
         if k.exists && !k.isFolder { return "'\(path)' is a file, expected a folder" }
+        if !k.exists { return "no such folder '\(path)'" + (purpose.map { " (\($0))" } ?? "") }
         for name in names {
             let f = kind((path as NSString).appendingPathComponent(name))
             if !f.exists || f.isFolder { return "no \(name) in '\(path)'" + (purpose.map { " (\($0))" } ?? "") }

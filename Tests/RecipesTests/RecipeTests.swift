@@ -96,7 +96,7 @@ final class RecipeTests: XCTestCase {
         let (_, problems) = Recipe.check(path: fixed)
         let all = problems.map(\.description)
         XCTAssertEqual(all.count, 6, all.joined(separator: "\n"))
-        XCTAssertTrue(all.contains { $0.contains("recipe.yaml:1:") && $0.contains("model.path: no config.json in '/nonexistent'") }, "\(all)")
+        XCTAssertTrue(all.contains { $0.contains("recipe.yaml:1:") && $0.contains("model.path: no such folder '/nonexistent'") }, "\(all)")
         XCTAssertTrue(all.contains { $0.contains(":3:") && $0.contains("data.train.path: no such file") }, "\(all)")
         XCTAssertTrue(all.contains { $0.contains(":4:") && $0.contains("data.eval.split: must be between 0 and 1") }, "\(all)")
         XCTAssertTrue(all.contains { $0.contains("training.micro_batch_size: must be at least 1, got 0") }, "\(all)")
