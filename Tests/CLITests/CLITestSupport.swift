@@ -38,7 +38,9 @@ enum CLI {
         let killed = Killed()
         if let timeout {
             DispatchQueue.global().asyncAfter(deadline: .now() + timeout) {
-                if p.isRunning { killed.value = true; p.terminate() }
+                // The whole tree: a rank, mpirun's daemon or a crash handler still holding the pipes would
+                // otherwise keep the read below waiting after the main process is gone.
+                if p.isRunning { killed.value = true; Self.killTree(p.processIdentifier) }
             }
         }
         if stdinPath == nil {
@@ -58,11 +60,52 @@ enum CLI {
 
     private final class Killed: @unchecked Sendable { var value = false }
 
+    /// SIGKILL to `pid` and every descendant (children found through /proc/PID/stat's parent field),
+    /// children first listed before the parent dies so none is re-parented out of reach.
+    static func killTree(_ pid: pid_t) {
+        var parents: [pid_t: [pid_t]] = [:]
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let child = pid_t(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { continue }
+            // Fields after the command name: state, then the parent's pid.
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            if fields.count > 1, let parent = pid_t(fields[1]) { parents[parent, default: []].append(child) }
+        }
+        var tree: [pid_t] = [], queue = [pid]
+        while let next = queue.popLast() { tree.append(next); queue += parents[next] ?? [] }
+        for p in tree { kill(p, SIGKILL) }
+    }
+
     /// A scratch folder for one test, removed by the caller's `defer`.
     static func scratch(_ name: String) throws -> String {
         let dir = NSTemporaryDirectory() + "sf-\(name)-\(getpid())"
         try? FileManager.default.removeItem(atPath: dir)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         return dir
+    }
+}
+
+/// The runner's timeout ends a whole process tree, not only its root.
+final class TestRunnerTests: XCTestCase {
+    func testKillTreeEndsEveryDescendant() throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/bash")
+        let marker = "sf-killtree-\(getpid())"
+        p.arguments = ["-c", "bash -c 'exec -a \(marker) sleep 300' & exec -a \(marker) sleep 300"]
+        try p.run()
+        func alive() -> Int {
+            ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).filter { e in
+                guard pid_t(e) != nil, let cmd = FileManager.default.contents(atPath: "/proc/\(e)/cmdline") else { return false }
+                return String(decoding: cmd, as: UTF8.self).hasPrefix(marker)
+            }.count
+        }
+        let deadline = Date().addingTimeInterval(10)
+        while alive() < 2 && Date() < deadline { usleep(20_000) }
+        XCTAssertEqual(alive(), 2, "the shell's two sleeps")
+        CLI.killTree(p.processIdentifier)
+        p.waitUntilExit()
+        let gone = Date().addingTimeInterval(10)
+        while alive() > 0 && Date() < gone { usleep(20_000) }
+        XCTAssertEqual(alive(), 0, "the grandchild too")
     }
 }
