@@ -4,10 +4,12 @@ import Tensors
 
 /// What `TrainingEngine` does differently on a pipeline stage (`pipeline` set). The flat buffers keep
 /// the whole model's layout, so every offset, name and range stays the one-process one, but the stage
-/// touches only its own layer groups' pages: weights of other stages' groups are released after start
-/// and after every gather, gradients are written only by its own blocks, and optimizer state is compact
-/// (`ShardLayout.ownedGroups`). The step reduces only those groups over the data-parallel group, sums a
-/// tied embedding's gradient between the first and last stage, and sums the norm over the stages.
+/// touches only its own layer groups' pages (and a tied embedding's replica on the first stage): weights
+/// of other stages' groups are released after start and after every gather, gradients are written and
+/// zeroed only in its own groups, and optimizer state is compact (`ShardLayout.ownedGroups`). The step
+/// adds the first stage's tied-embedding gradient into the owner's (PipelineTiedEmbedding.swift),
+/// reduces the owned groups over the data-parallel group, sums the norm over the stages, and returns the
+/// stepped tied weights to the replica.
 extension TrainingEngine {
     /// The full-buffer ranges of the groups this rank holds (every group without a pipeline).
     var heldRanges: [Range<Int>] {
@@ -27,15 +29,16 @@ extension TrainingEngine {
     /// Gives back the pages of the weights of other stages' groups (they are not read here until a
     /// gather for evaluation, export or a checkpoint brings them back).
     func releaseForeignParameters() {
-        guard pipeline != nil else { return }
-        for g in shards.groups where !shards.owns(group: g.group) { trainableParams.release(g.range) }
+        guard let p = pipeline else { return }
+        for g in shards.groups where !p.residentGroups.contains(g.group) { trainableParams.release(g.range) }
     }
 
-    /// Tied embeddings: group 0's gradients summed between the first and last stage (DeepSpeed's
-    /// `_exec_reduce_tied_grads`), before the data-parallel reduction; both then step the same values.
-    func sumTiedGradients() throws {
-        guard let p = pipeline, let tied = p.tied, p.isFirst || p.isLast else { return }
-        try gradients.sum(trainableLayout.range(ofGroup: 0), over: tied)
+    /// Zeroes the gradients this stage accumulates (the whole buffer would make every stage's pages of
+    /// it resident): its own groups, and a tied replica's rows, whose pages go back.
+    func zeroStageGradients() {
+        guard let p = pipeline else { return }
+        gradients.zero(heldRanges)
+        if p.holdsTiedReplica { grads.release(trainableLayout.range(ofGroup: 0)) }
     }
 
     /// After the data-parallel gather: every group's f32 weights from the stage that holds it, so every
@@ -45,7 +48,7 @@ extension TrainingEngine {
     func gatherAcrossStages() throws {
         guard let p = pipeline else { return }
         for g in shards.groups where !g.range.isEmpty {
-            let owner = p.partition.stage(ofGroup: g.group)
+            let owner = p.ownerStage(ofGroup: g.group)
             try p.pipeline.broadcast(UnsafeMutableRawPointer(params + g.range.lowerBound), bytes: g.range.count * 4, root: owner)
             if !shards.owns(group: g.group), case .halfCopy(let words, let format, _) = parameters.compute {
                 format.store(params + g.range.lowerBound, count: g.range.count,
@@ -57,7 +60,7 @@ extension TrainingEngine {
     /// A tied head on the last stage has added into group 0's gradients, which `embedBackward` (not run
     /// there) would have finished: finish them, so 16-bit accumulation takes them in.
     func finishTiedHeadGradients() throws {
-        guard let p = pipeline, p.holdsTiedCopy else { return }
+        guard let p = pipeline, p.ownsTiedWeight else { return }
         try gradientsReady(group: 0)
     }
 

@@ -25,7 +25,8 @@ struct PipelineTraining {
         }
         let groups = try ParallelGroups(world: world, pipelineStages: P)
         let partition = try PipelinePartition.make(options.pipeline.partition, stages: P, layout: model.trainableLayout,
-                                                   blocks: model.config.numLayers, tiedHead: model.isHeadTied)
+                                                   blocks: model.config.numLayers, tiedHead: model.isHeadTied,
+                                                   computeDType: options.precision.computeDType)
         placement = try PipelinePlacement(groups: groups, partition: partition, tiedHead: model.isHeadTied)
         dataParallel = groups.dataParallel
     }
