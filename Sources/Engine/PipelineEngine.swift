@@ -26,11 +26,14 @@ extension TrainingEngine {
 
     var heldElements: Int { heldRanges.reduce(0) { $0 + $1.count } }
 
-    /// Gives back the pages of the weights of other stages' groups (they are not read here until a
-    /// gather for evaluation, export or a checkpoint brings them back).
+    /// Gives back the pages of the weights of other stages' groups, f32 and a 16-bit compute copy's
+    /// (they are not read here until a gather for evaluation, export or a checkpoint brings them back).
     func releaseForeignParameters() {
         guard let p = pipeline else { return }
-        for g in shards.groups where !p.residentGroups.contains(g.group) { trainableParams.release(g.range) }
+        for g in shards.groups where !p.residentGroups.contains(g.group) {
+            trainableParams.release(g.range)
+            if case .halfCopy(let words, _, _) = parameters.compute { words.release(g.range) }
+        }
     }
 
     /// Zeroes the gradients this stage accumulates (the whole buffer would make every stage's pages of
