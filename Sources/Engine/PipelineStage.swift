@@ -128,8 +128,8 @@ public struct PipelinePartition: Sendable, Equatable {
 /// last stage, whose LM head writes the weight's dense gradient, owns it (steps it, counts it in the
 /// gradient norm, writes it in checkpoints). The first stage embeds with a replica of the compute
 /// weights and no optimizer state; its gradient contribution (only the rows of the step's tokens:
-/// `TiedEmbeddingExchange`) goes to the owner before the step, and the stepped weights come back after
-/// it, both over `tied` (the first and last stage of this replica).
+/// `TiedEmbeddingRows`, PipelineEngine.swift) goes to the owner before the step, and the stepped
+/// weights come back after it, both over `tied` (the first and last stage of this replica).
 public final class PipelinePlacement {
     public let partition: PipelinePartition
     public let stage: Int

@@ -144,7 +144,7 @@ extension TrainingEngine: TrainingHooks {
     }
 
     public func gradientsReady(group: Int) throws {
-        // A tied replica's rows stay f32 until the owner adds them (PipelineTiedEmbedding.swift).
+        // A tied replica's rows stay f32 until the owner adds them (PipelineEngine.swift).
         if group == 0, pipeline?.holdsTiedReplica == true { return }
         try gradients.groupReady(shards.groups[group], grads: grads, collectives: collectives)
     }
