@@ -48,8 +48,8 @@ extension TrainingEngine {
             guard communicator.rank == 0 else { return [] }
             return trainableLayout.entries.map { ($0, 0..<$0.count, $0.range.lowerBound) }
         }
-        // A pipeline stage writes its own groups; a tied embedding's second copy is the first stage's to write.
-        for g in shards.groups where pipeline?.primaryGroups.contains(g.group) ?? true {
+        // A pipeline stage writes the groups it steps (a tied embedding is the last stage's to write).
+        for g in shards.groups where pipeline?.ownedGroups.contains(g.group) ?? true {
             let owned = shards.ownedRange(group: g.group)
             for e in trainableLayout.entries where e.range.overlaps(owned) {
                 let lo = Swift.max(e.range.lowerBound, owned.lowerBound), hi = Swift.min(e.range.upperBound, owned.upperBound)

@@ -65,6 +65,19 @@ enum GradientStorage {
         }
     }
 
+    /// Zeroes `ranges` (full-buffer coordinates) of a full-size accumulator, or every shard: a pipeline
+    /// stage's own groups, so the other stages' pages of the full-size buffer are never touched.
+    func zero(_ ranges: [Range<Int>]) {
+        switch self {
+        case .full(let b):
+            for r in ranges { b.raw.assumingMemoryBound(to: Float.self).advanced(by: r.lowerBound).update(repeating: 0, count: r.count) }
+        case .accumulatedHalf(let b, _, _):
+            for r in ranges { b.raw.assumingMemoryBound(to: UInt16.self).advanced(by: r.lowerBound).update(repeating: 0, count: r.count) }
+        case .reduceScattered(let b, _):
+            b.zero()
+        }
+    }
+
     /// Backward has finished group `g`'s f32 gradients of this micro-batch in `grads`: move them into
     /// this storage and release their full-size pages. Collective for reduce-scattered storage.
     func groupReady(_ g: ShardLayout.GroupShards, grads: FlatBuffer, collectives: ShardCollectives) throws {
@@ -99,7 +112,7 @@ enum GradientStorage {
     }
 
     /// Sums `range` of the full-size gradients over `communicator` in place (f32, or 16-bit as
-    /// accumulated); a pipeline's tied embedding uses it between its first and last stage.
+    /// accumulated).
     func sum(_ range: Range<Int>, over communicator: Communicator) throws {
         guard !range.isEmpty else { return }
         switch self {

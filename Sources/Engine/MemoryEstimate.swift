@@ -23,21 +23,26 @@ public enum MemoryEstimate {
         }
     }
 
-    /// Per stage of a pipeline of `stages` over `ranks` (D = ranks / stages replicas): the stage's own
-    /// parameters (its layer groups, a tied embedding on both end stages) under the formula above over
-    /// its D replicas, at stage max(1, `zeroStage`): a stage's engine always keeps compact (ZeRO-1)
-    /// optimizer state, which with D = 1 is the same as stage 0's.
+    /// Per stage of a pipeline of `stages` over `ranks` (D = ranks / stages replicas): the groups the
+    /// stage steps under the formula above over its D replicas, at stage max(1, `zeroStage`) (a stage's
+    /// engine always keeps compact, ZeRO-1, optimizer state, which with D = 1 is stage 0's). A tied
+    /// embedding is stepped by the last stage alone; the first stage adds its replica's compute weights
+    /// (c bytes per parameter). Not counted: the replica's f32 gradient rows of the step's tokens (at
+    /// most tokens per step × hidden × 4 bytes, data-dependent; the engine's figure includes them).
     public static func pipelineModelStateBytes(layout: ParameterLayout, blocks: Int, stages: Int, ranks: Int, zeroStage: Int,
                                                computeDType: DType = .f32,
                                                partition: EngineOptions.Pipeline.Partition = .parameters) throws -> [Int] {
         let tied = layout["lm_head.weight"] == nil
-        let split = try PipelinePartition.make(partition, stages: stages, layout: layout, blocks: blocks, tiedHead: tied)
+        let split = try PipelinePartition.make(partition, stages: stages, layout: layout, blocks: blocks, tiedHead: tied,
+                                               computeDType: computeDType)
+        let embed = layout.range(ofGroup: 0).count
         return (0..<stages).map { s in
             var groups = Set(split.blocks(stage: s).map { $0 + 1 })
-            if s == 0 || (tied && s == stages - 1) { groups.insert(0) }
-            if s == stages - 1 { groups.insert(blocks + 1) }
+            if s == stages - 1 { groups.formUnion(tied ? [0, blocks + 1] : [blocks + 1]) }
+            if s == 0 && !tied { groups.insert(0) }
             let psi = groups.reduce(0) { $0 + layout.range(ofGroup: $1).count }
-            return modelStateBytes(parameters: psi, stage: Swift.max(1, zeroStage), ranks: ranks / stages, computeDType: computeDType)
+            let replica = s == 0 && tied ? embed * computeDType.byteSize : 0
+            return modelStateBytes(parameters: psi, stage: Swift.max(1, zeroStage), ranks: ranks / stages, computeDType: computeDType) + replica
         }
     }
 }

@@ -45,7 +45,7 @@ extension TrainingEngine {
 
 extension EngineOptions.Precision {
     /// The dtype compute weights and saved activations are stored in.
-    var computeDType: DType {
+    public var computeDType: DType {
         switch self {
         case .f32: return .f32
         case .bf16: return .bf16

@@ -33,6 +33,7 @@ public enum PipelineSchedule {
 
 /// Where a stage spent one step's schedule: running its pieces, or waiting for a neighbour's message.
 public struct PipelineTiming: Sendable {
+    public init() {}
     public var computeSeconds = 0.0
     public var waitSeconds = 0.0
     public var bubbleFraction: Double { waitSeconds / Swift.max(computeSeconds + waitSeconds, 1e-12) }
@@ -49,6 +50,8 @@ extension TrainingEngine {
     public func pipelineMicroSteps(_ batches: [MicroBatch?]) throws -> (lossSum: Double, labelTokens: Int) {
         guard let p = pipeline else { throw PipelineError.unsupported("pipelineMicroSteps on an engine without a pipeline placement") }
         releaseForeignParameters()
+        tiedRows = p.holdsTiedReplica || p.ownsTiedWeight
+            ? TiedEmbeddingRows(layout: trainableLayout, config: model.config, batches: batches) : .none
         let order = PipelineSchedule.train(stage: p.stage, stages: p.stages, microBatches: batches.count)
         let run = PipelineRun(engine: self, placement: p, batches: batches)
         for (k, instruction) in order.enumerated() {

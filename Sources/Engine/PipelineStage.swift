@@ -42,8 +42,9 @@ public struct PipelinePartition: Sendable, Equatable {
         return blockCounts.count - 1
     }
 
-    /// The stage that holds layer group `g` (0 the embeddings, 1...L blocks, L+1 the head) and writes it
-    /// in checkpoints. A tied embedding is also held by the last stage, which does not write it.
+    /// The stage that holds layer group `g` (0 the embeddings, 1...L blocks, L+1 the head) without a
+    /// tied head. A tied embedding is stepped and written by the last stage instead
+    /// (`PipelinePlacement.ownerStage(ofGroup:)`).
     public func stage(ofGroup g: Int) -> Int {
         let L = blockCounts.reduce(0, +)
         if g == 0 { return 0 }
@@ -54,9 +55,17 @@ public struct PipelinePartition: Sendable, Equatable {
     /// DeepSpeed's `partition_method`: `uniform` gives every stage ⌊L/P⌋ blocks and the first L mod P one
     /// more (ds_utils.partition_uniform); `parameters` picks the contiguous split that minimises the
     /// largest stage's parameter count, the embeddings counted on the first stage and the final norm and
-    /// head (the tied embedding included) on the last; a list is taken as given.
+    /// head on the last; a list is taken as given.
+    ///
+    /// `parameters` counts what a stage holds, as DeepSpeed's count does where every held parameter has
+    /// its full model state (weight, gradient, optimizer state: 2c + K = 16 bytes at either precision,
+    /// MemoryEstimate): a tied embedding is stepped on the last stage only, so there it counts whole, and
+    /// the first stage's replica (compute weights alone, c bytes of the 16: a quarter in f32, an eighth in
+    /// 16-bit) counts as that fraction of its parameters. Counting the replica whole, as DeepSpeed does
+    /// for its two stepped copies, would give the first stage blocks' worth of state it does not hold.
+    /// Untied models split exactly as DeepSpeed's parameter count does.
     public static func make(_ method: EngineOptions.Pipeline.Partition, stages P: Int, layout: ParameterLayout,
-                            blocks L: Int, tiedHead: Bool) throws -> PipelinePartition {
+                            blocks L: Int, tiedHead: Bool, computeDType: DType = .f32) throws -> PipelinePartition {
         guard P >= 1, L >= P else {
             throw PipelineError.partition("\(P) stages need at least as many blocks; the model has \(L)")
         }
@@ -70,10 +79,13 @@ public struct PipelinePartition: Sendable, Equatable {
             }
             return PipelinePartition(blockCounts: counts)
         case .parameters:
-            let weights = (0..<L).map { layout.range(ofGroup: $0 + 1).count }
+            // In units of 1/16 of a parameter's full state, so the replica's fraction stays an integer.
+            let full = 16
+            let weights = (0..<L).map { full * layout.range(ofGroup: $0 + 1).count }
             let embed = layout.range(ofGroup: 0).count
-            let head = layout.range(ofGroup: L + 1).count + (tiedHead ? embed : 0)
-            return PipelinePartition(blockCounts: balanced(weights, parts: P, first: embed, last: head))
+            let replica = P > 1 && tiedHead ? computeDType.byteSize : full
+            let head = full * (layout.range(ofGroup: L + 1).count + (tiedHead ? embed : 0))
+            return PipelinePartition(blockCounts: balanced(weights, parts: P, first: replica * embed, last: head))
         }
     }
 
@@ -112,10 +124,12 @@ public struct PipelinePartition: Sendable, Equatable {
 /// One rank's place in a pipeline: its stage, the blocks it runs, the layer groups it steps, and the
 /// communicators it needs beyond its data-parallel group (which is the engine's `communicator`).
 ///
-/// Tied embeddings (DeepSpeed's TiedLayerSpec): the first stage embeds with the weight and the last
-/// stage's LM head reads it, so both hold group 0 and step it; before every step their gradients of
-/// group 0 are summed over `tied` (the first and last stage of this replica), so both copies take the
-/// same step and stay identical. Only the first stage counts it in the gradient norm and writes it.
+/// Tied embeddings (DeepSpeed's TiedLayerSpec) keep one logical weight with one optimizer state: the
+/// last stage, whose LM head writes the weight's dense gradient, owns it (steps it, counts it in the
+/// gradient norm, writes it in checkpoints). The first stage embeds with a replica of the compute
+/// weights and no optimizer state; its gradient contribution (only the rows of the step's tokens:
+/// `TiedEmbeddingRows`, PipelineEngine.swift) goes to the owner before the step, and the stepped
+/// weights come back after it, both over `tied` (the first and last stage of this replica).
 public final class PipelinePlacement {
     public let partition: PipelinePartition
     public let stage: Int
@@ -128,10 +142,10 @@ public final class PipelinePlacement {
     public let worldRank: Int
     public let worldSize: Int
     public let blocks: Range<Int>
-    /// Layer groups this stage holds and steps.
+    /// Layer groups this stage steps: their optimizer state, norm share and checkpoint tensors are its own.
     public let ownedGroups: Set<Int>
-    /// Layer groups this stage alone holds among the stages: counted in the norm, written in checkpoints.
-    public let primaryGroups: Set<Int>
+    /// Layer groups whose weights stay resident here: the owned ones and a tied embedding's replica.
+    public let residentGroups: Set<Int>
     public let tiedHead: Bool
 
     public var isFirst: Bool { stage == 0 }
@@ -151,11 +165,11 @@ public final class PipelinePlacement {
         let L = partition.blockCounts.reduce(0, +)
         blocks = partition.blocks(stage: stage)
         let isFirst = stage == 0, isLast = stage == partition.stages - 1
-        var primary = Set(blocks.map { $0 + 1 })
-        if isFirst { primary.insert(0) }
-        if isLast { primary.insert(L + 1) }
-        primaryGroups = primary
-        ownedGroups = tiedHead && isLast ? primary.union([0]) : primary
+        var owned = Set(blocks.map { $0 + 1 })
+        if isFirst && !(tiedHead && partition.stages > 1) { owned.insert(0) }
+        if isLast { owned.formUnion(tiedHead ? [0, L + 1] : [L + 1]) }
+        ownedGroups = owned
+        residentGroups = isFirst ? owned.union([0]) : owned
         if tiedHead && partition.stages > 1 {
             tied = try groups.pipeline.split(color: isFirst || isLast ? 0 : 1, key: stage)
         } else {
@@ -163,6 +177,15 @@ public final class PipelinePlacement {
         }
     }
 
-    /// Whether this stage holds a second copy of group 0 for its tied head.
-    public var holdsTiedCopy: Bool { tiedHead && isLast && !isFirst }
+    /// Whether this stage embeds with a replica of a tied embedding it does not step (the first stage).
+    public var holdsTiedReplica: Bool { tiedHead && isFirst && !isLast }
+    /// Whether this stage steps a tied embedding whose replica is on the first stage (the last stage).
+    public var ownsTiedWeight: Bool { tiedHead && isLast && !isFirst }
+    /// The last stage's rank in `tied` (ranks there follow the stages: first 0, last 1).
+    var tiedOwnerRank: Int { 1 }
+
+    /// The stage that steps and writes layer group `g`.
+    public func ownerStage(ofGroup g: Int) -> Int {
+        g == 0 && tiedHead ? stages - 1 : partition.stage(ofGroup: g)
+    }
 }

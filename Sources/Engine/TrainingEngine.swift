@@ -117,12 +117,12 @@ public final class TrainingEngine {
     /// The ZeRO stage the engine partitions by: the recipe's, except that a pipeline stage always keeps
     /// compact (stage-1) optimizer state, which for its own groups is what stage 0 computes.
     let partitionStage: Int
-    /// The step ranges summed into the gradient norm: all of them, less a tied embedding's second copy.
-    let normRanges: [StepRange]
     /// A pipeline stage's training states, one per micro-batch in flight, kept across steps.
     var pipelineStates: [TrainingState] = []
     /// Where this stage's last pipeline step spent its time (compute, or waiting for neighbours).
     public internal(set) var lastPipelineTiming = PipelineTiming()
+    /// A tied pipeline's end stages: the tied embedding's elements the first stage's step wrote.
+    var tiedRows = TiedEmbeddingRows.none
 
     public init(model: TransformerModel, options: EngineOptions, optimizer: OptimizerSettings,
                 frozen: Set<String> = [], frozenBaseDType: DType = .f32, frozenBaseFill: ((Range<Int>) throws -> Void)? = nil,
@@ -149,8 +149,6 @@ public final class TrainingEngine {
         let stage = pipeline == nil ? options.zeroStage : Swift.max(1, options.zeroStage)
         partitionStage = stage
         stepRanges = Self.stepRanges(groups: groups, shards: shards, partitioned: stage > 0, total: trainableLayout.totalCount)
-        let duplicate = pipeline?.holdsTiedCopy == true ? trainableLayout.range(ofGroup: 0) : 0..<0
-        normRanges = stepRanges.filter { !duplicate.overlaps($0.full) }
         let n = trainableLayout.totalCount
         let stateCount = stage == 0 ? n : shards.localCount
         let format = HalfFormat(options.precision)
@@ -208,7 +206,7 @@ public final class TrainingEngine {
         // A pipeline stage's full-size weight and gradient buffers are touched only in its own groups.
         let full = trainableLayout.totalCount, held = heldElements
         let perElement = Double(parameters.byteCount + gradients.byteCount) / Double(Swift.max(full, 1))
-        return Int((perElement * Double(held)).rounded()) + momentBytes - offloaded
+        return Int((perElement * Double(held)).rounded()) + tiedReplicaBytes + momentBytes - offloaded
     }
 
     /// Bytes of the frozen base weights under an adapter (0 for full fine-tuning): a 16-bit copy, or f32.
@@ -225,7 +223,7 @@ public final class TrainingEngine {
     private var momentBytes: Int { moments.reduce(0) { $0 + $1.buffer.byteCount } }
 
     public func zeroGradients() {
-        gradients.zero()
+        if pipeline != nil { zeroStageGradients() } else { gradients.zero() }
         microStepsSinceStep = 0
     }
 

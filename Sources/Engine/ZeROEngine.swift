@@ -144,6 +144,8 @@ extension TrainingEngine: TrainingHooks {
     }
 
     public func gradientsReady(group: Int) throws {
+        // A tied replica's rows stay f32 until the owner adds them (PipelineEngine.swift).
+        if group == 0, pipeline?.holdsTiedReplica == true { return }
         try gradients.groupReady(shards.groups[group], grads: grads, collectives: collectives)
     }
 
@@ -158,7 +160,7 @@ extension TrainingEngine: TrainingHooks {
         try sumTiedGradients()
         try gradients.reduceAcrossRanks(communicator, ranges: pipeline.map { _ in heldRanges })
         var sum = 0.0
-        gradients.forEachRangeChunk(normRanges) { g, n in
+        gradients.forEachRangeChunk(stepRanges) { g, n in
             sum += GradientClipping.partialSumOfSquares(UnsafeBufferPointer(start: g, count: n), ranges: [0..<n])
         }
         // Stage 0 ranks hold every (identical) gradient; partitioned ranks hold disjoint pieces.
@@ -190,6 +192,7 @@ extension TrainingEngine: TrainingHooks {
             refreshComputeWeights(c)
         }
         try publishSteppedWeights()
+        try publishTiedWeights()
         return OptimizerStepResult(gradNorm: norm, skipped: false)
     }
 }

@@ -25,7 +25,8 @@ struct PipelineTraining {
         }
         let groups = try ParallelGroups(world: world, pipelineStages: P)
         let partition = try PipelinePartition.make(options.pipeline.partition, stages: P, layout: model.trainableLayout,
-                                                   blocks: model.config.numLayers, tiedHead: model.isHeadTied)
+                                                   blocks: model.config.numLayers, tiedHead: model.isHeadTied,
+                                                   computeDType: options.precision.computeDType)
         placement = try PipelinePlacement(groups: groups, partition: partition, tiedHead: model.isHeadTied)
         dataParallel = groups.dataParallel
     }
@@ -34,8 +35,8 @@ struct PipelineTraining {
     var description: String? {
         guard let p = placement else { return nil }
         var parts = [p.blocks.count == 1 ? "block \(p.blocks.lowerBound)" : "blocks \(p.blocks.lowerBound)...\(p.blocks.upperBound - 1)"]
-        if p.isFirst { parts.insert("embedding", at: 0) }
-        if p.isLast { parts.append(p.tiedHead ? "final norm and tied head" : "final norm and head") }
+        if p.isFirst { parts.insert(p.holdsTiedReplica ? "embedding (a replica; the last stage steps the tied weight)" : "embedding", at: 0) }
+        if p.isLast { parts.append(p.tiedHead ? "final norm and tied head (stepping the embedding)" : "final norm and head") }
         // Which world ranks hold which stage, so a rank the launcher reports can be told by its stage.
         let D = dataParallel.worldSize
         let map = (0..<p.stages).map { s -> String in

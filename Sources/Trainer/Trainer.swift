@@ -135,8 +135,12 @@ public final class Trainer {
         engine.scheduleTimer = timing
         sgemmPeak = c.logging.flopsProfiler.enabled ? SgemmPeak.measure() : nil
         self.log(data.train.summary)
-        self.log(String(format: "model state on each rank: %.1f MB (%@ parameters, ZeRO-%d, %d rank%@)",
-                        Double(engine.modelStateBytes) / 1e6, groupedDigits(model.parameterCount), c.engine.zeroStage,
+        // Pipeline stages hold different groups: the figure is the largest rank's, as estimate-memory's is.
+        let ownState = Double(engine.modelStateBytes)
+        let state = pipeline.placement == nil ? ownState : try communicator.allReduce(ownState, op: .max)
+        self.log(String(format: "model state on each rank: %.1f MB (%@%@ parameters, ZeRO-%d, %d rank%@)",
+                        state / 1e6, pipeline.placement == nil ? "" : String(format: "the largest stage; rank 0 %.1f MB; ", ownState / 1e6),
+                        groupedDigits(model.parameterCount), c.engine.zeroStage,
                         communicator.worldSize, communicator.worldSize == 1 ? "" : "s"))
         if let note = pipeline.description { self.log(note) }
         if model.adapter != nil {

@@ -124,7 +124,8 @@ final class PipelineEquivalenceTests: XCTestCase {
         try check(model: "llama_gqa_llama3rope", layouts: [(2, 1, 0), (2, 2, 0), (2, 2, 1)])
     }
 
-    /// Tied head: both end stages hold the embedding; its gradient is summed between them.
+    /// Tied head: the last stage steps the embedding, the first embeds with a replica; the replica's
+    /// gradient rows are added into the owner's before the step.
     func testTiedPipelineMatchesOneRank() throws {
         try check(model: "smollm_chat", layouts: [(2, 1, 0), (2, 2, 1)])
     }
@@ -137,13 +138,43 @@ final class PipelineEquivalenceTests: XCTestCase {
 
     /// bf16 (16-bit compute weights and gradient accumulation per stage, f32 master and messages),
     /// against data parallelism on as many replicas: untied within 1e-5 (measured: identical). Tied, the
-    /// embedding's gradient is accumulated in bf16 on each of the two stages (this engine rounds 16-bit
-    /// gradients per micro-batch) and the two are summed in bf16, where one rank rounds the f32 sum of
-    /// both parts once per micro-batch: measured 1.3e-4 relative on the final weights, 3e-4 on norms,
-    /// held to 1e-3.
+    /// owner accumulates the head's part of the embedding's gradient in bf16 per micro-batch and adds the
+    /// first stage's f32 rows (summed over the step) with one more rounding, where one rank rounds the f32
+    /// sum of both parts once per micro-batch: measured 1.0e-4 relative on the final weights, held to 1e-3.
     func testBF16PipelineMatchesDataParallel() throws {
         try check(model: "llama_gqa_llama3rope", layouts: [(2, 1, 0), (2, 2, 1)], precision: .bf16, referenceReplicas: true)
         try check(model: "smollm_chat", layouts: [(2, 1, 0), (2, 2, 1)], precision: .bf16, tolerance: 1e-3, referenceReplicas: true)
+    }
+
+    /// One logical tied weight, one optimizer state: the last stage holds the embedding's full state
+    /// (16 B per parameter in f32, as for its blocks and final norm), the first stage its f32 weights and
+    /// the f32 gradient rows of the last step's distinct tokens, nothing more; the estimate counts the
+    /// same less those rows. Counted from the layout here, compared exactly with the engines' figures.
+    func testTiedEmbeddingStateOnTheOwnerOnly() throws {
+        let name = "smollm_chat", path = Z.models + "/" + name
+        let model = try TransformerModel.load(directory: path)
+        let layout = model.trainableLayout, L = model.config.numLayers, H = model.config.hiddenSize
+        XCTAssertTrue(model.isHeadTied)
+        let split = try PipelinePartition.make(.uniform, stages: 2, layout: layout, blocks: L, tiedHead: true)
+        func count(_ groups: [Int]) -> Int { groups.reduce(0) { $0 + layout.range(ofGroup: $1).count } }
+        let embed = count([0])
+        let firstBlocks = count(split.blocks(stage: 0).map { $0 + 1 })
+        let lastOwned = count(split.blocks(stage: 1).map { $0 + 1 } + [L + 1, 0])
+        let lastStep = Z.batches(vocab: model.config.vocabSize, steps: 5)[4]
+        let rows = Set(lastStep.flatMap(\.tokens)).count
+        let runs = try train(model: name, stages: 2, replicas: 1)
+        XCTAssertEqual(runs.map(\.stage), [0, 1])
+        XCTAssertEqual(runs[0].stateBytes, 16 * firstBlocks + 4 * embed + 4 * rows * H, "first stage: blocks, f32 replica, gradient rows")
+        XCTAssertEqual(runs[1].stateBytes, 16 * lastOwned, "last stage: blocks, final norm and the embedding's full state")
+        let estimate = try MemoryEstimate.pipelineModelStateBytes(layout: layout, blocks: L, stages: 2, ranks: 2, zeroStage: 0,
+                                                                  partition: .uniform)
+        XCTAssertEqual(estimate, [runs[0].stateBytes - 4 * rows * H, runs[1].stateBytes])
+        // The gradient rows: the step's distinct tokens (and the whole table only without a [V, H] entry).
+        let one = try model.batch(tokens: [3, 1, 3], positions: [0, 1, 2], spans: [AttentionSpan(qStart: 0, qLen: 3)],
+                                  targets: [1, 3, -100], normalizer: 2)
+        let table = layout.range(ofGroup: 0).lowerBound
+        XCTAssertEqual(TiedEmbeddingRows(layout: layout, config: model.config, batches: [one, nil]).ranges,
+                       [table + H..<table + 2 * H, table + 3 * H..<table + 4 * H])
     }
 
     /// DeepSpeed's TrainSchedule order: warm-up forwards, 1F1B, cool-down backwards.
@@ -165,8 +196,21 @@ final class PipelineEquivalenceTests: XCTestCase {
         XCTAssertEqual(try PipelinePartition.make(.uniform, stages: 2, layout: layout, blocks: 5, tiedHead: false).blockCounts, [3, 2])
         // The 100-element embedding outweighs everything: stage 0 keeps one block.
         XCTAssertEqual(try PipelinePartition.make(.parameters, stages: 2, layout: layout, blocks: 5, tiedHead: false).blockCounts, [1, 4])
-        // Tied, the last stage holds the embedding too: balanced again.
-        XCTAssertEqual(try PipelinePartition.make(.parameters, stages: 2, layout: layout, blocks: 5, tiedHead: true).blockCounts, [3, 2])
+        // Tied, the last stage steps the embedding (1 600 units of 1/16 parameter, + 16 for the head) and
+        // the first holds its f32 weights alone (400): [4, 1] (1 040 vs 1 776). DeepSpeed, which steps two
+        // copies, counts the replica whole (1 600 + 160k) and would say [3, 2].
+        XCTAssertEqual(try PipelinePartition.make(.parameters, stages: 2, layout: layout, blocks: 5, tiedHead: true).blockCounts, [4, 1])
+        // Blocks of 40 show the replica's fraction by precision: f32, it counts 25 of its 100 parameters:
+        // [3, 2] (145 vs 181, against 185 vs 141 for [4, 1]); bf16, 12.5: [4, 1] (172.5 vs 141). Untied
+        // (the embedding whole on the first stage, the head on the last): [1, 4] (140 vs 161).
+        var wide = ParameterLayout()
+        wide.append("embed", shape: [100], group: 0)
+        for l in 0..<5 { wide.append("block\(l)", shape: [40], group: l + 1) }
+        wide.append("head", shape: [1], group: 6)
+        XCTAssertEqual(try PipelinePartition.make(.parameters, stages: 2, layout: wide, blocks: 5, tiedHead: true).blockCounts, [3, 2])
+        XCTAssertEqual(try PipelinePartition.make(.parameters, stages: 2, layout: wide, blocks: 5, tiedHead: true,
+                                                  computeDType: .bf16).blockCounts, [4, 1])
+        XCTAssertEqual(try PipelinePartition.make(.parameters, stages: 2, layout: wide, blocks: 5, tiedHead: false).blockCounts, [1, 4])
         XCTAssertEqual(try PipelinePartition.make(.blocks([2, 3]), stages: 2, layout: layout, blocks: 5, tiedHead: false).blockCounts, [2, 3])
         XCTAssertThrowsError(try PipelinePartition.make(.blocks([2, 2]), stages: 2, layout: layout, blocks: 5, tiedHead: false)) {
             XCTAssertTrue("\($0)".contains("sum to the model's 5 blocks"), "\($0)")
