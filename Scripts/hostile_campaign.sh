@@ -53,7 +53,6 @@ d=$(copy ropef); py "import json;p='$d/config.json';c=json.load(open(p));c['rope
 d=$(copy nanw); py "
 from safetensors.numpy import load_file, save_file; import numpy as np
 t=load_file('$d/model.safetensors'); k=sorted(t)[3]; a=t[k].copy(); a.flat[0]=np.nan; t[k]=a; save_file(t,'$d/model.safetensors',metadata={'format':'pt'})"; run "NaN weight" $B eval --model $d --data $M/eval.jsonl
-run "--chat=yes" $B generate --model $M --prompt hi --chat=yes --max-new-tokens 1
 run "override training.max_steps=---" $B validate Recipes/quickstart_tiny.yaml training.max_steps=---
 run "min_delta: .nan" $B validate Recipes/quickstart_tiny.yaml "training.early_stopping={patience: 3, min_delta: .nan}"
 run "sample_max_new_tokens: -1" $B validate Recipes/quickstart_tiny.yaml logging.sample_max_new_tokens=-1
