@@ -8,7 +8,7 @@ protocol Decoder: Sendable {
 
 /// Stand-in characters back to bytes, then lossy UTF-8 (invalid sequences become U+FFFD).
 struct ByteLevelDecoder: Decoder {
-    func decode(_ tokens: [String]) throws -> [String] {
+    func decode(_ tokens: [String]) -> [String] {
         var bytes: [UInt8] = []
         for t in tokens { bytes += ByteLevelMap.decode(t) ?? Array(t.utf8) }
         return [String(decoding: bytes, as: UTF8.self)]
@@ -21,7 +21,7 @@ struct MetaspaceDecoder: Decoder {
     let replacement: UInt32
     let dropOnFirst: Bool
 
-    func decode(_ tokens: [String]) throws -> [String] {
+    func decode(_ tokens: [String]) -> [String] {
         tokens.enumerated().map { i, t in
             var s: [UInt32] = []
             for c in t.unicodeScalars {
@@ -40,7 +40,7 @@ struct WordPieceDecoder: Decoder {
     let prefix: String
     let cleanup: Bool
 
-    func decode(_ tokens: [String]) throws -> [String] {
+    func decode(_ tokens: [String]) -> [String] {
         tokens.enumerated().map { i, t in
             var s = t
             if i != 0 {
@@ -66,19 +66,13 @@ extension String {
         let text = scalars(self)
         let ms = LiteralMatcher(needle: t).matches(in: text)
         if ms.isEmpty { return self }
-        var out = text[...]
-        var result: [UInt32] = []
-        var last = 0
-        for m in ms { result += out[last..<m.lowerBound]; result += scalars(replacement); last = m.upperBound }
-        result += out[last...]
-        out = []
-        return string(result)
+        return string(ReplaceNormalizer.replace(text, matches: ms, scalars(replacement)))
     }
 }
 
 /// `<0xNN>` tokens back to bytes; a run that is not valid UTF-8 becomes one U+FFFD per byte.
 struct ByteFallbackDecoder: Decoder {
-    func decode(_ tokens: [String]) throws -> [String] {
+    func decode(_ tokens: [String]) -> [String] {
         var out: [String] = []
         var pending: [UInt8] = []
         func flush() {
@@ -105,7 +99,7 @@ struct ByteFallbackDecoder: Decoder {
 }
 
 struct FuseDecoder: Decoder {
-    func decode(_ tokens: [String]) throws -> [String] { [tokens.joined()] }
+    func decode(_ tokens: [String]) -> [String] { [tokens.joined()] }
 }
 
 /// Removes up to `start` leading and `stop` trailing `content` characters per token. HF counts the kept
@@ -114,7 +108,7 @@ struct StripDecoder: Decoder {
     let content: UInt32
     let start: Int, stop: Int
 
-    func decode(_ tokens: [String]) throws -> [String] {
+    func decode(_ tokens: [String]) -> [String] {
         tokens.map { t in
             let chars = scalars(t)
             var startCut = 0

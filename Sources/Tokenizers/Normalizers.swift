@@ -74,7 +74,11 @@ struct ReplaceNormalizer: Normalizer {
     func normalize(_ text: [UInt32]) throws -> [UInt32] { try Self.replace(text, matcher, content) }
 
     static func replace(_ text: [UInt32], _ matcher: ScalarMatcher, _ content: [UInt32]) throws -> [UInt32] {
-        let ms = try matcher.matches(in: text)
+        replace(text, matches: try matcher.matches(in: text), content)
+    }
+
+    /// `text` with each of `ms` (ascending, disjoint) replaced by `content`.
+    static func replace(_ text: [UInt32], matches ms: [Range<Int>], _ content: [UInt32]) -> [UInt32] {
         if ms.isEmpty { return text }
         var out: [UInt32] = []
         out.reserveCapacity(text.count)

@@ -12,9 +12,7 @@ final class GracefulStopMPITests: XCTestCase {
     typealias T = TrainingEquivalenceTests
 
     func testSIGTERMToOneRankStopsEveryRankAtOneStepAndTheResumedRunIsIdentical() throws {
-        let work = NSTemporaryDirectory() + "sf-graceful-mpi-\(getpid())"
-        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: work) }
+        let work = try scratchDirectory("graceful-mpi")
         let steps = 120
         let overrides = ["output.save_steps=null", "training.max_steps=\(steps)"]
         let mpirun = ["mpirun", "-np", "2", "--oversubscribe", BoundedProcess.binary]
@@ -40,21 +38,11 @@ final class GracefulStopMPITests: XCTestCase {
         XCTAssertTrue(files.contains("zero_rank0_optim_states.safetensors") && files.contains("zero_rank1_optim_states.safetensors"),
                       "both ranks saved the same step: \(files)")
         // No rank went on past the step the other stopped at.
-        let logged = try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
-            .compactMap { try? JSONValue.parse(String($0)) }.compactMap { $0["step"]?.intValue }
-        XCTAssertEqual(logged.max(), step)
+        XCTAssertEqual(try T.lossesByStep(out).keys.max(), step)
 
         let resumed = try BoundedProcess.run(mpirun + [recipe] + overrides + ["resume=auto"], timeout: 300)
         XCTAssertFalse(resumed.failed, resumed.stderr)
-        func losses(_ dir: String) throws -> [Int: Double] {
-            var byStep: [Int: Double] = [:]
-            for line in try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8).split(separator: "\n") {
-                let v = try JSONValue.parse(String(line))
-                if let s = v["step"]?.intValue, let l = v["loss"]?.doubleValue { byStep[s] = l }
-            }
-            return byStep
-        }
-        let a = try losses(wholeOut), b = try losses(out)
+        let a = try T.lossesByStep(wholeOut), b = try T.lossesByStep(out)
         XCTAssertEqual(a.count, steps)
         XCTAssertEqual(a, b, "the stopped and resumed run logs every step with the uninterrupted run's loss")
         let wa = try SafeTensorsFile(path: wholeOut + "/final/model.safetensors"), wb = try SafeTensorsFile(path: out + "/final/model.safetensors")

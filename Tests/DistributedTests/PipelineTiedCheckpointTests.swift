@@ -12,9 +12,7 @@ final class PipelineTiedCheckpointTests: XCTestCase {
     typealias T = TrainingEquivalenceTests
 
     func testTheLastStageWritesTheTiedEmbedding() throws {
-        let work = NSTemporaryDirectory() + "sf-pipeline-tiedckpt-\(getpid())"
-        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: work) }
+        let work = try scratchDirectory("pipeline-tiedckpt")
         _ = try T.train(ranks: 2, stage: 0, work: work, stages: 2, name: "pp2")
         let step = work + "/pp2/global_step2/"
         let stage0 = try SafeTensorsFile(path: step + "zero_rank0_optim_states.safetensors").names

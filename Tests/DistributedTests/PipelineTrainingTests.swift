@@ -13,13 +13,6 @@ final class PipelineTrainingTests: XCTestCase {
     typealias T = TrainingEquivalenceTests
     static let smollm = T.root + "/Tests/Fixtures/models/smollm_chat"
 
-    func workDirectory(_ name: String) throws -> String {
-        let work = NSTemporaryDirectory() + "sf-pipeline-\(name)-\(getpid())"
-        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: work) }
-        return work
-    }
-
     func assertAgree(_ r: T.Result, _ reference: T.Result, tolerance: Double, _ label: String) {
         XCTAssertEqual(r.losses.count, reference.losses.count, label)
         for (a, b) in zip(r.losses, reference.losses) {
@@ -55,7 +48,7 @@ final class PipelineTrainingTests: XCTestCase {
     }
 
     func testTiedPipelineAgreesWithOneProcess() throws {
-        let work = try workDirectory("tied")
+        let work = try scratchDirectory("pipeline-tied")
         try check(model: "{path: \(Self.smollm)}", work: work)
         // bf16, tied: each end stage accumulates its part of the embedding's gradient in bf16 and the two
         // parts are summed in bf16, where one process rounds the f32 sum of both once per micro-batch
@@ -69,7 +62,7 @@ final class PipelineTrainingTests: XCTestCase {
     /// The untied model: smollm_chat's config with tie_word_embeddings false, initialised from a seed;
     /// f32, bf16 and fp16 (with the dynamic loss scaler), all within 1e-5.
     func testUntiedPipelineAgreesWithOneProcess() throws {
-        let work = try workDirectory("untied")
+        let work = try scratchDirectory("pipeline-untied")
         var config = try XCTUnwrap(JSONValue.read(path: Self.smollm + "/config.json").objectValue)
         config["tie_word_embeddings"] = .bool(false)
         try Data(JSONWriter.compact.string(.object(config)).utf8).write(to: URL(fileURLWithPath: work + "/config.json"))
@@ -82,7 +75,7 @@ final class PipelineTrainingTests: XCTestCase {
     /// A checkpoint written by the two stages (each its own tensors and optimizer pieces, by name and
     /// range) resumes as one process, and the resumed steps equal the uninterrupted pipeline's.
     func testPipelineCheckpointResumesAsOneProcess() throws {
-        let work = try workDirectory("resume")
+        let work = try scratchDirectory("pipeline-resume")
         let pipelined = try T.train(ranks: 2, stage: 0, work: work, stages: 2, name: "pp2")
         let files = try FileManager.default.contentsOfDirectory(atPath: work + "/pp2/global_step2").sorted()
         XCTAssertTrue(files.contains("zero_rank0_optim_states.safetensors") && files.contains("zero_rank1_optim_states.safetensors"), "\(files)")
@@ -101,7 +94,7 @@ final class PipelineTrainingTests: XCTestCase {
     /// The other way: a one-process checkpoint (ZeRO-0, one optimizer file) resumes as P = 2 × D = 2 with
     /// ZeRO-1, and the resumed steps equal the uninterrupted one-process run's within 1e-5.
     func testOneProcessCheckpointResumesAsAPipeline() throws {
-        let work = try workDirectory("resume-into")
+        let work = try scratchDirectory("pipeline-resume-into")
         let single = try T.train(ranks: 1, stage: 0, work: work, name: "one", environment: ["OPENBLAS_NUM_THREADS": "1"])
         let resumed = try T.train(ranks: 4, stage: 1, work: work, stages: 2, name: "resumed",
                                   extra: "resume: \(work)/one/global_step2")
@@ -114,7 +107,7 @@ final class PipelineTrainingTests: XCTestCase {
     /// pipeline the recipe's engine.pipeline keys do: the same losses and weights, bit for bit, with the
     /// batch counted over D = 2 ranks / 2 stages = 1 replica (train_batch_size 8 = 2 × 4 × 1).
     func testDeepSpeedConfigPipelineSectionTrainsAsTheRecipeKeys() throws {
-        let work = try workDirectory("dsconfig")
+        let work = try scratchDirectory("pipeline-dsconfig")
         let fromRecipe = try T.train(ranks: 2, stage: 0, work: work, stages: 2, name: "recipe")
         let ds = work + "/ds_config.json"
         try Data(#"{"train_batch_size": 8, "train_micro_batch_size_per_gpu": "auto", "gradient_accumulation_steps": "auto", "pipeline": {"stages": 2, "partition": "parameters", "seed_layers": false}}"#.utf8)
@@ -126,12 +119,10 @@ final class PipelineTrainingTests: XCTestCase {
         let run = try BoundedProcess.run(["mpirun", "-np", "2", "--oversubscribe", BoundedProcess.binary, recipe], timeout: 120)
         XCTAssertFalse(run.failed, run.stderr)
         XCTAssertTrue(run.stderr.contains("pipeline.seed_layers"), "listed as no effect: \(run.stderr)")
-        let lines = try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
-        let losses = try lines.map { try JSONValue.parse(String($0)) }.compactMap { $0["loss"]?.doubleValue }
-        XCTAssertEqual(losses, fromRecipe.losses, "tolerance 0: the same run")
-        print("ds_config pipeline: losses \(losses)")
-        let file = try SafeTensorsFile(path: out + "/final/model.safetensors")
-        for name in file.names { XCTAssertEqual(try file.floats(name), fromRecipe.weights[name], name) }
+        let fromDeepSpeed = try T.result(of: out)
+        XCTAssertEqual(fromDeepSpeed.losses, fromRecipe.losses, "tolerance 0: the same run")
+        XCTAssertEqual(fromDeepSpeed.weights, fromRecipe.weights, "tolerance 0: the same run")
+        print("ds_config pipeline: losses \(fromDeepSpeed.losses)")
     }
 
     /// `estimate-memory --nproc 2` prints the per-rank model state of a 2-stage split, and the quickstart
@@ -144,7 +135,7 @@ final class PipelineTrainingTests: XCTestCase {
         XCTAssertFalse(estimate.failed, estimate.stderr)
         let line = try XCTUnwrap(estimate.stdout.split(separator: "\n").first { $0.contains("P=2 × D=1") }, estimate.stdout)
         XCTAssertTrue(line.contains("15.4 MB"), String(line))
-        let work = try workDirectory("quickstart")
+        let work = try scratchDirectory("pipeline-quickstart")
         var evals: [String] = []
         for (args, name) in [([bin], "one"), (["mpirun", "-np", "2", "--oversubscribe", bin], "pp2")] {
             let run = try BoundedProcess.run(args + [recipe, "engine.pipeline.stages=\(name == "one" ? 1 : 2)", "training.max_steps=3",
@@ -164,7 +155,7 @@ final class PipelineTrainingTests: XCTestCase {
     /// A stage killed mid-training (SIGKILL to world rank 1, stage 1 of P = 2) ends the whole job within
     /// seconds: mpirun names the rank, and the start-up log maps ranks to stages.
     func testKilledStageEndsTheJobInSeconds() throws {
-        let work = try workDirectory("kill")
+        let work = try scratchDirectory("pipeline-kill")
         let (recipe, out) = try T.writeRecipe(ranks: 2, stage: 0, work: work, stages: 2, name: "killed", steps: 5000)
         let tag = UUID().uuidString
         let killer = StageKiller(tag: tag, worldRank: 1, startedWhen: out + "/metrics.jsonl")

@@ -26,12 +26,27 @@ final class TrainingEquivalenceTests: XCTestCase {
         let args = ranks == 1 ? [bin, recipe] : ["mpirun", "-np", "\(ranks)", "--oversubscribe", bin, recipe]
         let run = try BoundedProcess.run(args, environment: environment, timeout: 120)
         XCTAssertFalse(run.failed, "\(ranks) ranks, stage \(stage), \(stages) pipeline stages: \(run.stderr)")
-        let lines = try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
-        let losses = try lines.map { try JSONValue.parse(String($0)) }.compactMap { $0["loss"]?.doubleValue }
-        let file = try SafeTensorsFile(path: out + (lora == nil ? "/final/model.safetensors" : "/final/adapter_model.safetensors"))
+        return try result(of: out, adapter: lora != nil)
+    }
+
+    /// A finished run's per-step losses (metrics.jsonl, in order) and final weights (the model, or the
+    /// adapter of a LoRA run).
+    static func result(of out: String, adapter: Bool = false) throws -> Result {
+        let losses = try lossesByStep(out).sorted { $0.key < $1.key }.map(\.value)
+        let file = try SafeTensorsFile(path: out + (adapter ? "/final/adapter_model.safetensors" : "/final/model.safetensors"))
         var weights: [String: [Float]] = [:]
         for name in file.names { weights[name] = try file.floats(name) }
         return Result(losses: losses, weights: weights)
+    }
+
+    /// The loss of every step metrics.jsonl logged, by step.
+    static func lossesByStep(_ out: String) throws -> [Int: Double] {
+        var byStep: [Int: Double] = [:]
+        for line in try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8).split(separator: "\n") {
+            let v = try JSONValue.parse(String(line))
+            if let s = v["step"]?.intValue, let l = v["loss"]?.doubleValue { byStep[s] = l }
+        }
+        return byStep
     }
 
     /// The recipe `train` runs (4 steps of 8 rows, a checkpoint at step 2) and its output folder.
@@ -149,14 +164,6 @@ final class ResumeAcrossWorldSizesTests: XCTestCase {
             """.utf8).write(to: URL(fileURLWithPath: path))
             return path
         }
-        func losses(_ dir: String) throws -> [Int: Double] {
-            var out: [Int: Double] = [:]
-            for line in try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8).split(separator: "\n") {
-                let v = try JSONValue.parse(String(line))
-                if let s = v["step"]?.intValue, let l = v["loss"]?.doubleValue { out[s] = l }
-            }
-            return out
-        }
         let bin = BoundedProcess.binary
         let first = try BoundedProcess.run(["mpirun", "-np", "2", "--oversubscribe", bin,
                                             try recipe(accumulation: 2, stage: 2, out: work + "/two", resume: nil)], timeout: 120)
@@ -171,7 +178,7 @@ final class ResumeAcrossWorldSizesTests: XCTestCase {
         let resumed = try BoundedProcess.run([bin, try recipe(accumulation: 4, stage: 0, out: work + "/one", resume: work + "/two/global_step2")],
                                              timeout: 120)
         XCTAssertFalse(resumed.failed, resumed.stderr)
-        let a = try losses(work + "/two"), b = try losses(work + "/one")
+        let a = try TrainingEquivalenceTests.lossesByStep(work + "/two"), b = try TrainingEquivalenceTests.lossesByStep(work + "/one")
         XCTAssertEqual(Array(b.keys).sorted(), [3, 4], "the resumed run continues at step 3")
         // Tolerance: 1e-5 relative (another world size sums gradients in another order).
         for step in [3, 4] { XCTAssertEqual(b[step]!, a[step]!, accuracy: 1e-5 * a[step]!, "step \(step)") }
