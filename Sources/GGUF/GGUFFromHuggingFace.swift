@@ -147,7 +147,7 @@ public struct GGUFFromHuggingFace {
             let permuteHeads: Int? = !mapping.permutesQK ? nil
                 : t.gguf.contains(".attn_q.") ? heads : t.gguf.contains(".attn_k.") ? kvHeads : nil
             let (hf, shape) = (t.hf, t.shape)
-            let shift = t.gguf.contains("norm.weight") ? mapping.normShift : 0
+            let shift = mapping.shift(ofGGUFTensor: t.gguf)
             try writer.addTensor(t.gguf, type: tensorType, shape: shape) { out in
                 let count = shape.reduce(1, *)
                 var values = [Float](repeating: 0, count: count)

@@ -144,9 +144,8 @@ public struct GGUFToHuggingFace {
             : t.gguf.contains(".attn_q.") ? heads : t.gguf.contains(".attn_k.") ? kvHeads : nil
         guard let n = permuteHeads else {
             try file.readFloats(t.gguf, into: out)
-            if mapping.normShift != 0 && t.gguf.contains("norm.weight") {
-                for i in out.indices { out[i] -= mapping.normShift }
-            }
+            let shift = mapping.shift(ofGGUFTensor: t.gguf)
+            if shift != 0 { for i in out.indices { out[i] -= shift } }
             return
         }
         var raw = [Float](repeating: 0, count: out.count)

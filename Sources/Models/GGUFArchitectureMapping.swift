@@ -41,6 +41,9 @@ public struct GGUFArchitectureMapping: Sendable {
     /// What llama.cpp adds to every norm weight (Gemma's (1 + w) norms: 1) and transformers subtracts on
     /// load (its Gemma2TensorProcessor: every tensor whose GGUF name contains `norm.weight`), in f32.
     public var normShift: Float = 0
+
+    /// What llama.cpp added to the tensor stored under `ggufName` (`normShift` for a norm weight, else 0).
+    public func shift(ofGGUFTensor ggufName: String) -> Float { ggufName.contains("norm.weight") ? normShift : 0 }
     /// Keys llama.cpp's converter writes that transformers does not read back (`{arch}.<suffix>` ← config
     /// key), written on export only.
     public var exportOnlyKeys: [(gguf: String, hf: String)] = []
