@@ -26,7 +26,7 @@ extension Trainer {
         let peak = communicator.rank == 0 ? max(sgemmPeak ?? 0, SgemmPeak.measure()) : sgemmPeak ?? .nan
         let profile = FlopsProfile(step: globalStep, worldSize: communicator.worldSize, config: model.config, layout: model.layout,
                                    spans: microBatches.map { $0.segments.map { AttentionSpan(qStart: $0.start, qLen: $0.length) } },
-                                   recompute: c.engine.activationCheckpointing, frozenBase: model.adapter != nil, adapter: model.adapter?.layout, times: times, sgemmPeak: peak)
+                                   recompute: c.engine.activationCheckpointing, adapter: model.adapter?.layout, times: times, sgemmPeak: peak)
         lastProfile = profile
         guard communicator.rank == 0 else { return }
         let text = profile.text(moduleDepth: f.moduleDepth, topModules: f.topModules, detailed: f.detailed)
