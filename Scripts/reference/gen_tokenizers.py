@@ -410,6 +410,11 @@ def component_pipelines(lines):
             pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation(behavior=behavior)]))
         out[f"split_regex_{behavior}"] = wordlevel(pre_tokenizers.Split(Regex(r"\s+|\d"), behavior=behavior))
         out[f"split_string_{behavior}_invert"] = wordlevel(pre_tokenizers.Split(" ", behavior=behavior, invert=True))
+    # A user regex no built-in scanner covers, in Oniguruma's own syntax (run by OnigurumaMatcher): a
+    # case-insensitive group, Unicode properties, \h as a hex digit (Oniguruma, not horizontal space),
+    # a possessive and an atomic group, \d on non-ASCII digits, and a lookahead.
+    out["split_regex_oniguruma_syntax"] = wordlevel(pre_tokenizers.Split(
+        Regex(r"(?i:'s|'t)|\p{Lu}\p{Ll}*+|\h{2,}|\d|\s+(?!\S)|(?>[^\s\p{L}\d]+)"), behavior="isolated"))
     out["digits_grouped_bert_roberta"] = wordlevel(pre_tokenizers.Sequence([
         pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Digits(individual_digits=False)]))
     out["digits_grouped_bert_roberta"].post_processor = processors.BertProcessing(("[SEP]", 2), ("[CLS]", 1))
