@@ -97,6 +97,7 @@ struct DeepSpeedMerge {
     private mutating func pipeline(_ s: DSSection) {
         defer { s.finish() }
         switch s.int("stages") {
+        case .value(let n) where n < 1: s.problem("stages", "must be at least 1, got \(n)")
         case .value(let n): assign(s, "stages", n, to: "engine.pipeline.stages", \.engine.pipeline.stages)
         case .auto, .absent: break
         }

@@ -388,6 +388,71 @@ final class FuzzTests: XCTestCase {
         report("LoRA sections and adapter folders", t)
     }
 
+    /// Rules: a ds_config (every mapped section, a 2-stage pipeline) is invalid with any key misspelt, any
+    /// value of the wrong type, a cut file, or pipeline settings DeepSpeed or this build refuse (the
+    /// unmutated config is checked to pass first, through `validate --nproc 2`).
+    func testMalformedDeepSpeedConfigs() throws {
+        let root = URL(fileURLWithPath: CLI.fixtures).deletingLastPathComponent().deletingLastPathComponent().path
+        let dir = try CLI.scratch("fuzz-dsconfig")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Data("""
+        model: {path: \(model)}
+        data:
+          train: {path: \(root)/Recipes/data/quickstart_chat.jsonl, format: chat}
+          max_seq_len: 64
+        output: {dir: /nonexistent-fuzz-out}
+        logging: {progress: none}
+        """.utf8).write(to: URL(fileURLWithPath: dir + "/r.yaml"))
+        let base = #"""
+            {"train_batch_size": 8, "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 4, "gradient_clipping": 1.0,
+             "optimizer": {"type": "AdamW", "params": {"lr": 3e-3, "betas": [0.9, 0.95], "eps": 1e-8, "weight_decay": 0.01}},
+             "scheduler": {"type": "WarmupLR", "params": {"warmup_min_lr": 0, "warmup_max_lr": 3e-3, "warmup_num_steps": 10}},
+             "bf16": {"enabled": true}, "zero_optimization": {"stage": 1},
+             "pipeline": {"stages": 2, "partition": "uniform", "activation_checkpoint_interval": 0},
+             "steps_per_print": "auto", "wall_clock_breakdown": false}
+            """#
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(base.utf8)) as? [String: Any])
+        let t = Tally()
+        func run(_ name: String, _ bytes: Data, valid: Bool = false) throws {
+            try bytes.write(to: URL(fileURLWithPath: dir + "/ds.json"))
+            t.check("ds_config \(name)", try CLI.run(["validate", dir + "/r.yaml", "--nproc", "2", "--deepspeed", dir + "/ds.json"], timeout: 10), valid: valid)
+        }
+        func json(_ o: Any) throws -> Data { try JSONSerialization.data(withJSONObject: o) }
+        try run("unmutated", Data(base.utf8), valid: true)
+        // Every key path, depth first: misspelt, and its value replaced by a wrong type.
+        func paths(_ o: [String: Any], _ prefix: [String] = []) -> [[String]] {
+            o.keys.sorted().flatMap { k -> [[String]] in
+                let here = prefix + [k]
+                return [here] + ((o[k] as? [String: Any]).map { paths($0, here) } ?? [])
+            }
+        }
+        func edit(_ o: [String: Any], _ path: [String], _ change: (inout [String: Any], String) -> Void) -> [String: Any] {
+            var copy = o
+            if path.count == 1 { change(&copy, path[0]); return copy }
+            copy[path[0]] = edit(o[path[0]] as! [String: Any], Array(path.dropFirst()), change)
+            return copy
+        }
+        for path in paths(object) {
+            let name = path.joined(separator: ".")
+            try run("\(name) misspelt", try json(edit(object, path) { o, k in o[k + "x"] = o.removeValue(forKey: k) }))
+            let wrong: Any = path.last == "type" || path.last == "partition" ? 7 : "x"
+            try run("\(name) = \(wrong)", try json(edit(object, path) { o, k in o[k] = wrong }))
+        }
+        for (name, pipeline) in [("stages 0", ["stages": 0]), ("stages -1", ["stages": -1]), ("stages 3 on 2 ranks", ["stages": 3]),
+                                 ("partition type:", ["stages": 2, "partition": "type:transformer"]),
+                                 ("partition misspelt", ["stages": 2, "partition": "paramters"]),
+                                 ("checkpoint interval 2", ["stages": 2, "activation_checkpoint_interval": 2])] as [(String, [String: Any])] {
+            var o = object; o["pipeline"] = pipeline
+            try run("pipeline \(name)", try json(o))
+        }
+        var o = object; o["zero_optimization"] = ["stage": 2]
+        try run("pipeline with ZeRO-2", try json(o))
+        var rng = LCG(state: 11)
+        for _ in 0..<10 { let cut = 1 + rng.below(base.utf8.count - 2); try run("cut at \(cut)", Data(base.utf8.prefix(cut))) }
+        for top in ["[]", "3", "\"x\"", "null"] { try run("top level \(top)", Data(top.utf8)) }
+        report("ds_config", t)
+    }
+
     /// Rules: a data file with one line that is not JSON, not an object, lacks a string "text", or escapes
     /// a lone UTF-16 surrogate (not a character; serde_json refuses it too) is invalid.
     func testMalformedJSONLData() throws {

@@ -197,6 +197,9 @@ final class DeepSpeedConfigTests: XCTestCase {
         XCTAssertTrue(p[0].message.contains("the recipe's engine.pipeline.stages says 2"), p[0].message)
         XCTAssertTrue(p[3].message.contains("did you mean 'stages'"), p[3].message)
         XCTAssertTrue(p[4].message.contains("× 2 data-parallel replica(s) (4 ranks / 2 pipeline stages)"), p[4].message)
+        (_, p) = swiftConfiguration(ds: try dsConfig(#"{"pipeline": {"stages": 0}}"#)).mergingDeepSpeed(worldSize: 2)
+        XCTAssertEqual(p.map(\.keyPath), ["deepspeed.pipeline.stages"])
+        XCTAssertTrue(p[0].message.contains("must be at least 1, got 0"), p[0].message)
     }
 
     func testOptimizerAndSchedulerSemantics() throws {
