@@ -156,6 +156,11 @@ final class FuzzTests: XCTestCase {
         for ty in [UInt32(4), 5, 99, 0xffff_ffff] { b = original; put(ty, at: type, in: &b); try run("type \(ty)", b) }
         for o in [UInt64(1), 32, 1 << 40, UInt64.max - 31] { b = original; put(o, at: offset, in: &b); try run("offset \(o)", b) }
         b = original; put(UInt64(1 << 40), at: name.lowerBound - 8, in: &b); try run("tensor name length", b)
+        // The other families' files (fused Phi-3 tensors, Qwen3's head norms, Gemma's shifted norms), cut.
+        for family in ["qwen3_bpe", "gemma3_spm", "phi3_spm"] {
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: CLI.fixtures + "/gguf/\(family).gguf"))
+            for _ in 0..<8 { let cut = 1 + rng.below(bytes.count - 2); try run("\(family) cut at \(cut)", bytes.prefix(cut)) }
+        }
         report("gguf", t)
     }
 
